@@ -1,0 +1,55 @@
+# gar-analysis — run `make help` to list the targets.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+GAR    := $(VENV)/bin/gar-analysis
+STAMP  := $(VENV)/.installed
+SAMPLE := data/raw/sample
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+
+.DEFAULT_GOAL := help
+.PHONY: help install sample data check reports test test-all lab clean browser
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) introuvable : installez Python 3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,lab]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with its test and lab extras
+
+$(SAMPLE)/truth.json: $(STAMP)
+	$(GAR) sample --out $(SAMPLE)
+
+sample: $(SAMPLE)/truth.json ## Write the simulated sample data directory
+
+data: sample ## Build the processed tables from the sample
+	$(GAR) build --data $(SAMPLE)
+
+check: sample ## Run the quality checks on the sample (CSV + HTML)
+	$(GAR) check --data $(SAMPLE) --out reports/qualite/constats.csv --html reports/qualite/qualite.html
+
+reports: data check ## Main job: sample → processed tables → quality report → all HTML reports
+	$(GAR) reports --audience national --all --jobs $(JOBS) --run-id latest
+	$(GAR) reports --audience academie --all --jobs $(JOBS) --run-id latest
+	$(GAR) share --run reports/latest --dry-run
+
+browser: ## Install Debian's headless Chromium for the browser tests (root)
+	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium non installé : les tests navigateur seront ignorés"; }
+
+test: $(STAMP) browser ## Install, then run the whole test suite (slow tests excluded)
+	$(PY) -m pytest -n $(JOBS) -m "not slow"
+
+test-all: $(STAMP) browser ## Run every test, slow ones included
+	$(PY) -m pytest -n $(JOBS)
+
+lab: $(STAMP) ## Start JupyterLab with the package importable
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+clean: ## Remove generated data and reports (keeps .venv)
+	rm -rf $(SAMPLE) data/processed/*.parquet data/processed/manifest.json reports/*/

@@ -1,0 +1,76 @@
+"""Paths, thresholds and secrets: the one place where they are defined.
+
+Every path is built from the repository root (the package's parent folder),
+so that notebooks, the command line and tests agree wherever they run from.
+Secrets are read from the environment only, never from a parameter or a file.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ROOT = Path(os.environ.get("GAR_ANALYSIS_ROOT", PACKAGE_DIR.parent)).resolve()
+
+DATA_DIR = ROOT / "data"
+RAW_DIR = DATA_DIR / "raw"
+SAMPLE_DIR = RAW_DIR / "sample"
+PROCESSED_DIR = DATA_DIR / "processed"
+REPORTS_DIR = ROOT / "reports"
+NOTEBOOKS_DIR = ROOT / "notebooks"
+REPORT_NOTEBOOKS_DIR = NOTEBOOKS_DIR / "reports"
+DOCS_DIR = ROOT / "docs"
+LOGS_DIR = ROOT / "logs"
+#: Real open data shared beside the repository (tests and benchmarks only).
+SHARED_DIR = Path(os.environ.get("GAR_SHARED_DIR", ROOT.parent / "shared")).resolve()
+SHARED_OPENDATA_DIR = SHARED_DIR / "data" / "opendata"
+SHARED_DOLIBARR_DIR = SHARED_DIR / "data" / "dolibarr-20.0.2"
+#: Reference data derived from public sources and shipped with the package.
+REFERENCE_DIR = PACKAGE_DIR / "data"
+
+#: Statistical disclosure control: counts below this are published as ``c``.
+DISCLOSURE_THRESHOLD = int(os.environ.get("GAR_SEUIL_SECRET", "5"))
+#: Marker of a suppressed cell (secret statistique).
+SUPPRESSED = "c"
+#: Density (inhabitants per km²) below which a commune counts as rural.
+RURAL_DENSITY = 100.0
+#: Default seed of the sample generator.
+SAMPLE_SEED = 20241
+#: Default timeout (seconds) of one notebook execution in a batch.
+NOTEBOOK_TIMEOUT = int(os.environ.get("GAR_NOTEBOOK_TIMEOUT", "900"))
+
+# --- environment variable names (values are secrets: read them, never store them) ---
+ENV_DOLIBARR_URL = "GAR_DOLIBARR_URL"
+ENV_DOLIBARR_KEY = "DOLAPIKEY"
+ENV_ROCKETCHAT_WEBHOOK = "GAR_ROCKETCHAT_WEBHOOK"
+ENV_ROCKETCHAT_URL = "GAR_ROCKETCHAT_URL"
+ENV_ROCKETCHAT_TOKEN = "GAR_ROCKETCHAT_TOKEN"
+ENV_ROCKETCHAT_USER_ID = "GAR_ROCKETCHAT_USER_ID"
+ENV_ROCKETCHAT_CHANNEL = "GAR_ROCKETCHAT_CHANNEL"
+ENV_OPENDATA_BASE_URL = "GAR_OPENDATA_BASE_URL"
+
+#: Default portal of the ministry's open data (Opendatasoft Explore API v2.1).
+OPENDATA_BASE_URL = "https://data.education.gouv.fr"
+
+
+def secret(name: str) -> str | None:
+    """Return the value of a secret environment variable, or None when unset.
+
+    Parameters
+    ----------
+    name : str
+        Name of the environment variable.
+
+    Returns
+    -------
+    str or None
+        The value, stripped; None when the variable is unset or empty.
+    """
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def secret_values() -> list[str]:
+    """Return every secret currently set, for scanning outputs for leaks."""
+    names = [ENV_DOLIBARR_KEY, ENV_ROCKETCHAT_WEBHOOK, ENV_ROCKETCHAT_TOKEN, ENV_ROCKETCHAT_USER_ID]
+    return [v for v in (secret(n) for n in names) if v and len(v) >= 6]

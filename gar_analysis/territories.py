@@ -1,0 +1,193 @@
+"""Territorial codes, names and hierarchy: département → académie → région académique.
+
+The reference table ``data/territoires.csv`` is derived from public files
+(INSEE COG 2025 and the DEPP school geolocation file): the 101 départements,
+30 académies and 18 régions académiques, with their official codes.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import pandas as pd
+
+from .config import REFERENCE_DIR
+from .errors import ConfigError
+
+#: Historical académie labels and codes that now belong to another académie.
+_HISTORICAL_ACADEMIES = {"caen": "70", "rouen": "70", "05": "70", "21": "70"}
+#: Overseas collectivities attached to an académie in some files, outside the 101 départements.
+OVERSEAS_COLLECTIVITIES = {"975", "977", "978", "986", "987", "988"}
+
+
+@lru_cache(maxsize=1)
+def departements() -> pd.DataFrame:
+    """Return the 101 départements with their académie and région.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``code_departement, nom_departement, code_academie, nom_academie,
+        code_region, nom_region`` (codes as strings: ``"01"``, ``"2A"``, ``"971"``).
+    """
+    return pd.read_csv(REFERENCE_DIR / "territoires.csv", sep=";", dtype=str, keep_default_na=False)
+
+
+@lru_cache(maxsize=1)
+def academies() -> pd.DataFrame:
+    """Return the 30 académies with their région académique."""
+    cols = ["code_academie", "nom_academie", "code_region", "nom_region"]
+    return departements()[cols].drop_duplicates("code_academie").sort_values("code_academie").reset_index(drop=True)
+
+
+@lru_cache(maxsize=1)
+def regions() -> pd.DataFrame:
+    """Return the 18 régions (académiques and territorial, same codes)."""
+    return departements()[["code_region", "nom_region"]].drop_duplicates().sort_values("code_region").reset_index(drop=True)
+
+
+def slug(text: str) -> str:
+    """Fold a label to lower-case ASCII words separated by single spaces.
+
+    Examples
+    --------
+    >>> slug("ORLEANS_TOURS")
+    'orleans tours'
+    >>> slug("Orléans-Tours")
+    'orleans tours'
+    """
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^a-z0-9]+", " ", text.lower())
+    return text.strip()
+
+
+def normalize_departement(code: object) -> str | None:
+    """Normalise a département code as the register writes it.
+
+    ``"035"``, ``"35"`` and ``35`` give ``"35"``; ``"02A"`` gives ``"2A"``;
+    ``"971"`` stays ``"971"``; ``"1"`` gives ``"01"``. Empty input gives None.
+
+    Examples
+    --------
+    >>> [normalize_departement(c) for c in ["035", "35", 1, "02B", "971", "976"]]
+    ['35', '35', '01', '2B', '971', '976']
+    """
+    if code is None or (isinstance(code, float) and pd.isna(code)):
+        return None
+    text = str(code).strip().upper()
+    if text.endswith(".0"):
+        text = text[:-2]
+    if not text or text in {"NAN", "NONE", "NA"}:
+        return None
+    if len(text) == 3 and text.startswith("0"):
+        text = text[1:]
+    if len(text) == 1:
+        text = "0" + text
+    return text
+
+
+@lru_cache(maxsize=1)
+def _academie_lookup() -> dict[str, str]:
+    lookup: dict[str, str] = {}
+    for row in academies().itertuples():
+        lookup[slug(row.nom_academie)] = row.code_academie
+        lookup[row.code_academie] = row.code_academie
+        lookup[str(int(row.code_academie))] = row.code_academie
+    lookup.update({"reunion": "28", "la reunion": "28", "aix marseille": "02",
+                   "nancy metz": "12", "orleans tours": "18", "clermont ferrand": "06"})
+    lookup.update(_HISTORICAL_ACADEMIES)
+    return lookup
+
+
+def academie_code(label: object) -> str | None:
+    """Map an académie label or code from any source to its current code.
+
+    Accents, case, underscores and hyphens are ignored; historical labels
+    (CAEN, ROUEN) map to Normandie (``"70"``). Unknown labels give None.
+
+    Examples
+    --------
+    >>> [academie_code(x) for x in ["RENNES", "Orléans-Tours", "LA_REUNION", "CAEN", "14", 2]]
+    ['14', '18', '28', '70', '14', '02']
+    """
+    if label is None or (isinstance(label, float) and pd.isna(label)):
+        return None
+    text = str(label).strip()
+    if text.endswith(".0"):
+        text = text[:-2]
+    key = slug(text)
+    lookup = _academie_lookup()
+    if key in lookup:
+        return lookup[key]
+    if key.isdigit() and key.zfill(2) in lookup:
+        return lookup[key.zfill(2)]
+    return None
+
+
+def academie_name(code: str) -> str:
+    """Return the académie's name for its code (the code itself when unknown)."""
+    names = dict(zip(academies().code_academie, academies().nom_academie))
+    return names.get(code, code)
+
+
+def departement_name(code: str) -> str:
+    """Return the département's name for its code (the code itself when unknown)."""
+    d = departements()
+    return dict(zip(d.code_departement, d.nom_departement)).get(code, code)
+
+
+def region_name(code: str) -> str:
+    """Return the région's name for its code (the code itself when unknown)."""
+    r = regions()
+    return dict(zip(r.code_region, r.nom_region)).get(code, code)
+
+
+#: Decision-maker audiences, the territorial level they read, and its label.
+AUDIENCES = {
+    "national": ("national", "Ministère – vue nationale"),
+    "region_academique": ("code_region", "Région académique"),
+    "academie": ("code_academie", "Académie"),
+    "region": ("code_region", "Conseil régional (lycées)"),
+    "departement": ("code_departement", "Conseil départemental (collèges)"),
+    "editeur": ("editeur", "Éditeur"),
+}
+
+
+def territory_codes(audience: str) -> list[str]:
+    """Return the valid territory codes of an audience.
+
+    Parameters
+    ----------
+    audience : str
+        One of ``AUDIENCES`` except ``editeur`` (whose codes come from the catalogue).
+
+    Returns
+    -------
+    list of str
+        ``["FR"]`` for ``national``; otherwise the official codes.
+    """
+    if audience not in AUDIENCES:
+        raise ConfigError(f"Audience inconnue : {audience!r}. Valeurs possibles : {', '.join(AUDIENCES)}.")
+    level = AUDIENCES[audience][0]
+    if level == "national":
+        return ["FR"]
+    if level == "editeur":
+        raise ConfigError("Les codes éditeurs viennent du catalogue des ressources (gar/ressources.csv).")
+    return sorted(departements()[level].unique().tolist())
+
+
+def territory_name(audience: str, code: str) -> str:
+    """Return a readable name for a territory of an audience."""
+    level = AUDIENCES.get(audience, (None,))[0]
+    if level == "national":
+        return "France entière"
+    if level == "code_academie":
+        return f"académie de {academie_name(code)}"
+    if level == "code_region" and audience == "region":
+        return f"région {region_name(code)}"
+    if level == "code_region":
+        return f"région académique {region_name(code)}"
+    if level == "code_departement":
+        return f"{departement_name(code)} ({code})"
+    return str(code)
