@@ -267,15 +267,13 @@ def read_raw_csv(path: Path, expected: tuple[str, ...] = ()) -> pd.DataFrame:
     try:
         df = pd.read_csv(io.StringIO(text), sep=";", dtype=str, keep_default_na=False,
                          na_values=[], engine="pyarrow")
-        newlines_in_values = False
-    except Exception:  # pyarrow refuses newlines inside quoted values: fall back
+    except Exception:  # pyarrow is strict on ragged rows: the C parser says where
         try:
             df = pd.read_csv(io.StringIO(text), sep=";", dtype=str, keep_default_na=False, na_values=[])
         except pd.errors.ParserError as exc:
             raise DataError.single(path, f"CSV illisible : {exc}") from None
-        newlines_in_values = True
     df.columns = [str(c).strip() for c in df.columns]
-    if newlines_in_values and '"' in text:
+    if '"' in text:  # quoted values may span lines: map records to physical lines
         df.index = pd.Index(record_start_lines(text)[: len(df)], name="ligne")
     else:
         df.index = pd.RangeIndex(2, len(df) + 2, name="ligne")

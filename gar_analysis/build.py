@@ -1,0 +1,378 @@
+"""Processed tables: loaders → joins → ``data/processed/*.parquet`` with a manifest.
+
+``gar-analysis build --data DIR`` reads a data directory (the contract's files),
+joins the sources per school, per school and month, per school and school year,
+and writes the tables every indicator, model and report reads. Every table is
+per school or coarser: no pupil-level data. All tables are computed in memory
+first, then written atomically, the manifest last, so that a failure leaves the
+previous build untouched.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .config import PROCESSED_DIR, ROOT, RURAL_DENSITY, SAMPLE_DIR
+from .contract import PROFILS, SUPPORTS
+from .errors import DataError
+from .io import atomic_write_parquet, atomic_write_text, sha256_file
+from .sources import DataDir
+
+log = logging.getLogger(__name__)
+
+TABLES = ("etablissements", "etablissements_annee", "usage_mensuel", "acces_ressources", "ressources",
+          "contrats", "actions", "budget", "constats")
+TERRITORY_COLUMNS = ["code_departement", "code_academie", "code_region", "niveau", "secteur"]
+#: Funding authority of each school level (actor type in the CRM, column holding its code).
+FUNDING_AUTHORITY = {"ecole": ("commune", "code_commune"), "college": ("departement", "code_departement"),
+                     "lycee": ("region", "code_region")}
+
+
+def school_year(mois: pd.Series) -> pd.Series:
+    """Return the school year (``"2024-2025"``) of months written ``YYYY-MM``.
+
+    Examples
+    --------
+    >>> school_year(pd.Series(["2024-08", "2024-09"])).tolist()
+    ['2023-2024', '2024-2025']
+    """
+    year = mois.str.slice(0, 4).astype(int)
+    month = mois.str.slice(5, 7).astype(int)
+    start = np.where(month >= 9, year, year - 1)
+    return pd.Series([f"{s}-{s + 1}" for s in start], index=mois.index, dtype="string")
+
+
+def _pivot_sum(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    """Sum ``value`` by keys, with one column per profil and per support when present."""
+    out = df.groupby(keys, observed=True)[value].sum().rename(value).to_frame()
+    for col, levels in (("profil", PROFILS), ("support", SUPPORTS)):
+        if col not in df.columns:
+            continue
+        wide = df.pivot_table(index=keys, columns=col, values=value, aggfunc="sum", fill_value=0, observed=True)
+        wide = wide.reindex(columns=list(levels), fill_value=0)
+        wide.columns = [f"{value}_{c}" for c in wide.columns]
+        out = out.join(wide)
+    return out.reset_index()
+
+
+def _register(ds: DataDir) -> pd.DataFrame:
+    reg = ds.annuaire.drop_duplicates("uai", keep="first").copy()
+    reg["ep"] = reg["education_prioritaire"].fillna("").ne("")
+    return reg.reset_index(drop=True)
+
+
+def _ips(ds: DataDir) -> pd.DataFrame:
+    frames = [ds.get(n) for n in ("ips_ecoles", "ips_colleges", "ips_lycees") if ds.has(n)]
+    if not frames:
+        return pd.DataFrame(columns=["uai", "ips", "effectifs"])
+    ips = pd.concat([f[["uai", "rentree_scolaire", "ips", "effectifs"]] for f in frames], ignore_index=True)
+    ips = ips.dropna(subset=["ips"]).sort_values("rentree_scolaire")
+    return ips.drop_duplicates("uai", keep="last")[["uai", "ips", "effectifs"]]
+
+
+def _density(ds: DataDir) -> pd.DataFrame:
+    if not ds.has("communes"):
+        return pd.DataFrame(columns=["code_commune", "densite"])
+    com = ds.communes
+    dens = com["population"].astype("float64") / com["superficie_km2"].where(com["superficie_km2"] > 0)
+    return pd.DataFrame({"code_commune": com["code_commune"], "densite": dens}).drop_duplicates("code_commune")
+
+
+def _crm_facts(ds: DataDir, schools: pd.DataFrame) -> pd.DataFrame:
+    """Return referent / formation / convention per UAI from the CRM files."""
+    facts = pd.DataFrame({"uai": schools["uai"]})
+    facts["referent"] = False
+    facts["actions_formation"] = 0
+    facts["convention"] = False
+    if ds.has("acteurs") and ds.has("contacts"):
+        act, con = ds.acteurs, ds.contacts
+        ref_actors = con.loc[con["role"] == "referent_gar", "id_acteur"]
+        ref_uai = act.loc[(act["type"] == "etablissement") & act["id_acteur"].isin(ref_actors), "code"]
+        facts["referent"] = facts["uai"].isin(set(ref_uai.dropna()))
+    if ds.has("actions"):
+        a = ds.actions
+        n = a[a["type_action"] == "formation"].groupby("uai").size()
+        facts["actions_formation"] = facts["uai"].map(n).fillna(0).astype(int)
+    if ds.has("acteurs") and ds.has("contrats"):
+        act, ctr = ds.acteurs, ds.contrats
+        signed = ctr[(ctr["objet"] == "convention_gar") & (ctr["statut"] == "signe")]
+        sig = act[act["id_acteur"].isin(signed["id_acteur"])]
+        conv = pd.Series(False, index=schools.index)
+        for niveau, (kind, col) in FUNDING_AUTHORITY.items():
+            codes = set(sig.loc[sig["type"] == kind, "code"].dropna())
+            if kind == "departement":
+                from .territories import normalize_departement
+
+                codes = {normalize_departement(c) for c in codes}
+            conv |= (schools["niveau"] == niveau) & schools[col].isin(codes)
+        facts["convention"] = conv.to_numpy()
+    facts["formation"] = facts["actions_formation"] > 0
+    return facts
+
+
+def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """Join the sources of a data directory into the processed tables.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        A data directory following the data contract.
+    findings : pandas.DataFrame, optional
+        Quality findings; computed with :func:`gar_analysis.checks.run_checks` when None.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        The tables of :data:`TABLES`, by name.
+    """
+    ds = DataDir(data_dir)
+    if not ds.has("annuaire"):
+        raise DataError.single(ds.file("annuaire"), "le répertoire des établissements est indispensable à la construction.")
+    reg = _register(ds)
+    schools = reg.merge(_ips(ds), on="uai", how="left", validate="one_to_one")
+    schools["nombre_eleves"] = schools["nombre_eleves"].fillna(schools["effectifs"]).astype("Int64")
+    schools = schools.drop(columns="effectifs")
+    schools["log_eleves"] = np.log(schools["nombre_eleves"].astype("float64").where(lambda s: s > 0))
+    schools["ips_10"] = (schools["ips"] - 100) / 10
+    schools = schools.merge(_density(ds), on="code_commune", how="left", validate="many_to_one")
+    schools["rural"] = (schools["densite"] < RURAL_DENSITY).where(schools["densite"].notna()).astype("boolean")
+
+    gar = ds.etablissements.drop_duplicates("uai") if ds.has("etablissements") else pd.DataFrame(
+        columns=["uai", "date_inscription", "mediacentre", "projet_ent"])
+    schools = schools.merge(gar[["uai", "date_inscription", "mediacentre", "projet_ent"]], on="uai",
+                            how="left", validate="one_to_one")
+    schools["inscrit"] = schools["date_inscription"].notna()
+    start = schools.groupby("projet_ent")["date_inscription"].transform("min")
+    schools["delai_inscription_jours"] = (schools["date_inscription"] - start).dt.days.astype("Int64")
+
+    terr = schools[["uai", *TERRITORY_COLUMNS]]
+    # --- accès -------------------------------------------------------------------------
+    acces = ds.acces if ds.has("acces") else pd.DataFrame(
+        columns=["mois", "uai", "id_ressource", "profil", "support", "acces"])
+    acces = acces.assign(acces=acces["acces"].astype("int64"))
+    aff = ds.affectations if ds.has("affectations") else pd.DataFrame(
+        columns=["mois", "uai", "id_ressource", "profil", "affectations"])
+    aff = aff.assign(affectations=aff["affectations"].astype("int64"))
+    ress = ds.ressources if ds.has("ressources") else pd.DataFrame(columns=["id_ressource", "editeur"])
+
+    per_res = _pivot_sum(acces, ["mois", "uai", "id_ressource"], "acces")
+    aff_res = aff.groupby(["mois", "uai", "id_ressource"], as_index=False)["affectations"].sum()
+    per_res = per_res.merge(aff_res, on=["mois", "uai", "id_ressource"], how="outer")
+    per_res = per_res.merge(ress[["id_ressource", "editeur"]].drop_duplicates("id_ressource"),
+                            on="id_ressource", how="left", validate="many_to_one")
+    per_res = per_res.merge(terr, on="uai", how="left", validate="many_to_one")
+    count_cols = [c for c in per_res.columns if c.startswith(("acces", "affectations"))]
+    per_res[count_cols] = per_res[count_cols].fillna(0).astype("int64")
+
+    monthly = _pivot_sum(acces, ["uai", "mois"], "acces")
+    monthly = monthly.merge(aff.groupby(["uai", "mois"], as_index=False)["affectations"].sum(),
+                            on=["uai", "mois"], how="outer")
+    active_res = acces[acces["acces"] > 0].groupby(["uai", "mois"])["id_ressource"].nunique()
+    monthly = monthly.merge(active_res.rename("ressources_actives").reset_index(), on=["uai", "mois"], how="left")
+    if ds.has("audience"):
+        dn = ds.audience.groupby(["uai", "mois"], as_index=False)[["visites", "visiteurs"]].sum()
+        dn = dn.rename(columns={"visites": "visites_dnma", "visiteurs": "visiteurs_dnma"})
+        dn["mesure_dnma"] = True
+        monthly = monthly.merge(dn, on=["uai", "mois"], how="outer")
+    else:
+        monthly[["visites_dnma", "visiteurs_dnma"]] = 0
+        monthly["mesure_dnma"] = False
+    monthly["mesure_dnma"] = monthly["mesure_dnma"].fillna(False).astype(bool)
+    mcount = [c for c in monthly.columns if c.startswith(("acces", "affectations", "visite", "ressources_actives"))]
+    monthly[mcount] = monthly[mcount].fillna(0).astype("int64")
+    monthly = monthly.merge(terr, on="uai", how="left", validate="many_to_one")
+    monthly["annee_scolaire"] = school_year(monthly["mois"].astype("string"))
+
+    # --- per school over the period ---------------------------------------------------------
+    totals = monthly.groupby("uai")[[c for c in mcount if c != "ressources_actives"]].sum()
+    totals["mois_actifs"] = monthly[monthly["acces"] > 0].groupby("uai").size()
+    totals["ressources_distinctes"] = acces[acces["acces"] > 0].groupby("uai")["id_ressource"].nunique()
+    totals = totals.drop(columns=["visiteurs_dnma"], errors="ignore")
+    schools = schools.merge(totals.reset_index(), on="uai", how="left", validate="one_to_one")
+    fill = [c for c in totals.columns]
+    schools[fill] = schools[fill].fillna(0).astype("int64")
+
+    if ds.has("accedants"):
+        accd = ds.accedants
+        last = accd["annee_scolaire"].max()
+        wide = accd[accd["annee_scolaire"] == last].pivot_table(
+            index="uai", columns="profil", values="accedants", aggfunc="sum", fill_value=0, observed=True)
+        wide = wide.reindex(columns=list(PROFILS), fill_value=0)
+        wide.columns = [f"accedants_{c}" for c in wide.columns]
+        wide["accedants"] = wide.sum(axis=1)
+        schools = schools.merge(wide.reset_index(), on="uai", how="left", validate="one_to_one")
+        acols = list(wide.columns)
+        schools[acols] = schools[acols].fillna(0).astype("int64")
+        yearly_acc = accd.pivot_table(index=["uai", "annee_scolaire"], columns="profil", values="accedants",
+                                      aggfunc="sum", fill_value=0, observed=True)
+        yearly_acc = yearly_acc.reindex(columns=list(PROFILS), fill_value=0)
+        yearly_acc.columns = [f"accedants_{c}" for c in yearly_acc.columns]
+        yearly_acc = yearly_acc.reset_index()
+    else:
+        yearly_acc = pd.DataFrame(columns=["uai", "annee_scolaire"])
+
+    schools = schools.merge(_crm_facts(ds, schools), on="uai", how="left", validate="one_to_one")
+
+    if findings is None:
+        from .checks import run_checks
+
+        findings = run_checks(data_dir)
+    constats = findings.copy()
+    constats["uai"] = constats["uai"].fillna("").astype("string")
+    constats = constats.merge(terr[["uai", "code_departement", "code_academie", "code_region"]],
+                              on="uai", how="left", validate="many_to_one")
+    serious = constats[constats["gravite"].isin(["erreur", "avertissement"]) & constats["uai"].ne("")]
+    schools["anomalies"] = schools["uai"].map(serious.groupby("uai").size()).fillna(0).astype("int64")
+
+    # --- per school and school year ---------------------------------------------------------
+    ycols = ["acces", *(f"acces_{p}" for p in PROFILS)]
+    yearly = monthly.groupby(["uai", "annee_scolaire"])[ycols].sum()
+    yearly["mois_actifs"] = monthly[monthly["acces"] > 0].groupby(["uai", "annee_scolaire"]).size()
+    yearly["mois_mesures"] = monthly[monthly["mesure_dnma"]].groupby(["uai", "annee_scolaire"]).size()
+    yearly = yearly.fillna(0).astype("int64").reset_index()
+    years = sorted(monthly["annee_scolaire"].dropna().unique())
+    grid = pd.MultiIndex.from_product([schools.loc[schools["inscrit"], "uai"], years],
+                                      names=["uai", "annee_scolaire"]).to_frame(index=False)
+    yearly = grid.merge(yearly, on=["uai", "annee_scolaire"], how="outer")
+    yearly = yearly.merge(yearly_acc, on=["uai", "annee_scolaire"], how="left")
+    ycount = [c for c in yearly.columns if c not in ("uai", "annee_scolaire")]
+    yearly[ycount] = yearly[ycount].fillna(0).astype("int64")
+    factor_cols = ["nom", *TERRITORY_COLUMNS, "code_commune", "nombre_eleves", "log_eleves", "ips", "ips_10",
+                   "densite", "rural", "ep", "inscrit", "date_inscription", "projet_ent", "mediacentre",
+                   "referent", "actions_formation", "formation", "convention"]
+    yearly = yearly.merge(schools[["uai", *factor_cols]], on="uai", how="left", validate="many_to_one")
+
+    # --- CRM and budget ----------------------------------------------------------------------
+    contrats = pd.DataFrame()
+    if ds.has("contrats"):
+        contrats = ds.contrats.reset_index(drop=True)
+        if ds.has("acteurs"):
+            a = ds.acteurs.rename(columns={"type": "type_acteur", "nom": "nom_acteur", "code": "code_acteur"})
+            contrats = contrats.merge(a[["id_acteur", "type_acteur", "nom_acteur", "code_acteur"]],
+                                      on="id_acteur", how="left", validate="many_to_one")
+    actions = pd.DataFrame()
+    if ds.has("actions"):
+        actions = ds.actions.reset_index(drop=True).merge(terr, on="uai", how="left", validate="many_to_one")
+    budget = ds.depenses.reset_index(drop=True) if ds.has("depenses") else pd.DataFrame()
+
+    return {
+        "etablissements": schools,
+        "etablissements_annee": yearly,
+        "usage_mensuel": monthly,
+        "acces_ressources": per_res,
+        "ressources": ress.reset_index(drop=True),
+        "contrats": contrats,
+        "actions": actions,
+        "budget": budget,
+        "constats": constats.reset_index(drop=True),
+    }
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or "inconnu"
+    except (OSError, subprocess.SubprocessError):
+        return "inconnu"
+
+
+def build(data_dir: str | Path = SAMPLE_DIR, out_dir: str | Path = PROCESSED_DIR,
+          findings: pd.DataFrame | None = None) -> dict:
+    """Build and write the processed tables and their manifest.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The data directory to read.
+    out_dir : str or Path
+        Where to write the Parquet tables and ``manifest.json``.
+    findings : pandas.DataFrame, optional
+        Quality findings, computed when None.
+
+    Returns
+    -------
+    dict
+        The manifest written.
+    """
+    t0 = time.perf_counter()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    tables = build_tables(data_dir, findings)
+    ds = DataDir(data_dir)
+    sources = []
+    for f in sorted(p for p in data_dir.rglob("*.csv")):
+        lines = sum(1 for _ in f.open("rb")) - 1
+        sources.append({"fichier": str(f.relative_to(data_dir)), "lignes": lines, "sha256": sha256_file(f),
+                        "modifie": datetime.fromtimestamp(f.stat().st_mtime, timezone.utc).date().isoformat()})
+    outputs = {}
+    for name, df in tables.items():
+        path = out_dir / f"{name}.parquet"
+        atomic_write_parquet(df, path)
+        outputs[name] = {"fichier": path.name, "lignes": int(len(df)), "sha256": sha256_file(path)}
+    findings_df = tables["constats"]
+    manifest = {
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "version": __version__,
+        "commit": _git_commit(),
+        "data_dir": str(data_dir),
+        "simulated": ds.is_simulated,
+        "periode": [str(tables["usage_mensuel"]["mois"].min()), str(tables["usage_mensuel"]["mois"].max())],
+        "sources": sources,
+        "outputs": outputs,
+        "constats": findings_df["gravite"].value_counts().to_dict() if len(findings_df) else {},
+        "duree_s": round(time.perf_counter() - t0, 2),
+    }
+    atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2))
+    return manifest
+
+
+def load_processed(name: str, processed_dir: str | Path | None = None) -> pd.DataFrame:
+    """Read one processed table.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`TABLES`.
+    processed_dir : str or Path, optional
+        Folder of the processed tables (default ``config.PROCESSED_DIR``; an empty string means the default).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    if name not in TABLES:
+        raise ValueError(f"Table inconnue : {name!r}. Tables : {', '.join(TABLES)}.")
+    path = Path(processed_dir or PROCESSED_DIR) / f"{name}.parquet"
+    if not path.exists():
+        raise DataError.single(path, "table absente : lancez d'abord « gar-analysis build » (ou « make data »).")
+    return pd.read_parquet(path)
+
+
+def load_manifest(processed_dir: str | Path | None = None) -> dict:
+    """Read the manifest of the processed tables."""
+    path = Path(processed_dir or PROCESSED_DIR) / "manifest.json"
+    if not path.exists():
+        raise DataError.single(path, "manifeste absent : lancez d'abord « gar-analysis build ».")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def configure_parser(parser) -> None:
+    """Add the ``build`` command's arguments."""
+    parser.add_argument("--data", default=str(SAMPLE_DIR), help="répertoire de données (défaut : l'échantillon)")
+    parser.add_argument("--out", default=str(PROCESSED_DIR), help="dossier des tables traitées")
+
+
+def run(args) -> int:
+    """Run ``gar-analysis build``."""
+    manifest = build(args.data, args.out)
+    rows = ", ".join(f"{k} {v['lignes']}" for k, v in manifest["outputs"].items())
+    print(f"Tables écrites dans {args.out} ({manifest['duree_s']} s) : {rows}")
+    return 0

@@ -1,0 +1,188 @@
+"""What the rules share: the loaded files and derived, cached views of them.
+
+Every derived view is computed once per run (cached), with vectorised pandas
+only. The principle "one root cause, one finding": rules that relate files
+(accès before inscription, accès without subscription…) only judge rows whose
+keys are valid and known, because invalid or unknown keys, negative counts and
+inverted periods are already reported by their own rule.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..contract import CONTRACT, REFERENCE_FILES
+from ..sources import DataDir
+
+#: Check letters of a UAI: ``LETTERS[int(digits) % 23]``.
+LETTERS = np.array(list("ABCDEFGHJKLMNPRSTUVWXYZ"))
+IPS_FILES = ("referentiel/ips_ecoles", "referentiel/ips_colleges", "referentiel/ips_lycees")
+#: Files holding a ``uai`` column, in report order.
+UAI_FILES = ("referentiel/annuaire", *IPS_FILES, "gar/etablissements", "gar/abonnements", "gar/affectations",
+             "gar/accedants", "gar/acces", "gar/accedants_actifs", "dnma/audience", "crm/actions")
+
+
+def source_path(name: str) -> str:
+    """Return a file's path relative to the data directory (``"gar/acces.csv"``)."""
+    return CONTRACT[name].path if name in CONTRACT else REFERENCE_FILES[name]
+
+
+def uai_status(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Check UAIs: 7 digits then the right check letter.
+
+    Parameters
+    ----------
+    values : Series of str
+        UAIs (NA allowed).
+
+    Returns
+    -------
+    valid : numpy.ndarray of bool
+        Whether each value is a valid UAI.
+    expected : Series of str
+        For 7-digit values, the expected check letter (NA otherwise).
+
+    Examples
+    --------
+    >>> ok, exp = uai_status(pd.Series(["0350122T", "0350122A", "035012T", None]))
+    >>> ok.tolist(), exp.tolist()
+    ([True, False, False, False], ['T', 'T', <NA>, <NA>])
+    """
+    codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=True)
+    u = pd.Series(uniques, dtype="string")
+    digits_ok = u.str.slice(0, 7).str.fullmatch(r"\d{7}").fillna(False).to_numpy(bool)
+    exp = np.full(len(u), None, dtype=object)
+    if digits_ok.any():
+        num = pd.to_numeric(u[digits_ok].str.slice(0, 7)).to_numpy(np.int64)
+        exp[digits_ok] = LETTERS[num % 23]
+    fmt = u.str.fullmatch(r"\d{7}[A-Z]").fillna(False).to_numpy(bool)
+    ok_u = fmt & (u.str.slice(7, 8).to_numpy(object) == exp)
+    ok_u = np.asarray(ok_u, dtype=bool)
+    valid = np.where(codes >= 0, ok_u[np.maximum(codes, 0)] if len(u) else False, False)
+    expected = pd.Series(np.where(codes >= 0, exp[np.maximum(codes, 0)] if len(u) else None, None),
+                         index=values.index, dtype="string")
+    return valid.astype(bool), expected
+
+
+def key_codes(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """Return one int64 code per row, equal for rows with equal values in ``cols``."""
+    code = np.zeros(len(df), dtype=np.int64)
+    for c in cols:
+        k, uniq = pd.factorize(df[c], use_na_sentinel=False)
+        code = code * (len(uniq) + 1) + k
+        if len(uniq) and code.max(initial=0) > 2**40:
+            code, _ = pd.factorize(code)
+            code = code.astype(np.int64)
+    return code
+
+
+def month_start(mois: pd.Series) -> pd.Series:
+    """Return the first day of ``YYYY-MM`` months as datetimes."""
+    return pd.to_datetime(mois.astype("string") + "-01", format="%Y-%m-%d", errors="coerce")
+
+
+def fmt_int(x) -> str:
+    """Format an integer the French way (narrow no-break space between thousands)."""
+    try:
+        return f"{int(x):,}".replace(",", "\u202f")
+    except (TypeError, ValueError):
+        return str(x)
+
+
+class Context:
+    """The data directory being checked, with cached views shared by rules.
+
+    Parameters
+    ----------
+    data_dir : str or Path or DataDir
+        The data directory.
+    """
+
+    def __init__(self, data_dir: str | Path | DataDir):
+        self.ds = data_dir if isinstance(data_dir, DataDir) else DataDir(data_dir)
+
+    # ------------------------------------------------------------------ files
+    def has(self, name: str) -> bool:
+        """Return whether a file is present."""
+        return self.ds.has(name)
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """Return a loaded file (loaded once)."""
+        return self.ds.get(name)
+
+    def present(self, names) -> list[str]:
+        """Return the present files among ``names``."""
+        return [n for n in names if self.has(n)]
+
+    def row_counts(self) -> dict[str, int]:
+        """Return the number of data lines of every file loaded so far, by source path."""
+        return {source_path(n): int(len(df)) for n, df in self.ds._cache.items()}
+
+    # ------------------------------------------------------------------ keys
+    @cached_property
+    def register_uais(self) -> pd.Index | None:
+        """Return the register's UAIs (None without a register)."""
+        if not self.has("referentiel/annuaire"):
+            return None
+        return pd.Index(self.frame("referentiel/annuaire")["uai"].dropna().unique())
+
+    def known(self, uai: pd.Series) -> np.ndarray:
+        """Return whether each UAI is valid and present in the register (valid only, without one)."""
+        valid, _ = uai_status(uai)
+        reg = self.register_uais
+        if reg is None:
+            return valid
+        return valid & uai.isin(reg).to_numpy(bool)
+
+    @cached_property
+    def resource_ids(self) -> pd.Index | None:
+        """Return the catalogue's resource ids (None without a catalogue)."""
+        if not self.has("gar/ressources"):
+            return None
+        return pd.Index(self.frame("gar/ressources")["id_ressource"].dropna().unique())
+
+    def known_resource(self, ids: pd.Series) -> np.ndarray:
+        """Return whether each resource id is in the catalogue (True without a catalogue)."""
+        if self.resource_ids is None:
+            return np.ones(len(ids), dtype=bool)
+        return ids.isin(self.resource_ids).to_numpy(bool)
+
+    # ------------------------------------------------------------------ usage
+    @cached_property
+    def acces_clean(self) -> pd.DataFrame:
+        """Return accès rows with valid, known keys and a non-negative count."""
+        a = self.frame("gar/acces")
+        keep = self.known(a["uai"]) & self.known_resource(a["id_ressource"]) & (a["acces"].fillna(0) >= 0).to_numpy()
+        return a.loc[keep]
+
+    @cached_property
+    def monthly(self) -> pd.DataFrame:
+        """Return accès per school and month (known schools), with the first line of each group."""
+        a = self.acces_clean
+        g = a.assign(_ligne=a.index).groupby(["uai", "mois"], observed=True, sort=True)
+        out = g.agg(acces=("acces", "sum"), ligne=("_ligne", "min"), lignes=("acces", "size")).reset_index()
+        return out
+
+    @cached_property
+    def effectifs(self) -> pd.Series:
+        """Return pupils enrolled per UAI: register, else the latest IPS effectifs."""
+        parts = []
+        if self.has("referentiel/annuaire"):
+            ann = self.frame("referentiel/annuaire")
+            if "nombre_eleves" in ann.columns:
+                s = ann.dropna(subset=["uai"]).drop_duplicates("uai").set_index("uai")["nombre_eleves"]
+                parts.append(pd.to_numeric(s, errors="coerce").dropna())
+        for name in IPS_FILES:
+            if self.has(name):
+                ips = self.frame(name)
+                if "effectifs" in ips.columns:
+                    ips = ips.dropna(subset=["uai", "effectifs"]).sort_values("rentree_scolaire")
+                    parts.append(pd.to_numeric(ips.drop_duplicates("uai", keep="last").set_index("uai")["effectifs"]))
+        if not parts:
+            return pd.Series(dtype="float64")
+        out = pd.concat(parts)
+        out = out[out > 0]
+        return out[~out.index.duplicated(keep="first")].astype("float64")

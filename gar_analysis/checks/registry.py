@@ -1,0 +1,139 @@
+"""Rule registry and the findings table.
+
+Each rule is one small named function registered with :func:`rule`; it takes
+a :class:`~gar_analysis.checks.context.Context` and returns a findings frame
+built with :func:`make_findings`. The registry also holds, for each rule, the
+French title, a one-line explanation and what to do, used by the HTML report.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+
+#: Columns of the findings table (and of the CSV written by ``gar-analysis check``).
+COLUMNS = ["regle", "gravite", "source", "ligne", "uai", "mois", "id_ressource", "message"]
+#: Severities, most serious first.
+GRAVITES = ("erreur", "avertissement", "info")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One quality rule.
+
+    Parameters
+    ----------
+    id : str
+        Rule id (``uai_invalide``…), the ``regle`` column of findings.
+    titre : str
+        Short French title.
+    gravite : str
+        Default severity of its findings.
+    needs : tuple of str
+        Files (contract names) without which the rule cannot run.
+    explication : str
+        One French sentence: what the rule detects.
+    action : str
+        One French sentence: what to do about a finding.
+    func : callable
+        ``func(ctx) -> DataFrame`` returning findings.
+    any_of : tuple of str
+        Files of which at least one must be present (rules that scan every file).
+    """
+
+    id: str
+    titre: str
+    gravite: str
+    needs: tuple[str, ...]
+    explication: str
+    action: str
+    func: Callable = field(compare=False, repr=False)
+    any_of: tuple[str, ...] = ()
+
+
+#: Registered rules, in report order.
+RULES: dict[str, Rule] = {}
+
+
+def rule(id: str, titre: str, gravite: str, *, needs: tuple[str, ...] = (), any_of: tuple[str, ...] = (),
+         explication: str, action: str) -> Callable:
+    """Register the decorated function as a quality rule."""
+    if gravite not in GRAVITES:
+        raise ValueError(f"gravité inconnue : {gravite}")
+
+    def deco(func: Callable) -> Callable:
+        RULES[id] = Rule(id, titre, gravite, tuple(needs), explication, action, func, tuple(any_of))
+        return func
+
+    return deco
+
+
+def empty_findings() -> pd.DataFrame:
+    """Return an empty findings frame with the right columns and dtypes."""
+    return pd.DataFrame({
+        "regle": pd.Series(dtype="string"), "gravite": pd.Series(dtype="string"),
+        "source": pd.Series(dtype="string"), "ligne": pd.Series(dtype="Int64"),
+        "uai": pd.Series(dtype="string"), "mois": pd.Series(dtype="string"),
+        "id_ressource": pd.Series(dtype="string"), "message": pd.Series(dtype="string")})
+
+
+def _col(value, n: int, dtype: str) -> pd.Series:
+    if value is None:
+        return pd.Series([pd.NA] * n, dtype=dtype)
+    if isinstance(value, (pd.Series, pd.Index)):
+        return pd.Series(value.to_numpy(), dtype=dtype if dtype != "Int64" else None).astype(dtype)
+    if isinstance(value, (list, tuple)) or hasattr(value, "__array__"):
+        return pd.Series(list(value) if not hasattr(value, "__array__") else value).astype(dtype)
+    return pd.Series([value] * n, dtype=dtype)
+
+
+def make_findings(regle: str, gravite: str, source: str, message, *, ligne=None, uai=None, mois=None,
+                  id_ressource=None) -> pd.DataFrame:
+    """Build a findings frame from scalars or aligned columns.
+
+    Parameters
+    ----------
+    regle, gravite, source : str
+        Rule id, severity and file path relative to the data directory.
+    message : str or Series
+        French sentence(s); a Series fixes the number of findings.
+    ligne, uai, mois, id_ressource : scalar, Series or array, optional
+        Keys of each finding (None: empty).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`COLUMNS`.
+    """
+    lengths = [len(v) for v in (message, ligne, uai, mois, id_ressource)
+               if isinstance(v, (pd.Series, pd.Index, list, tuple)) or hasattr(v, "__array__")]
+    n = lengths[0] if lengths else 1
+    if n == 0:
+        return empty_findings()
+    out = pd.DataFrame({
+        "regle": pd.Series([regle] * n, dtype="string"),
+        "gravite": pd.Series([gravite] * n, dtype="string"),
+        "source": pd.Series([source] * n, dtype="string"),
+        "ligne": _col(ligne, n, "Int64"),
+        "uai": _col(uai, n, "string"),
+        "mois": _col(mois, n, "string"),
+        "id_ressource": _col(id_ressource, n, "string"),
+        "message": _col(message, n, "string"),
+    })
+    for c in ("uai", "mois", "id_ressource"):
+        out[c] = out[c].mask(out[c].str.strip() == "")
+    return out
+
+
+def concat_findings(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate findings frames, sorted by severity, rule, source and line."""
+    frames = [f for f in frames if f is not None and len(f)]
+    if not frames:
+        return empty_findings()
+    out = pd.concat(frames, ignore_index=True)[COLUMNS]
+    order = {g: i for i, g in enumerate(GRAVITES)}
+    rule_order = {r: i for i, r in enumerate(RULES)}
+    out = out.assign(_g=out["gravite"].map(order), _r=out["regle"].map(rule_order).fillna(len(RULES)))
+    out = out.sort_values(["_g", "_r", "source", "ligne", "uai", "mois"], na_position="last", kind="stable")
+    return out.drop(columns=["_g", "_r"]).reset_index(drop=True)
