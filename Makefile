@@ -28,13 +28,13 @@ $(SAMPLE)/truth.json: $(STAMP)
 
 sample: $(SAMPLE)/truth.json ## Write the simulated sample data directory
 
-data: sample ## Build the processed tables from the sample
-	$(GAR) build --data $(SAMPLE)
-
-check: sample ## Run the quality checks on the sample (CSV + HTML)
+check: sample ## Run the quality checks on the sample (CSV + HTML quality report)
 	$(GAR) check --data $(SAMPLE) --out reports/qualite/constats.csv --html reports/qualite/qualite.html
 
-reports: data check ## Main job: sample → processed tables → quality report → all HTML reports
+data: check ## Build the processed tables from the sample (reusing the checks' findings)
+	$(GAR) build --data $(SAMPLE) --findings reports/qualite/constats.csv
+
+reports: data ## Main job: sample → processed tables → quality report → all HTML reports
 	$(GAR) reports --audience national --all --jobs $(JOBS) --run-id latest
 	$(GAR) reports --audience academie --all --jobs $(JOBS) --run-id latest
 	$(GAR) share --run reports/latest --dry-run

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .config import PROCESSED_DIR, ROOT, RURAL_DENSITY, SAMPLE_DIR
+from .config import IPS_PLAUSIBLE, PROCESSED_DIR, ROOT, RURAL_DENSITY, SAMPLE_DIR
 from .contract import PROFILS, SUPPORTS
 from .errors import DataError
 from .io import atomic_write_parquet, atomic_write_text, sha256_file
@@ -74,7 +74,8 @@ def _ips(ds: DataDir) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["uai", "ips", "effectifs"])
     ips = pd.concat([f[["uai", "rentree_scolaire", "ips", "effectifs"]] for f in frames], ignore_index=True)
-    ips = ips.dropna(subset=["ips"]).sort_values("rentree_scolaire")
+    ips = ips[ips["ips"].between(*IPS_PLAUSIBLE)]  # implausible values are findings, not facts
+    ips = ips.sort_values("rentree_scolaire")
     return ips.drop_duplicates("uai", keep="last")[["uai", "ips", "effectifs"]]
 
 
@@ -368,11 +369,16 @@ def configure_parser(parser) -> None:
     """Add the ``build`` command's arguments."""
     parser.add_argument("--data", default=str(SAMPLE_DIR), help="répertoire de données (défaut : l'échantillon)")
     parser.add_argument("--out", default=str(PROCESSED_DIR), help="dossier des tables traitées")
+    parser.add_argument("--findings", help="constats déjà calculés par « gar-analysis check --out » (sinon recalculés)")
 
 
 def run(args) -> int:
     """Run ``gar-analysis build``."""
-    manifest = build(args.data, args.out)
+    findings = None
+    if args.findings:
+        findings = pd.read_csv(args.findings, sep=";", dtype=str, keep_default_na=False)
+        findings["ligne"] = pd.to_numeric(findings["ligne"], errors="coerce").astype("Int64")
+    manifest = build(args.data, args.out, findings)
     rows = ", ".join(f"{k} {v['lignes']}" for k, v in manifest["outputs"].items())
     print(f"Tables écrites dans {args.out} ({manifest['duree_s']} s) : {rows}")
     return 0

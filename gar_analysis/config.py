@@ -34,6 +34,8 @@ DISCLOSURE_THRESHOLD = int(os.environ.get("GAR_SEUIL_SECRET", "5"))
 SUPPRESSED = "c"
 #: Density (inhabitants per km²) below which a commune counts as rural.
 RURAL_DENSITY = 100.0
+#: Plausible range of an IPS; values outside are errors (rule ips_hors_plage), unused in models.
+IPS_PLAUSIBLE = (40.0, 180.0)
 #: Default seed of the sample generator.
 SAMPLE_SEED = 20241
 #: Default timeout (seconds) of one notebook execution in a batch.

@@ -103,6 +103,8 @@ class Context:
 
     def __init__(self, data_dir: str | Path | DataDir):
         self.ds = data_dir if isinstance(data_dir, DataDir) else DataDir(data_dir)
+        self._frames: dict[str, pd.DataFrame] = {}
+        self.attrs: dict[str, dict] = {}
 
     # ------------------------------------------------------------------ files
     def has(self, name: str) -> bool:
@@ -110,8 +112,18 @@ class Context:
         return self.ds.has(name)
 
     def frame(self, name: str) -> pd.DataFrame:
-        """Return a loaded file (loaded once)."""
-        return self.ds.get(name)
+        """Return a loaded file (loaded once).
+
+        The frame's ``attrs`` (loader problems, headers) are moved to
+        ``self.attrs[name]``: pandas copies ``attrs`` on every operation.
+        """
+        if name not in self._frames:
+            df = self.ds.get(name)
+            self.attrs[name] = dict(df.attrs)
+            light = df.copy(deep=False)
+            light.attrs = {}
+            self._frames[name] = light
+        return self._frames[name]
 
     def present(self, names) -> list[str]:
         """Return the present files among ``names``."""
@@ -119,7 +131,21 @@ class Context:
 
     def row_counts(self) -> dict[str, int]:
         """Return the number of data lines of every file loaded so far, by source path."""
-        return {source_path(n): int(len(df)) for n, df in self.ds._cache.items()}
+        return {source_path(n): int(len(df)) for n, df in self._frames.items() if not n.startswith("_")}
+
+    def deduped(self, name: str) -> pd.DataFrame:
+        """Return a file without the repeats of its key (first occurrence kept; repeats are ``doublon``)."""
+        key = f"_dedup_{name}"
+        if key not in self._frames:
+            from ..contract import CONTRACT
+
+            df = self.frame(name)
+            cols = [c for c in CONTRACT[name].key if c in df.columns] if name in CONTRACT else []
+            if cols and len(df):
+                dup = pd.Series(key_codes(df, cols)).duplicated().to_numpy()
+                df = df.loc[~dup] if dup.any() else df
+            self._frames[key] = df
+        return self._frames[key]
 
     # ------------------------------------------------------------------ keys
     @cached_property
@@ -154,17 +180,22 @@ class Context:
     @cached_property
     def acces_clean(self) -> pd.DataFrame:
         """Return accès rows with valid, known keys and a non-negative count."""
-        a = self.frame("gar/acces")
+        a = self.deduped("gar/acces")
         keep = self.known(a["uai"]) & self.known_resource(a["id_ressource"]) & (a["acces"].fillna(0) >= 0).to_numpy()
         return a.loc[keep]
 
     @cached_property
     def monthly(self) -> pd.DataFrame:
-        """Return accès per school and month (known schools), with the first line of each group."""
-        a = self.acces_clean
-        g = a.assign(_ligne=a.index).groupby(["uai", "mois"], observed=True, sort=True)
-        out = g.agg(acces=("acces", "sum"), ligne=("_ligne", "min"), lignes=("acces", "size")).reset_index()
-        return out
+        """Return accès per known school and month, with the first line of each group.
+
+        Every resource counts (an unknown resource id does not mean the accès did
+        not happen); negative counts count as zero but the month stays reported.
+        """
+        a = self.deduped("gar/acces")
+        a = a.loc[self.known(a["uai"])]
+        g = pd.DataFrame({"uai": a["uai"], "mois": a["mois"], "acces": a["acces"].fillna(0).clip(lower=0),
+                          "ligne": a.index}).groupby(["uai", "mois"], observed=True, sort=True)
+        return g.agg(acces=("acces", "sum"), ligne=("ligne", "min")).reset_index()
 
     @cached_property
     def effectifs(self) -> pd.Series:

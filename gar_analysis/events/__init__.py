@@ -1,0 +1,47 @@
+"""Raw GAR access events: simulation and national-scale aggregation.
+
+- :func:`generate_events`: pseudonymised events consistent with a data directory,
+  streamed to ``mois=YYYY-MM/part-*.parquet`` (used by ``gar-analysis sample --events``);
+- :func:`aggregate_events`: ``gar-analysis aggregate`` — events → ``gar/acces.csv`` and
+  ``gar/accedants_actifs.csv`` with DuckDB (default) or PySpark.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .aggregate import ENGINES, AggregationResult, aggregate_events, discover
+from .generate import EVENT_COLUMNS, generate_events
+
+__all__ = ["EVENT_COLUMNS", "ENGINES", "AggregationResult", "aggregate_events", "discover",
+           "generate_events", "configure_parser", "run"]
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the ``aggregate`` options to a sub-command parser."""
+    parser.add_argument("--events", required=True, metavar="REP",
+                        help="répertoire des événements bruts (mois=AAAA-MM/*.parquet)")
+    parser.add_argument("--out", required=True, metavar="REP",
+                        help="répertoire de données de sortie (gar/acces.csv, gar/accedants_actifs.csv)")
+    parser.add_argument("--engine", choices=ENGINES, default="duckdb",
+                        help="moteur : duckdb (une machine, par défaut) ou spark (grappe, option « spark »)")
+    parser.add_argument("--threshold", type=int, default=None, metavar="N",
+                        help="seuil de secret statistique des accédants distincts (défaut : GAR_SEUIL_SECRET ou 5)")
+    parser.add_argument("--memory-limit", default="2GB", help="mémoire maximale de DuckDB (défaut : 2GB)")
+    parser.add_argument("--threads", type=int, default=None, help="fils d'exécution DuckDB (défaut : tous les CPU)")
+    parser.add_argument("--temp-dir", default=None, metavar="REP",
+                        help="répertoire temporaire (débordement sur disque)")
+    parser.add_argument("--spark-master", default=None, metavar="URL", help="maître Spark (défaut : local[*])")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``gar-analysis aggregate``; return 0 once the tables are written (findings included)."""
+    result = aggregate_events(args.events, args.out, engine=args.engine, threshold=args.threshold,
+                              memory_limit=args.memory_limit, threads=args.threads,
+                              temp_directory=args.temp_dir, spark_master=args.spark_master)
+    print(result.summary())
+    for row in result.findings.head(20).itertuples():
+        print(f"  [{row.gravite}] {row.regle} — {row.source} : {row.message}", file=sys.stderr)
+    if len(result.findings) > 20:
+        print(f"  … et {len(result.findings) - 20} autre(s) constat(s).", file=sys.stderr)
+    return 0

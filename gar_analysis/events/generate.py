@@ -210,7 +210,7 @@ def generate_events(data_dir: str | Path, n_events: int, out_dir: str | Path, se
         mrng = np.random.default_rng(seeds[k])
         cum_w = np.cumsum(pair_w[idx])
         days = pd.date_range(m.start_time, m.end_time.normalize(), freq="D")
-        day_w = np.where(days.dayofweek < 5, 1.0, 0.15)
+        day_w = np.where(days.day_of_week < 5, 1.0, 0.15)
         if m.month in (7, 8):
             day_w = np.ones(len(days))
         day_cum = np.cumsum(day_w) / day_w.sum()

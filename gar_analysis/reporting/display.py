@@ -33,6 +33,8 @@ MISSING = "–"
 #: Narrow no-break space (French thousands separator and before ``%``).
 NNBSP = "\u202f"
 
+#: Columns always shown as text (years, codes, periods are not quantities).
+TEXT_COLUMNS = {"annee", "annee_scolaire", "periode", "mois", "uai", "ligne", "id_ressource", "regle", "gravite"}
 #: Readable French labels (with units) of the indicator columns.
 COLUMN_LABELS = {
     "territoire": "Territoire", "nom": "Nom", "code": "Code", "uai": "UAI",
@@ -58,7 +60,11 @@ COLUMN_LABELS = {
     "ressources_distinctes": "Ressources distinctes utilisées (nombre)",
     "etablissements_actifs": "Établissements actifs (nombre)", "part_actifs": "Part des inscrits actifs (%)",
     "valeur": "Valeur", "valeur_nationale": "Valeur nationale", "ratio": "Rapport au national",
-    "indicateur": "Indicateur", "signees": "Conventions signées (nombre)",
+    "indicateur": "Indicateur", "part_nationale": "Part nationale (%)", "ligne": "Ligne",
+    "ratio_part_inscrits": "Rapport au national : part inscrite",
+    "ratio_part_actifs_mois": "Rapport au national : part active le dernier mois",
+    "ratio_acces_par_eleve": "Rapport au national : accès par élève",
+    "acces_par_etablissement": "Accès par établissement (nombre)", "indice": "Indice (100 = moyenne)", "signees": "Conventions signées (nombre)",
     "en_attente": "Conventions en attente (nombre)", "expirant": "Conventions expirant sous 6 mois (nombre)",
     "actions": "Actions de formation (nombre)", "referents": "Établissements avec référent GAR (nombre)",
     "part_referents": "Part des établissements avec référent GAR (%)",
@@ -163,6 +169,8 @@ def fmt_month(month: str) -> str:
 
 def column_kind(name: str, series: pd.Series | None = None) -> str:
     """Guess how to format a column: ``percent``, ``ratio``, ``euros``, ``decimal``, ``int`` or ``text``."""
+    if name in TEXT_COLUMNS or name.startswith(("code", "nom")):
+        return "text"
     if name.startswith(("part_", "taux_")) or name in ("part", "evolution"):
         return "percent"
     if name == "ratio" or name.startswith("ratio_"):
@@ -475,3 +483,80 @@ def french_axis(ax, axis: str = "y", kind: str = "int") -> None:
     fmt = {"percent": lambda v, _: fmt_percent(v, 0), "int": lambda v, _: fmt_number(v),
            "decimal": lambda v, _: fmt_number(v, 1)}[kind]
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(FuncFormatter(fmt))
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def _values(series: pd.Series) -> pd.Series:
+    return pd.to_numeric(series.where(~series.map(is_suppressed)), errors="coerce")
+
+
+def bar_chart(df: pd.DataFrame, label_col: str, value_col: str, *, kind: str = "percent", national: float | None = None,
+              xlabel: str = "", max_bars: int = 35):
+    """Horizontal bar chart of one value per unit, sorted, with the national value as a dashed line.
+
+    Suppressed (``c``) values get no bar and the text « c » (colour never carries meaning alone).
+    """
+    import matplotlib.pyplot as plt
+
+    data = df[[label_col, value_col]].copy()
+    data["_v"] = _values(data[value_col])
+    data = data.sort_values("_v", ascending=True, na_position="first").tail(max_bars)
+    height = max(2.2, 0.32 * len(data) + 1.0)
+    fig, ax = plt.subplots(figsize=(7.0, height))
+    y = np.arange(len(data))
+    ax.barh(y, data["_v"].fillna(0), color=_palette(0), height=0.7)
+    for yi, v, raw in zip(y, data["_v"], data[value_col]):
+        if is_suppressed(raw) or pd.isna(v):
+            ax.text(0, yi, " c" if is_suppressed(raw) else " –", va="center", fontsize=9)
+    ax.set_yticks(y, data[label_col].astype(str))
+    if national is not None and not _is_missing(national):
+        ax.axvline(float(national), color="#1e1e1e", linestyle="--", linewidth=1.2,
+                   label=f"National : {_FORMATTERS[kind](national) if kind != 'int' else fmt_number(national)}")
+        ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
+    ax.set_xlabel(xlabel)
+    french_axis(ax, "x", "percent" if kind == "percent" else ("decimal" if kind == "decimal" else "int"))
+    ax.grid(axis="y", visible=False)
+    fig.tight_layout()
+    return fig
+
+
+def line_chart(df: pd.DataFrame, x_col: str, y_cols: list[str] | str, *, labels: list[str] | None = None,
+               kind: str = "int", ylabel: str = ""):
+    """Line chart over months (``YYYY-MM``); several series get distinct markers and line styles."""
+    import matplotlib.pyplot as plt
+
+    y_cols = [y_cols] if isinstance(y_cols, str) else list(y_cols)
+    labels = labels or y_cols
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    x = np.arange(len(df))
+    markers, styles = ["o", "s", "^", "D"], ["-", "--", ":", "-."]
+    for i, (col, lab) in enumerate(zip(y_cols, labels)):
+        ax.plot(x, _values(df[col]), marker=markers[i % 4], linestyle=styles[i % 4], markersize=3.5,
+                color=_palette(i), label=lab)
+    months = df[x_col].astype(str).tolist()
+    step = max(1, len(months) // 8)
+    ticks = list(range(0, len(months), step))
+    ax.set_xticks(ticks, [_short_month(months[k]) for k in ticks], rotation=0)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    french_axis(ax, "y", kind)
+    if len(y_cols) > 1:
+        ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _short_month(month: str) -> str:
+    m = re.match(r"^(\d{4})-(\d{2})$", month)
+    if not m:
+        return month
+    abbr = ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."]
+    return f"{abbr[int(m.group(2)) - 1]}\n{m.group(1)}"
+
+
+def _palette(i: int):
+    import seaborn as sns
+
+    return sns.color_palette("colorblind")[i % 10]

@@ -1,0 +1,211 @@
+"""Benchmark of the raw-event aggregation (issue 8): DuckDB vs bare SQL vs pandas.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_events.py --sizes 1e6 1e7 1e8 --pandas-max 1e7
+
+Steps:
+
+1. a demo data directory (``benchmarks/out/data``: registered schools and
+   subscriptions) and, per size, generated events in ``benchmarks/out/events_<n>``,
+   reused on later runs (a ``_generation.json`` marker records the parameters);
+2. per size, each variant runs in its own fresh subprocess, timed, its peak
+   memory read with ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``:
+
+   - ``duckdb``: :func:`gar_analysis.events.aggregate_events` (validation,
+     findings, CSV + Parquet outputs, atomic writes);
+   - ``sql``: the bare DuckDB grouping queries alone (the practical limit);
+   - ``pandas``: plain pandas, read everything then ``groupby`` (only up to
+     ``--pandas-max`` events: beyond, compare per-event throughput);
+   - ``spark`` (``--spark``): the PySpark engine.
+
+Results are printed as a Markdown table and written to
+``benchmarks/out/bench_events.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "out"
+N_SCHOOLS = 10_000
+N_RESOURCES = 500
+SEED = 20241
+
+
+def label(n: int) -> str:
+    """Return a short label for a size (1M, 100M)."""
+    return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else str(n)
+
+
+def ensure_events(n: int) -> Path:
+    """Generate (or reuse) ``n`` events in ``benchmarks/out/events_<n>``."""
+    from gar_analysis.events import generate_events
+    from gar_analysis.events.demo import write_demo_data_dir
+
+    data = OUT / "data"
+    if not (data / "gar/abonnements.csv").exists():
+        write_demo_data_dir(data, n_schools=N_SCHOOLS, n_resources=N_RESOURCES, seed=SEED)
+    events = OUT / f"events_{label(n)}"
+    marker = events / "_generation.json"
+    params = {"n_events": n, "seed": SEED, "schools": N_SCHOOLS, "resources": N_RESOURCES}
+    if marker.exists() and json.loads(marker.read_text())["params"] == params:
+        return events
+    t0 = time.perf_counter()
+    info = generate_events(data, n, events, seed=SEED)
+    info["params"] = params
+    info["wall_s"] = round(time.perf_counter() - t0, 1)
+    marker.write_text(json.dumps(info, indent=1))
+    print(f"généré {label(n)} événements en {info['wall_s']} s", flush=True)
+    return events
+
+
+# --------------------------------------------------------------------------- variants (run in a child)
+
+def variant_duckdb(events: Path, out: Path) -> dict:
+    from gar_analysis.events import aggregate_events
+
+    r = aggregate_events(events, out, engine="duckdb")
+    return {"acces_rows": r.acces_rows, "actifs_rows": r.actifs_rows, "events": r.n_events}
+
+
+def variant_spark(events: Path, out: Path) -> dict:
+    from gar_analysis.events import aggregate_events
+
+    r = aggregate_events(events, out, engine="spark")
+    return {"acces_rows": r.acces_rows, "actifs_rows": r.actifs_rows, "events": r.n_events}
+
+
+def variant_sql(events: Path, out: Path) -> dict:
+    import duckdb
+
+    con = duckdb.connect(config={"threads": os.cpu_count() or 2, "preserve_insertion_order": False})
+    src = f"read_parquet('{events}/*/*.parquet', hive_partitioning = true)"
+    a = con.sql(f"SELECT mois, uai, id_ressource, profil, support, count(*) AS acces FROM {src} "
+                "GROUP BY mois, uai, id_ressource, profil, support").arrow()
+    b = con.sql(f"SELECT mois, uai, profil, count(DISTINCT id_accedant) AS accedants_actifs FROM {src} "
+                "GROUP BY mois, uai, profil").arrow()
+    return {"acces_rows": a.num_rows, "actifs_rows": b.num_rows}
+
+
+def variant_pandas(events: Path, out: Path) -> dict:
+    import pandas as pd
+
+    df = pd.read_parquet(events)  # every partition, mois from the directory names
+    acces = df.groupby(["mois", "uai", "id_ressource", "profil", "support"], observed=True).size()
+    actifs = df.groupby(["mois", "uai", "profil"], observed=True)["id_accedant"].nunique()
+    acces = acces[acces > 0]
+    return {"acces_rows": int(len(acces)), "actifs_rows": int((actifs > 0).sum()), "events": int(len(df))}
+
+
+VARIANTS = {"duckdb": variant_duckdb, "sql": variant_sql, "pandas": variant_pandas, "spark": variant_spark}
+
+
+def child(variant: str, events: str, out: str) -> None:
+    """Run one variant and print its timing as JSON (in a fresh subprocess)."""
+    t0 = time.perf_counter()
+    info = VARIANTS[variant](Path(events), Path(out))
+    info["seconds"] = round(time.perf_counter() - t0, 2)
+    print("RESULT " + json.dumps(info), flush=True)
+
+
+def run_variant(variant: str, events: Path, n: int) -> dict:
+    """Run a variant in a subprocess; return its time and peak memory (MB)."""
+    out = OUT / f"agg_{variant}_{label(n)}"
+    cmd = [sys.executable, __file__, "--child", variant, str(events), str(out)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode or line is None:
+        return {"variant": variant, "n": n, "error": (proc.stderr or proc.stdout)[-800:]}
+    info = json.loads(line[7:])
+    # ru_maxrss of children is the max over all children so far: variants run from
+    # the smallest to the largest memory user would hide nothing, but to be exact we
+    # record it only when it grew, else flag it as "<= previous".
+    info.update(variant=variant, n=n, wall_s=round(wall, 2),
+                peak_mb=round(peak_kb / 1024, 1), peak_exact=peak_kb > before)
+    return info
+
+
+def machine() -> str:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.node()} — {os.cpu_count()} CPU (nproc), {mem:.0f} Go RAM, Python {platform.python_version()}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7, 1e8])
+    p.add_argument("--pandas-max", type=float, default=1e7, help="taille maximale pour la variante pandas")
+    p.add_argument("--spark", action="store_true", help="mesurer aussi le moteur PySpark")
+    p.add_argument("--spark-max", type=float, default=1e7)
+    p.add_argument("--generate-only", action="store_true")
+    p.add_argument("--child", nargs=3, metavar=("VARIANT", "EVENTS", "OUT"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return 0
+    OUT.mkdir(parents=True, exist_ok=True)
+    sizes = sorted(int(s) for s in args.sizes)
+    dirs = {n: ensure_events(n) for n in sizes}
+    if args.generate_only:
+        return 0
+    results = []
+    for n in sizes:
+        # Each variant in its own subprocess; ru_maxrss(children) is a running max, so
+        # variants are ordered by expected memory use (smallest first) and each size
+        # starts a fresh measuring process.
+        order = ["sql", "duckdb"]
+        if args.spark and n <= args.spark_max:
+            order.append("spark")
+        if n <= args.pandas_max:
+            order.append("pandas")
+        for v in order:
+            r = measure_isolated(v, dirs[n], n)
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "machine": machine(), "results": results}
+    (OUT / "bench_events.json").write_text(json.dumps(report, indent=1))
+    print(markdown(report))
+    return 0
+
+
+def measure_isolated(variant: str, events: Path, n: int) -> dict:
+    """Measure one variant through a dedicated parent process, so its ru_maxrss is its own."""
+    code = ("import json, sys; sys.path.insert(0, %r); import bench_events as b; "
+            "print('ISO ' + json.dumps(b.run_variant(%r, b.Path(%r), %d)))"
+            % (str(Path(__file__).parent), variant, str(events), n))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("ISO ")), None)
+    if line is None:
+        return {"variant": variant, "n": n, "error": proc.stderr[-800:]}
+    return json.loads(line[4:])
+
+
+def markdown(report: dict) -> str:
+    """Format the results as a Markdown table."""
+    rows = ["| événements | variante | durée (s) | débit (M év./s) | mémoire max (Mo) |",
+            "|---:|---|---:|---:|---:|"]
+    for r in report["results"]:
+        if "error" in r:
+            rows.append(f"| {label(r['n'])} | {r['variant']} | échec | | |")
+            continue
+        rate = r["n"] / r["seconds"] / 1e6
+        rows.append(f"| {label(r['n'])} | {r['variant']} | {r['seconds']:.1f} | {rate:.2f} | {r['peak_mb']:.0f} |")
+    return f"{report['date']} — {report['machine']}\n\n" + "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,524 @@
+"""Aggregate raw access events into the contract's monthly tables.
+
+``events_dir/mois=YYYY-MM/*.parquet`` → ``out_dir/gar/acces.csv`` (+ ``.parquet``)
+and ``out_dir/gar/accedants_actifs.csv`` (+ ``.parquet``), plus the findings in
+``out_dir/constats_evenements.csv``.
+
+The work is split in three steps, so that both engines share everything but
+the scan:
+
+1. *discovery* (pyarrow, Parquet footers only): partitions and files, their
+   columns and types; a bad file is a finding and is left out;
+2. *scan* (the engine: DuckDB by default, or PySpark): two grouping queries,
+   written once in SQL both engines accept — accès per month × school ×
+   resource × profile × support with validity counters, and distinct
+   accédants per month × school × profile over valid events only;
+3. *finishing* (DuckDB over the small grouped tables): valid rows kept, bad
+   values turned into findings, outputs sorted and written atomically.
+
+Pseudonymous identifiers never leave step 2: only counts are written.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import config
+from ..contract import PROFILS, SUPPORTS
+from ..errors import ConfigError, DataError
+from ..io import atomic_path, atomic_write_text
+from .generate import EVENT_COLUMNS
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("duckdb", "spark")
+FINDING_COLUMNS = ["regle", "gravite", "source", "ligne", "uai", "mois", "id_ressource", "message"]
+ACCES_COLUMNS = ["mois", "uai", "id_ressource", "profil", "support", "acces"]
+ACTIFS_COLUMNS = ["mois", "uai", "profil", "accedants_actifs", "sous_seuil"]
+_PARTITION_RE = re.compile(r"^mois=(\d{4}-(0[1-9]|1[0-2]))$")
+_STRING_COLUMNS = ("uai", "id_accedant", "profil", "id_ressource", "support")
+
+
+# --------------------------------------------------------------------------- result
+
+@dataclass
+class AggregationResult:
+    """What :func:`aggregate_events` produced.
+
+    Attributes
+    ----------
+    engine : str
+        ``duckdb`` or ``spark``.
+    acces_path, acces_parquet_path, actifs_path, actifs_parquet_path, findings_path : Path
+        Files written.
+    findings : pandas.DataFrame
+        Findings (columns ``regle;gravite;source;ligne;uai;mois;id_ressource;message``).
+    n_files, n_files_excluded : int
+        Event files read, and left out because of a finding.
+    n_events, n_excluded : int
+        Events aggregated, and events of read files left out (bad values).
+    acces_rows, actifs_rows, sous_seuil : int
+        Rows of the two tables; distinct counts below the threshold.
+    threshold : int
+        Disclosure threshold used for ``sous_seuil``.
+    duration_s : float
+        Wall-clock time.
+    """
+
+    engine: str
+    acces_path: Path
+    acces_parquet_path: Path
+    actifs_path: Path
+    actifs_parquet_path: Path
+    findings_path: Path
+    findings: pd.DataFrame = field(repr=False)
+    n_files: int = 0
+    n_files_excluded: int = 0
+    n_events: int = 0
+    n_excluded: int = 0
+    acces_rows: int = 0
+    actifs_rows: int = 0
+    sous_seuil: int = 0
+    threshold: int = config.DISCLOSURE_THRESHOLD
+    duration_s: float = 0.0
+
+    def summary(self) -> str:
+        """Return a short French summary for the command line."""
+        lines = [f"Agrégation ({self.engine}) : {self.n_events:,} événements de {self.n_files} fichier(s) "
+                 f"en {self.duration_s:.1f} s.".replace(",", "\u202f"),
+                 f"  {self.acces_path} : {self.acces_rows} ligne(s)",
+                 f"  {self.actifs_path} : {self.actifs_rows} ligne(s), dont {self.sous_seuil} sous le seuil "
+                 f"de {self.threshold} (sous_seuil = 1, à masquer en diffusion)"]
+        if len(self.findings):
+            lines.append(f"  {len(self.findings)} constat(s) dans {self.findings_path} : "
+                         f"{self.n_files_excluded} fichier(s) et {self.n_excluded:,} événement(s) écartés ; "
+                         "corriger la source puis relancer.".replace(",", "\u202f"))
+        return "\n".join(lines)
+
+
+def _finding(regle: str, source: str, message: str, *, gravite: str = "erreur", ligne=None,
+             uai: str = "", mois: str = "", id_ressource: str = "") -> dict:
+    return {"regle": regle, "gravite": gravite, "source": source, "ligne": ligne, "uai": uai or "",
+            "mois": mois or "", "id_ressource": id_ressource or "", "message": message}
+
+
+# --------------------------------------------------------------------------- step 1: discovery
+
+def _type_ok(name: str, typ: pa.DataType) -> bool:
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    if name == "horodatage":
+        return pa.types.is_timestamp(typ)
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ)
+
+
+def discover(events_dir: str | Path) -> tuple[list[tuple[Path, str]], list[dict]]:
+    """List the usable event files and report the others as findings.
+
+    Parameters
+    ----------
+    events_dir : str or Path
+        Directory of ``mois=YYYY-MM/*.parquet`` partitions.
+
+    Returns
+    -------
+    files : list of (Path, str, bool)
+        Usable files, their partition month, and whether their footer statistics
+        prove them free of nulls and of timestamps outside the month.
+    findings : list of dict
+        One finding per file left out (``partition_invalide``, ``fichier_illisible``,
+        ``colonne_manquante``, ``type_invalide``).
+
+    Raises
+    ------
+    DataError
+        When the directory is absent or holds no Parquet file.
+    """
+    events_dir = Path(events_dir)
+    if not events_dir.is_dir():
+        raise DataError.single(events_dir, "répertoire d'événements absent.")
+    paths = sorted(p for p in events_dir.rglob("*.parquet") if not p.name.startswith((".", "_")))
+    if not paths:
+        raise DataError.single(events_dir, "aucun fichier Parquet d'événements "
+                               "(attendu : mois=AAAA-MM/*.parquet).")
+    files, findings = [], []
+    for path in paths:
+        src = str(path)
+        rel = path.relative_to(events_dir)
+        m = _PARTITION_RE.match(rel.parts[0]) if len(rel.parts) == 2 else None
+        if m is None:
+            findings.append(_finding("partition_invalide", src, "fichier hors d'une partition mois=AAAA-MM : "
+                                     "le placer dans le répertoire du mois de ses événements ; fichier écarté."))
+            continue
+        mois = m.group(1)
+        try:
+            meta = pq.ParquetFile(path).metadata
+            schema = meta.schema.to_arrow_schema()
+            n_rows = meta.num_rows
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a finding
+            findings.append(_finding("fichier_illisible", src, f"fichier Parquet illisible ({type(exc).__name__}) :"
+                                     " le régénérer ; fichier écarté.", mois=mois))
+            continue
+        missing = [c for c in EVENT_COLUMNS if c not in schema.names]
+        if missing:
+            findings.append(_finding("colonne_manquante", src,
+                                     f"colonne(s) absente(s) : {', '.join(missing)} (colonnes attendues : "
+                                     f"{', '.join(EVENT_COLUMNS)}) ; fichier écarté.", mois=mois))
+            continue
+        bad = [f"{c} ({schema.field(c).type})" for c in EVENT_COLUMNS if not _type_ok(c, schema.field(c).type)]
+        if bad:
+            findings.append(_finding("type_invalide", src,
+                                     f"type inattendu : {', '.join(bad)} ; horodatage doit être un timestamp, "
+                                     "les autres colonnes du texte ; fichier écarté.", mois=mois))
+            continue
+        if n_rows:
+            files.append((path, mois, _clean(meta, mois)))
+    return files, findings
+
+
+def _clean(meta: pq.FileMetaData, mois: str) -> bool:
+    """Tell from the footer statistics that a file has no null and no timestamp outside its month.
+
+    Such a file needs no row-level check of nulls and timestamps (vocabularies are
+    checked after grouping, for every file). Without statistics, a file is checked row by row.
+    """
+    first = pd.Timestamp(f"{mois}-01")
+    nxt = first + pd.offsets.MonthBegin(1)
+    names = meta.schema.to_arrow_schema().names
+    cols = {c: names.index(c) for c in EVENT_COLUMNS}
+    try:
+        for i in range(meta.num_row_groups):
+            rg = meta.row_group(i)
+            for c, j in cols.items():
+                st = rg.column(j).statistics
+                if st is None or not st.has_null_count or st.null_count:
+                    return False
+            st = rg.column(cols["horodatage"]).statistics
+            if not st.has_min_max:
+                return False
+            lo, hi = pd.Timestamp(st.min), pd.Timestamp(st.max)
+            if lo.tzinfo is not None:
+                lo, hi = (t.tz_convert("Europe/Paris").tz_localize(None) for t in (lo, hi))
+            if lo < first or hi >= nxt:
+                return False
+    except (ValueError, TypeError, IndexError):  # nested or unusual layouts: check row by row
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- step 2: scan (shared SQL)
+
+def _in_list(values) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+_MONTH_OK = ("(year(horodatage) * 100 + month(horodatage)) = "
+             "(CAST(substr(mois, 1, 4) AS INT) * 100 + CAST(substr(mois, 6, 2) AS INT))")
+
+
+def acces_sql(source: str, validate: bool = True) -> str:
+    """Return the accès grouping query (with validity counters) over a relation ``source``.
+
+    With ``validate=False`` (files whose statistics prove every timestamp in the
+    month and no null) the counters are constants: the bare grouping.
+    """
+    if not validate:
+        return f"""
+SELECT mois, uai, id_ressource, profil, support, count(*) AS evenements, count(*) AS acces,
+       CAST(0 AS BIGINT) AS hors_partition, CAST(0 AS BIGINT) AS manquants
+FROM {source} e
+GROUP BY mois, uai, id_ressource, profil, support"""
+    return f"""
+SELECT mois, uai, id_ressource, profil, support,
+       count(*) AS evenements,
+       count_if(t_ok AND id_accedant IS NOT NULL) AS acces,
+       count_if(NOT t_ok) AS hors_partition,
+       count_if(horodatage IS NULL OR id_accedant IS NULL) AS manquants
+FROM (SELECT mois, uai, id_ressource, profil, support, id_accedant, horodatage, {_MONTH_OK} AS t_ok
+      FROM {source}) e
+GROUP BY mois, uai, id_ressource, profil, support"""
+
+
+def actifs_sql(clean: str | None, checked: str | None) -> str:
+    """Return the distinct-accédants query over the valid events of two relations.
+
+    ``clean`` holds files proven free of nulls and out-of-month timestamps,
+    ``checked`` the others (filtered row by row); either may be None.
+    """
+    vocab = f"profil IN ({_in_list(PROFILS)}) AND support IN ({_in_list(SUPPORTS)})"
+    parts = []
+    if clean:
+        parts.append(f"SELECT mois, uai, profil, id_accedant FROM {clean} WHERE {vocab}")
+    if checked:
+        parts.append(f"SELECT mois, uai, profil, id_accedant FROM {checked} WHERE {vocab} "
+                     "AND uai IS NOT NULL AND id_ressource IS NOT NULL AND id_accedant IS NOT NULL "
+                     f"AND {_MONTH_OK}")
+    union = "\n      UNION ALL\n      ".join(parts)
+    return f"""
+SELECT mois, uai, profil, count(DISTINCT id_accedant) AS accedants_actifs
+FROM ({union}) v
+GROUP BY mois, uai, profil"""
+
+
+def scan_sql(clean: str | None, checked: str | None) -> tuple[str, str]:
+    """Return the two scan queries (accès, accédants actifs) over the clean and checked relations."""
+    parts = []
+    if clean:
+        parts.append(acces_sql(clean, validate=False))
+    if checked:
+        parts.append(acces_sql(checked, validate=True))
+    return "\nUNION ALL\n".join(parts), actifs_sql(clean, checked)
+
+
+def _duckdb_connect(memory_limit: str | None, threads: int | None, temp_directory: str | Path) -> duckdb.DuckDBPyConnection:
+    cfg = {"threads": int(threads or os.cpu_count() or 1), "preserve_insertion_order": False,
+           "temp_directory": str(temp_directory)}
+    if memory_limit:
+        cfg["memory_limit"] = str(memory_limit)
+    con = duckdb.connect(config=cfg)
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET TimeZone = 'Europe/Paris'")
+    return con
+
+
+def _scan_duckdb(con, files: list[tuple[Path, str, bool]], tmp: Path) -> tuple[str, str]:
+    """Run both queries with DuckDB; return the paths of the two grouped Parquet files."""
+    def relation(paths):
+        if not paths:
+            return None
+        listing = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+        return (f"(SELECT {', '.join(EVENT_COLUMNS)}, mois FROM read_parquet({listing}, hive_partitioning = true, "
+                "hive_types = {'mois': VARCHAR}, union_by_name = true))")
+
+    q_acces, q_actifs = scan_sql(relation([p for p, _, ok in files if ok]),
+                                 relation([p for p, _, ok in files if not ok]))
+    a, b = tmp / "acces_brut.parquet", tmp / "actifs_brut.parquet"
+    con.execute(f"COPY ({q_acces}) TO '{a}' (FORMAT parquet)")
+    con.execute(f"COPY ({q_actifs}) TO '{b}' (FORMAT parquet)")
+    return str(a), str(b)
+
+
+def _spark_session(master: str | None):
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ConfigError("moteur spark indisponible : installer l'option « spark » "
+                          "(pip install 'gar-analysis[spark]') ou utiliser --engine duckdb.") from None
+    builder = (SparkSession.builder.appName("gar-analysis-aggregate")
+               .config("spark.sql.session.timeZone", "Europe/Paris")
+               .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", str(max(4, 2 * (os.cpu_count() or 1)))))
+    if master or not os.environ.get("SPARK_MASTER"):
+        builder = builder.master(master or "local[*]")
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - Java absent, gateway failure…
+        raise ConfigError(f"moteur spark indisponible ({type(exc).__name__} : {str(exc)[:200]}) : "
+                          "vérifier Java (17) ou utiliser --engine duckdb.") from None
+
+
+def _scan_spark(files: list[tuple[Path, str, bool]], events_dir: Path, tmp: Path,
+                master: str | None) -> tuple[str, str]:
+    """Run both queries with PySpark; return the paths of the two grouped Parquet outputs."""
+    spark = _spark_session(master)
+    views = []
+
+    def relation(paths, name):
+        if not paths:
+            return None
+        df = (spark.read.option("basePath", str(events_dir)).parquet(*[str(p) for p in paths])
+              .select(*EVENT_COLUMNS, "mois"))
+        df.createOrReplaceTempView(name)
+        views.append(name)
+        return name
+
+    q_acces, q_actifs = scan_sql(relation([p for p, _, ok in files if ok], "gar_evenements_sains"),
+                                 relation([p for p, _, ok in files if not ok], "gar_evenements_a_verifier"))
+    a, b = tmp / "acces_brut", tmp / "actifs_brut"
+    spark.sql(q_acces).write.mode("overwrite").parquet(str(a))
+    spark.sql(q_actifs).write.mode("overwrite").parquet(str(b))
+    for name in views:
+        spark.catalog.dropTempView(name)
+    return f"{a}/*.parquet", f"{b}/*.parquet"
+
+
+# --------------------------------------------------------------------------- step 3: finishing
+
+def _row_findings(con, events_dir: Path) -> list[dict]:
+    """Turn the bad groups of ``acces_brut`` into findings (one per rule, month and value)."""
+    profils, supports = _in_list(PROFILS), _in_list(SUPPORTS)
+    q = f"""
+WITH b AS (SELECT * FROM acces_brut),
+f AS (
+  SELECT 'valeur_manquante' AS regle, mois, 'uai' AS colonne, NULL AS valeur, sum(evenements) AS n,
+         NULL AS u1, NULL AS u2, min(id_ressource) AS r1, max(id_ressource) AS r2 FROM b WHERE uai IS NULL GROUP BY mois
+  UNION ALL
+  SELECT 'valeur_manquante', mois, 'id_ressource', NULL, sum(evenements), min(uai), max(uai), NULL, NULL
+    FROM b WHERE id_ressource IS NULL AND uai IS NOT NULL GROUP BY mois
+  UNION ALL
+  SELECT 'valeur_manquante', mois, 'profil', NULL, sum(evenements), min(uai), max(uai), min(id_ressource), max(id_ressource)
+    FROM b WHERE profil IS NULL AND uai IS NOT NULL AND id_ressource IS NOT NULL GROUP BY mois
+  UNION ALL
+  SELECT 'valeur_manquante', mois, 'support', NULL, sum(evenements), min(uai), max(uai), min(id_ressource), max(id_ressource)
+    FROM b WHERE support IS NULL AND profil IS NOT NULL AND uai IS NOT NULL AND id_ressource IS NOT NULL GROUP BY mois
+  UNION ALL
+  SELECT 'valeur_inconnue', mois, 'profil', profil, sum(evenements), min(uai), max(uai), min(id_ressource), max(id_ressource)
+    FROM b WHERE profil NOT IN ({profils}) AND uai IS NOT NULL AND id_ressource IS NOT NULL GROUP BY mois, profil
+  UNION ALL
+  SELECT 'valeur_inconnue', mois, 'support', support, sum(evenements), min(uai), max(uai), min(id_ressource), max(id_ressource)
+    FROM b WHERE support NOT IN ({supports}) AND profil IN ({profils}) AND uai IS NOT NULL AND id_ressource IS NOT NULL
+    GROUP BY mois, support
+  UNION ALL
+  SELECT 'horodatage_hors_partition', mois, 'horodatage', NULL, sum(hors_partition), min(uai), max(uai),
+         min(id_ressource), max(id_ressource)
+    FROM b WHERE hors_partition > 0 AND uai IS NOT NULL AND id_ressource IS NOT NULL
+      AND profil IN ({profils}) AND support IN ({supports}) GROUP BY mois
+  UNION ALL
+  SELECT 'valeur_manquante', mois, 'horodatage ou id_accedant', NULL, sum(manquants), min(uai), max(uai),
+         min(id_ressource), max(id_ressource)
+    FROM b WHERE manquants > 0 AND uai IS NOT NULL AND id_ressource IS NOT NULL
+      AND profil IN ({profils}) AND support IN ({supports}) GROUP BY mois)
+SELECT * FROM f WHERE n > 0 ORDER BY mois, regle, colonne, valeur NULLS FIRST"""
+    out = []
+    for regle, mois, colonne, valeur, n, u1, u2, r1, r2 in con.execute(q).fetchall():
+        n = int(n)
+        if regle == "valeur_inconnue":
+            allowed = ", ".join(PROFILS if colonne == "profil" else SUPPORTS)
+            msg = (f"{n} événement(s) avec {colonne} « {valeur} » inconnu : valeurs possibles {allowed} ; "
+                   "événements écartés.")
+        elif regle == "horodatage_hors_partition":
+            msg = (f"{n} événement(s) horodaté(s) hors du mois {mois} de leur partition : les ranger dans la "
+                   "partition de leur mois ; événements écartés.")
+        else:
+            msg = f"{n} événement(s) sans {colonne} : champ obligatoire ; événements écartés."
+        out.append(_finding(regle, str(events_dir / f"mois={mois}"), msg, mois=mois,
+                            uai=u1 if u1 is not None and u1 == u2 else "",
+                            id_ressource=r1 if r1 is not None and r1 == r2 else ""))
+    return out
+
+
+def _copy(con, table: str, path: Path, options: str) -> None:
+    """Write a DuckDB table to ``path`` atomically with ``COPY … TO``."""
+    with atomic_path(path) as tmp:
+        target = str(tmp).replace("'", "''")
+        con.execute(f"COPY {table} TO '{target}' {options}")
+
+
+def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str = "duckdb",
+                     threshold: int | None = None, memory_limit: str | None = "2GB",
+                     threads: int | None = None, temp_directory: str | Path | None = None,
+                     spark_master: str | None = None) -> AggregationResult:
+    """Aggregate raw events into ``gar/acces.csv`` and ``gar/accedants_actifs.csv``.
+
+    Parameters
+    ----------
+    events_dir : str or Path
+        Directory of ``mois=YYYY-MM/*.parquet`` event partitions.
+    out_dir : str or Path
+        Output data directory: ``gar/acces.csv`` (+ ``.parquet``),
+        ``gar/accedants_actifs.csv`` (+ ``.parquet``) and ``constats_evenements.csv``.
+    engine : {"duckdb", "spark"}, optional
+        Engine of the scan. Both give identical outputs.
+    threshold : int, optional
+        Disclosure threshold: distinct counts below it get ``sous_seuil = 1``.
+        Default ``config.DISCLOSURE_THRESHOLD``.
+    memory_limit : str, optional
+        DuckDB memory limit (spills to ``temp_directory`` beyond it).
+    threads : int, optional
+        DuckDB threads (default: all CPUs).
+    temp_directory : str or Path, optional
+        Spill and intermediate directory (default: a fresh temporary directory).
+    spark_master : str, optional
+        Spark master URL (default ``local[*]``, or the running session's).
+
+    Returns
+    -------
+    AggregationResult
+        Paths, row counts and findings.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown engine, or Spark unavailable.
+    DataError
+        When the events directory is absent or holds no Parquet file.
+    """
+    t0 = time.perf_counter()
+    if engine not in ENGINES:
+        raise ConfigError(f"moteur inconnu : {engine!r} ; moteurs possibles : {', '.join(ENGINES)}.")
+    threshold = config.DISCLOSURE_THRESHOLD if threshold is None else int(threshold)
+    events_dir, out_dir = Path(events_dir), Path(out_dir)
+    files, findings = discover(events_dir)
+    n_bad_files = len(findings)
+    tmp = Path(tempfile.mkdtemp(prefix="gar-agg-", dir=temp_directory))
+    try:
+        con = _duckdb_connect(memory_limit, threads, tmp)
+        if files:
+            if engine == "duckdb":
+                a, b = _scan_duckdb(con, files, tmp)
+            else:
+                a, b = _scan_spark(files, events_dir, tmp, spark_master)
+            con.execute("CREATE TEMP TABLE acces_brut AS SELECT mois, uai, id_ressource, profil, support, "
+                        "sum(evenements) AS evenements, sum(acces) AS acces, sum(hors_partition) AS hors_partition, "
+                        f"sum(manquants) AS manquants FROM read_parquet('{a}') "
+                        "GROUP BY mois, uai, id_ressource, profil, support")
+            con.execute(f"CREATE TEMP VIEW actifs_brut AS SELECT * FROM read_parquet('{b}')")
+        else:
+            con.execute("CREATE TEMP TABLE acces_brut (mois VARCHAR, uai VARCHAR, id_ressource VARCHAR, "
+                        "profil VARCHAR, support VARCHAR, evenements BIGINT, acces BIGINT, "
+                        "hors_partition BIGINT, manquants BIGINT)")
+            con.execute("CREATE TEMP TABLE actifs_brut (mois VARCHAR, uai VARCHAR, profil VARCHAR, "
+                        "accedants_actifs BIGINT)")
+        findings += _row_findings(con, events_dir)
+        profils, supports = _in_list(PROFILS), _in_list(SUPPORTS)
+        con.execute(f"""
+            CREATE TEMP TABLE acces_final AS
+            SELECT mois, uai, id_ressource, profil, support, CAST(acces AS BIGINT) AS acces FROM acces_brut
+            WHERE acces > 0 AND uai IS NOT NULL AND id_ressource IS NOT NULL
+              AND profil IN ({profils}) AND support IN ({supports})
+            ORDER BY mois, uai, id_ressource, profil, support""")
+        con.execute(f"""
+            CREATE TEMP TABLE actifs_final AS
+            SELECT mois, uai, profil, CAST(accedants_actifs AS BIGINT) AS accedants_actifs,
+                   CAST(accedants_actifs < {threshold} AS INTEGER) AS sous_seuil FROM actifs_brut
+            ORDER BY mois, uai, profil""")
+        gar = out_dir / "gar"
+        paths = {k: gar / v for k, v in (("acces", "acces.csv"), ("acces_pq", "acces.parquet"),
+                                         ("actifs", "accedants_actifs.csv"),
+                                         ("actifs_pq", "accedants_actifs.parquet"))}
+        for table, csv_key, pq_key in (("acces_final", "acces", "acces_pq"), ("actifs_final", "actifs", "actifs_pq")):
+            _copy(con, table, paths[csv_key], "(HEADER, DELIMITER ';')")
+            _copy(con, table, paths[pq_key], "(FORMAT parquet, COMPRESSION zstd)")
+        (n_events, acces_rows), = con.execute("SELECT coalesce(sum(acces), 0), count(*) FROM acces_final").fetchall()
+        (actifs_rows, sous_seuil), = con.execute(
+            "SELECT count(*), coalesce(sum(sous_seuil), 0) FROM actifs_final").fetchall()
+        totals = con.execute("SELECT coalesce(sum(evenements), 0) FROM acces_brut").fetchone()[0]
+        con.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    fdf = pd.DataFrame(findings, columns=FINDING_COLUMNS)
+    fdf["ligne"] = fdf["ligne"].astype("Int64")
+    findings_path = out_dir / "constats_evenements.csv"
+    atomic_write_text(findings_path, fdf.to_csv(sep=";", index=False, lineterminator="\n"))
+    result = AggregationResult(
+        engine=engine, acces_path=paths["acces"], acces_parquet_path=paths["acces_pq"],
+        actifs_path=paths["actifs"], actifs_parquet_path=paths["actifs_pq"], findings_path=findings_path,
+        findings=fdf, n_files=len(files), n_files_excluded=n_bad_files, n_events=int(n_events),
+        n_excluded=int(totals) - int(n_events), acces_rows=int(acces_rows), actifs_rows=int(actifs_rows),
+        sous_seuil=int(sous_seuil), threshold=threshold,
+        duration_s=round(time.perf_counter() - t0, 3))
+    log.info("agrégation %s : %d événements, %d constat(s), %.1f s", engine, n_events, len(fdf),
+             result.duration_s)
+    return result

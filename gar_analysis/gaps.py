@@ -1,0 +1,920 @@
+"""Fair territorial comparisons: funnel plots, observed vs expected, shrinkage, bright spots.
+
+A raw league table is unfair twice: small units look extreme by chance, and units
+serving disadvantaged or rural populations look worse for reasons outside their
+control. This module handles both:
+
+* :func:`funnel_table` — each unit's rate against its size with 95 % and 99.8 %
+  control limits around a reference value (normal approximation, exact binomial
+  or Poisson limits for small units), Spiegelhalter's (2005) over-dispersion
+  correction when units vary more than chance allows, and an empirical-Bayes
+  shrunken rate beside the raw one;
+* :func:`observed_vs_expected` — a composition model (IPS, size, rurality, level,
+  sector, priority education) fitted on every school; observed and expected
+  totals per unit, O/E with its interval, shrunken O/E;
+* :func:`bright_spots` — units significantly above expectation first, then below,
+  with what the CRM knows about them and a constructive French sentence;
+* :func:`rank_intervals` — ranks always come with their intervals.
+
+``data`` is a table with one row per school (or per unit): rows are summed by
+``unit`` before the comparison, so both shapes are accepted.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import config
+from .errors import DataError, Problem
+from .models import (_inverse_link, _problems_for, check_columns, check_dataframe, check_no_missing, fmt_fr,
+                     numeric_column, prepare_design)
+
+Z95 = float(stats.norm.ppf(0.975))
+Z998 = float(stats.norm.ppf(0.999))
+POSITIONS = ("au-dessus", "conforme", "en-dessous")
+CORRECTIONS = ("auto", "none", "multiplicative", "additive")
+#: Below this expected count (n·p0 or n·(1−p0), or p0·exposure), limits are exact.
+EXACT_BELOW = 10.0
+
+CAVEAT_GAPS = ("Un écart à l'attendu signale une situation à comprendre, pas un jugement : il peut venir du "
+               "contexte non mesuré, de la qualité des données ou d'une pratique à partager.")
+
+
+# ---------------------------------------------------------------------------
+# exact limits
+# ---------------------------------------------------------------------------
+
+def _interp_quantile(cdf_at, ppf, prob: float, n) -> np.ndarray:
+    """Interpolated discrete quantile (Spiegelhalter 2005, appendix A.1.1), as a count."""
+    r = np.asarray(ppf(prob), float)
+    f_r = cdf_at(r)
+    f_rm1 = cdf_at(r - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = np.where(f_r > f_rm1, (f_r - prob) / (f_r - f_rm1), 0.0)
+    return r - alpha
+
+
+def exact_limits(p0: float, n, prob: float, kind: str = "proportion") -> np.ndarray:
+    """Exact control limit(s) at probability ``prob`` around ``p0`` for sizes ``n``.
+
+    Parameters
+    ----------
+    p0 : float
+        Reference proportion (or rate per unit of exposure).
+    n : array-like
+        Denominators (trials, or exposure for rates).
+    prob : float
+        Cumulative probability of the limit (0.025 for the lower 95 % limit…).
+    kind : {"proportion", "rate"}
+        Binomial(n, p0) or Poisson(p0·n) distribution.
+
+    Returns
+    -------
+    numpy.ndarray
+        Limits on the rate scale (count quantile, interpolated, divided by ``n``).
+    """
+    n = np.asarray(n, float)
+    if kind == "proportion":
+        dist = stats.binom(np.round(n).astype(int), p0)
+    else:
+        dist = stats.poisson(p0 * n)
+    return _interp_quantile(dist.cdf, dist.ppf, prob, n) / n
+
+
+def _unit_interval(y, n, kind: str, level: float = 0.95):
+    """Exact interval of each unit's own rate (Clopper-Pearson, or Garwood for Poisson)."""
+    a = (1 - level) / 2
+    y = np.asarray(y, float)
+    n = np.asarray(n, float)
+    if kind == "proportion":
+        lo = np.where(y > 0, stats.beta.ppf(a, y, n - y + 1), 0.0)
+        hi = np.where(y < n, stats.beta.ppf(1 - a, y + 1, n - y), 1.0)
+        return lo, hi
+    lo = np.where(y > 0, stats.chi2.ppf(a, 2 * y) / 2, 0.0) / n
+    hi = stats.chi2.ppf(1 - a, 2 * y + 2) / 2 / n
+    return lo, hi
+
+
+def _position(value, low, high) -> np.ndarray:
+    value = np.asarray(value, float)
+    return np.where(value > high, "au-dessus", np.where(value < low, "en-dessous", "conforme"))
+
+
+# ---------------------------------------------------------------------------
+# over-dispersion (Spiegelhalter 2005)
+# ---------------------------------------------------------------------------
+
+def overdispersion(z: np.ndarray, s2: np.ndarray, winsor: float = 0.1) -> dict:
+    """Estimate over-dispersion from z-scores (Spiegelhalter 2005).
+
+    Parameters
+    ----------
+    z : array
+        Standardised deviations of the units from the reference.
+    s2 : array
+        Within-unit variances of the indicator (rate scale).
+    winsor : float
+        Share winsorised in each tail (10 % by default).
+
+    Returns
+    -------
+    dict
+        ``phi`` (multiplicative factor), ``tau2`` (additive between-unit variance),
+        ``statistic`` (I·phi), ``df`` (I − 1), ``p_value`` (χ² test of phi = 1),
+        ``overdispersed`` (bool: p < 0.05 and phi > 1), ``n_units``.
+    """
+    z = np.asarray(z, float)
+    s2 = np.asarray(s2, float)
+    ok = np.isfinite(z) & (s2 > 0)
+    z, s2 = z[ok], s2[ok]
+    i = len(z)
+    if i < 3:
+        return {"phi": 1.0, "tau2": 0.0, "statistic": np.nan, "df": max(i - 1, 0), "p_value": np.nan,
+                "overdispersed": False, "n_units": i}
+    lo, hi = np.quantile(z, [winsor, 1 - winsor])
+    zw = np.clip(z, lo, hi)
+    phi = float(np.mean(zw ** 2))
+    stat = i * phi
+    p = float(stats.chi2.sf(stat, i - 1))
+    w = 1.0 / s2
+    denom = w.sum() - (w ** 2).sum() / w.sum()
+    tau2 = max(0.0, (stat - (i - 1)) / denom) if denom > 0 else 0.0
+    return {"phi": phi, "tau2": float(tau2), "statistic": float(stat), "df": i - 1, "p_value": p,
+            "overdispersed": bool(p < 0.05 and phi > 1), "n_units": i}
+
+
+# ---------------------------------------------------------------------------
+# funnel table
+# ---------------------------------------------------------------------------
+
+def _aggregate(data: pd.DataFrame, numerator: str, denominator: str, unit: str, kind: str,
+               source: str) -> pd.DataFrame:
+    check_dataframe(data, source)
+    if not isinstance(unit, str) or not unit:
+        raise DataError.single(source, "le nom de la colonne d'unité (« unit ») est attendu.")
+    check_columns(data, list(dict.fromkeys([unit, numerator, denominator])), source)
+    check_no_missing(data, list(dict.fromkeys([unit, numerator, denominator])), source)
+    y = numeric_column(data, numerator, source)
+    n = numeric_column(data, denominator, source)
+    problems: list[Problem] = []
+    if (y < 0).any():
+        problems += _problems_for(y < 0, numerator, "numérateur négatif : un comptage positif ou nul est attendu.",
+                                  source)
+    if (n <= 0).any():
+        problems += _problems_for(n <= 0, denominator, "dénominateur nul ou négatif : il doit être strictement "
+                                                       "positif (retirez les unités sans effectif).", source)
+    if kind == "proportion" and (y > n).any():
+        problems += _problems_for(y > n, numerator, f"numérateur supérieur au dénominateur « {denominator} » : "
+                                                    "une proportion ne peut dépasser 1 (pour un taux par élève, "
+                                                    "utilisez kind='rate').", source)
+    if problems:
+        raise DataError(problems)
+    units = data[unit].astype(str).str.strip()
+    if (units == "").any():
+        raise DataError(_problems_for(units == "", unit, "unité vide : chaque ligne doit être rattachée à une unité.",
+                                      source))
+    agg = pd.DataFrame({"unit": units, "y": y, "n": n, "k": 1}).groupby("unit", sort=True).sum()
+    if (agg["n"] <= 0).any():
+        raise DataError.single(source, "une unité a un dénominateur total nul.", column=denominator)
+    return agg
+
+
+def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str, *, kind: str = "proportion",
+                 target: float | None = None, correction: str = "auto", winsor: float = 0.1,
+                 exact_below: float = EXACT_BELOW) -> pd.DataFrame:
+    """Compare units' rates with funnel-plot control limits.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        One row per unit, or per school (rows are summed by ``unit``).
+    numerator, denominator : str
+        Count columns: e.g. registered schools / schools (proportion), or accès /
+        pupils (rate on an exposure, ``kind="rate"``).
+    unit : str
+        Unit column (e.g. ``code_academie``, ``code_departement``, ``uai``).
+    kind : {"proportion", "rate"}
+        Binomial proportion (numerator ≤ denominator) or Poisson rate per unit
+        of exposure (numerator may exceed the denominator).
+    target : float, optional
+        Reference value p0 (default: pooled rate Σ numerator / Σ denominator).
+        Pass the national rate when comparing the units of one territory.
+    correction : {"auto", "none", "multiplicative", "additive"}
+        Over-dispersion correction (Spiegelhalter 2005). ``auto`` applies the
+        additive random-effects limits when the χ² test of over-dispersion on
+        winsorised z-scores is significant (p < 0.05), and none otherwise.
+    winsor : float
+        Share of z-scores winsorised in each tail to estimate over-dispersion.
+    exact_below : float
+        Uncorrected limits are exact (interpolated binomial or Poisson quantiles)
+        when the expected count n·p0 or n·(1 − p0) is below this.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per unit: ``unit, numerator, denominator, n_lignes, rate,
+        rate_ci_low, rate_ci_high, expected, z, z_adjusted, lower_95, upper_95,
+        lower_998, upper_998, position_95, position_998, exact_limits, correction,
+        phi, tau2, shrunk_rate, shrunk_low, shrunk_high``. ``attrs["overdispersion"]``
+        holds the test; ``attrs["target"]``, ``attrs["kind"]``, ``attrs["correction"]``.
+
+    Raises
+    ------
+    DataError
+        Unknown/missing column, missing values, negative numerator, zero or
+        negative denominator, numerator above denominator (proportions), empty unit.
+    """
+    source = "données (funnel_table)"
+    if kind not in ("proportion", "rate"):
+        raise DataError.single(source, f"type d'indicateur inconnu : {kind!r} (« proportion » ou « rate »).")
+    if correction not in CORRECTIONS:
+        raise DataError.single(source, f"correction inconnue : {correction!r} ({', '.join(CORRECTIONS)}).")
+    agg = _aggregate(data, numerator, denominator, unit, kind, source)
+    y = agg["y"].to_numpy(float)
+    n = agg["n"].to_numpy(float)
+    p0 = float(y.sum() / n.sum()) if target is None else float(target)
+    if kind == "proportion" and not 0 < p0 < 1:
+        raise DataError.single(source, f"valeur de référence {p0} hors de ]0 ; 1[ : toutes les unités sont à 0 % "
+                                       "ou à 100 %, la comparaison n'a pas de sens.")
+    if kind == "rate" and not p0 > 0:
+        raise DataError.single(source, "valeur de référence nulle : aucun événement dans les données.")
+    rate = y / n
+    s2 = p0 * (1 - p0) / n if kind == "proportion" else p0 / n
+    s = np.sqrt(s2)
+    z = (rate - p0) / s
+    od = overdispersion(z, s2, winsor)
+    method = correction
+    if correction == "auto":
+        method = "additive" if od["overdispersed"] else "none"
+    out = pd.DataFrame({"unit": agg.index.to_numpy(), "numerator": y, "denominator": n,
+                        "n_lignes": agg["k"].to_numpy(), "rate": rate})
+    for name, col in ((unit, "unit"), (numerator, "numerator"), (denominator, "denominator")):
+        if name not in out.columns:
+            out[name] = out[col]
+    out["rate_ci_low"], out["rate_ci_high"] = _unit_interval(y, n, kind)
+    out["expected"] = p0 * n
+    out["z"] = z
+    upper_cap = 1.0 if kind == "proportion" else np.inf
+    exact = np.zeros(len(n), bool)
+    if method == "none":
+        sd = s
+        small = (n * p0 < exact_below) | ((kind == "proportion") & (n * (1 - p0) < exact_below))
+        exact = small
+    elif method == "multiplicative":
+        sd = s * np.sqrt(max(od["phi"], 1.0))
+    else:
+        sd = np.sqrt(s2 + od["tau2"])
+    out["z_adjusted"] = (rate - p0) / sd
+    for label, zq, a in (("95", Z95, 0.025), ("998", Z998, 0.001)):
+        lo = p0 - zq * sd
+        hi = p0 + zq * sd
+        if exact.any():
+            lo = np.where(exact, exact_limits(p0, n, a, kind), lo)
+            hi = np.where(exact, exact_limits(p0, n, 1 - a, kind), hi)
+        out[f"lower_{label}"] = np.clip(lo, 0.0, upper_cap)
+        out[f"upper_{label}"] = np.clip(hi, 0.0, upper_cap)
+        out[f"position_{label}"] = _position(rate, out[f"lower_{label}"], out[f"upper_{label}"])
+    out["exact_limits"] = exact
+    out["correction"] = {"none": "aucune", "multiplicative": "multiplicative", "additive": "additive"}[method]
+    out["phi"] = od["phi"]
+    out["tau2"] = od["tau2"] if method == "additive" else 0.0
+    # empirical-Bayes shrinkage (DerSimonian-Laird τ², unwinsorised)
+    tau2 = _dl(rate, s2, p0)
+    b = tau2 / (tau2 + s2)
+    out["shrunk_rate"] = p0 + b * (rate - p0)
+    post_sd = np.sqrt(b * s2)
+    out["shrunk_low"] = np.clip(out["shrunk_rate"] - Z95 * post_sd, 0, upper_cap)
+    out["shrunk_high"] = np.clip(out["shrunk_rate"] + Z95 * post_sd, 0, upper_cap)
+    out.attrs.update({"target": p0, "kind": kind, "correction": out["correction"].iloc[0],
+                      "overdispersion": od, "shrinkage_tau2": tau2, "numerator": numerator,
+                      "denominator": denominator, "unit": unit, "avertissement": CAVEAT_GAPS})
+    return out
+
+
+def _dl(est, s2, target) -> float:
+    est = np.asarray(est, float)
+    s2 = np.asarray(s2, float)
+    ok = np.isfinite(est) & (s2 > 0)
+    est, s2 = est[ok], s2[ok]
+    if len(est) < 2:
+        return 0.0
+    w = 1.0 / s2
+    q = float((w * (est - target) ** 2).sum())
+    denom = w.sum() - (w ** 2).sum() / w.sum()
+    return max(0.0, (q - (len(est) - 1)) / denom) if denom > 0 else 0.0
+
+
+def funnel_curve(table: pd.DataFrame, n_points: int = 200) -> pd.DataFrame:
+    """Control limits on a grid of sizes, for drawing the funnel.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``denominator, lower_95, upper_95, lower_998, upper_998`` over a log grid.
+    """
+    p0 = table.attrs["target"]
+    kind = table.attrs["kind"]
+    den = table["denominator"]
+    grid = np.unique(np.geomspace(max(den.min() * 0.8, 1e-9), den.max() * 1.2, n_points))
+    if kind == "proportion":
+        grid = np.unique(np.maximum(np.round(grid), 1))
+    s2 = p0 * (1 - p0) / grid if kind == "proportion" else p0 / grid
+    od = table.attrs["overdispersion"]
+    corr = table.attrs["correction"]
+    cap = 1.0 if kind == "proportion" else np.inf
+    if corr == "multiplicative":
+        sd = np.sqrt(s2 * max(od["phi"], 1.0))
+    elif corr == "additive":
+        sd = np.sqrt(s2 + od["tau2"])
+    else:
+        sd = np.sqrt(s2)
+    out = pd.DataFrame({"denominator": grid})
+    exact = np.zeros(len(grid), bool)
+    if corr == "aucune":
+        exact = (grid * p0 < EXACT_BELOW) | ((kind == "proportion") & (grid * (1 - p0) < EXACT_BELOW))
+    for label, zq, a in (("95", Z95, 0.025), ("998", Z998, 0.001)):
+        lo, hi = p0 - zq * sd, p0 + zq * sd
+        if exact.any():
+            lo = np.where(exact, exact_limits(p0, grid, a, kind), lo)
+            hi = np.where(exact, exact_limits(p0, grid, 1 - a, kind), hi)
+        out[f"lower_{label}"] = np.clip(lo, 0, cap)
+        out[f"upper_{label}"] = np.clip(hi, 0, cap)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# observed vs expected
+# ---------------------------------------------------------------------------
+
+def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str], unit: str, *,
+                         family: str = "binomial", exposure: str | None = None,
+                         references: dict | None = None) -> pd.DataFrame:
+    """Observed vs expected per unit, given the composition of its schools.
+
+    A GLM of the outcome on the schools' composition (``covariates``) is fitted
+    on every row; the expected value of a unit is the sum of its schools'
+    predictions. The unit is judged on what it does beyond its context
+    (the principle of the ministry's IVAL/IVAC value-added indicators).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        One row per school.
+    outcome : str
+        0/1 outcome (``binomial``) or count (``poisson``, with ``exposure``).
+    covariates : list of str
+        Composition columns (booleans, numbers, strings for categories).
+    unit : str
+        Unit column (must not be a covariate).
+    family : {"binomial", "poisson"}
+        Logistic model, or log-linear count model with ``exposure`` as offset;
+        the Poisson variance is scaled by the Pearson dispersion (quasi-Poisson).
+    exposure : str, optional
+        Exposure column for counts (e.g. ``nombre_eleves``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per unit: ``unit, n_ecoles, observed, expected, ratio, ci_low,
+        ci_high, ci_low_998, ci_high_998, z, p_value, position, position_998,
+        shrunk_ratio, shrunk_low, shrunk_high`` (+ ``observed_rate, expected_rate``
+        per school or per unit of exposure). Intervals: (O ± z·√V)/E where V is the
+        model variance of O. ``attrs["coefficients"]`` holds the composition model.
+
+    Raises
+    ------
+    DataError
+        Unknown or missing column, missing values, outcome out of range,
+        non-positive exposure, empty units, unsupported family.
+    """
+    source = "données (observed_vs_expected)"
+    if family not in ("binomial", "poisson"):
+        raise DataError.single(source, f"famille inconnue : {family!r} (« binomial » ou « poisson »).")
+    if family == "poisson" and exposure is None:
+        pass  # counts without exposure are allowed (expected counts)
+    if family == "binomial" and exposure is not None:
+        raise DataError.single(source, "l'exposition ne s'utilise qu'avec la famille « poisson ».", column=exposure)
+    check_dataframe(data, source)
+    if isinstance(covariates, str):
+        covariates = [covariates]
+    covariates = list(covariates)
+    if unit in covariates:
+        raise DataError.single(source, f"l'unité « {unit} » ne peut pas être aussi une variable de composition.",
+                               column=unit)
+    check_columns(data, [unit], source)
+    check_no_missing(data, [unit], source)
+    units = data[unit].astype(str).str.strip()
+    if (units == "").any():
+        raise DataError(_problems_for(units == "", unit, "unité vide : chaque établissement doit être rattaché "
+                                                         "à une unité.", source))
+    d = prepare_design(data, outcome, covariates, family=family, exposure=exposure, source=source)
+    import statsmodels.api as sm
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if family == "binomial":
+                res = sm.GLM(d.y, d.X, family=sm.families.Binomial()).fit()
+                disp = 1.0
+            else:
+                res = sm.GLM(d.y, d.X, family=sm.families.Poisson(), offset=d.offset).fit()
+                disp = max(1.0, float(res.pearson_chi2 / res.df_resid))
+        except (np.linalg.LinAlgError, ValueError, OverflowError) as exc:
+            raise DataError.single(source, f"le modèle de composition n'a pas pu être estimé ({type(exc).__name__}) : "
+                                           "vérifiez les variables de composition.") from None
+    eta = d.X.to_numpy() @ res.params.to_numpy() + (d.offset if d.offset is not None else 0.0)
+    mu = _inverse_link(family, eta)
+    v = mu * (1 - mu) if family == "binomial" else disp * mu
+    frame = pd.DataFrame({"unit": units.to_numpy(), "o": d.y, "e": mu, "v": v, "k": 1})
+    if exposure is not None:
+        frame["x"] = numeric_column(data, exposure, source).to_numpy()
+    agg = frame.groupby("unit", sort=True).sum()
+    o, e, var = agg["o"].to_numpy(), agg["e"].to_numpy(), agg["v"].to_numpy()
+    out = pd.DataFrame({"unit": agg.index.to_numpy(), "n_ecoles": agg["k"].to_numpy(), "observed": o,
+                        "expected": e})
+    if unit not in out.columns:
+        out[unit] = out["unit"]
+    out["ratio"] = o / e
+    se = np.sqrt(var) / e
+    out["std_error"] = se
+    for suffix, zq in (("", Z95), ("_998", Z998)):
+        out[f"ci_low{suffix}"] = np.clip(out["ratio"] - zq * se, 0, None)
+        out[f"ci_high{suffix}"] = out["ratio"] + zq * se
+    out["z"] = (out["ratio"] - 1) / se
+    out["p_value"] = 2 * stats.norm.sf(np.abs(out["z"]))
+    out["position"] = np.where(out["ci_low"] > 1, "au-dessus", np.where(out["ci_high"] < 1, "en-dessous", "conforme"))
+    out["position_998"] = np.where(out["ci_low_998"] > 1, "au-dessus",
+                                   np.where(out["ci_high_998"] < 1, "en-dessous", "conforme"))
+    s2 = se ** 2
+    tau2 = _dl(out["ratio"].to_numpy(), s2, 1.0)
+    b = tau2 / (tau2 + s2)
+    out["shrunk_ratio"] = 1 + b * (out["ratio"] - 1)
+    post = np.sqrt(b * s2)
+    out["shrunk_low"] = np.clip(out["shrunk_ratio"] - Z95 * post, 0, None)
+    out["shrunk_high"] = out["shrunk_ratio"] + Z95 * post
+    den = agg["x"].to_numpy() if exposure is not None else agg["k"].to_numpy()
+    out["observed_rate"] = o / den
+    out["expected_rate"] = e / den
+    od = overdispersion(out["z"].to_numpy(), s2)
+    out.attrs.update({
+        "family": family, "outcome": outcome, "covariates": covariates, "exposure": exposure, "unit": unit,
+        "dispersion": disp, "shrinkage_tau2": tau2, "overdispersion": od,
+        "coefficients": pd.DataFrame({"term": res.params.index, "estimate": res.params.to_numpy(),
+                                      "std_error": res.bse.to_numpy()}),
+        "interval": "(O ± z·√V) / E, V = variance du modèle de O",
+        "avertissement": CAVEAT_GAPS})
+    return out
+
+
+# ---------------------------------------------------------------------------
+# ranks, scope, bright spots
+# ---------------------------------------------------------------------------
+
+def rank_intervals(table: pd.DataFrame, estimate: str = "shrunk_rate", low: str = "shrunk_low",
+                   high: str = "shrunk_high", n_sim: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Ranks with 95 % intervals, simulated from each unit's (normal) interval.
+
+    Rank 1 = highest value. Returns the table with ``rang``, ``rang_bas``,
+    ``rang_haut`` added (never a bare league table).
+    """
+    rng = np.random.default_rng(seed)
+    m = table[estimate].to_numpy(float)
+    sd = (table[high].to_numpy(float) - table[low].to_numpy(float)) / (2 * Z95)
+    draws = rng.normal(m, np.maximum(sd, 1e-12), size=(n_sim, len(m)))
+    ranks = (-draws).argsort(axis=1).argsort(axis=1) + 1
+    out = table.copy()
+    out["rang"] = (-m).argsort().argsort() + 1
+    out["rang_bas"] = np.quantile(ranks, 0.025, axis=0).astype(int)
+    out["rang_haut"] = np.quantile(ranks, 0.975, axis=0).astype(int)
+    return out
+
+
+#: Unit of comparison per audience (the territories inside the audience's scope).
+AUDIENCE_UNITS = {"national": "code_academie", "region_academique": "code_academie", "academie": "code_departement",
+                  "departement": "uai", "region": "uai"}
+#: Schools in the scope of a local authority (collèges for départements, lycées for régions).
+AUDIENCE_LEVELS = {"departement": ("college",), "region": ("lycee",)}
+
+
+def select_scope(schools: pd.DataFrame, audience: str, territoire: str) -> pd.DataFrame:
+    """Schools of one audience's territory (all schools for ``national``)."""
+    from .territories import AUDIENCES
+    from .errors import ConfigError
+    if audience not in AUDIENCES or audience == "editeur":
+        raise ConfigError(f"Audience non prise en charge pour les écarts territoriaux : {audience!r}.")
+    level = AUDIENCES[audience][0]
+    out = schools
+    if level != "national":
+        out = out[out[level].astype(str) == str(territoire)]
+    if audience in AUDIENCE_LEVELS and "niveau" in out.columns:
+        out = out[out["niveau"].isin(AUDIENCE_LEVELS[audience])]
+    return out
+
+
+def unit_name(unit: str, code: str, schools: pd.DataFrame | None = None) -> str:
+    """Readable name of a unit (académie, département, région or school)."""
+    from . import territories as t
+    if unit == "code_academie":
+        return f"Académie de {t.academie_name(code)}"
+    if unit == "code_departement":
+        return t.departement_name(code)
+    if unit == "code_region":
+        return t.region_name(code)
+    if unit == "uai" and schools is not None and "nom" in schools.columns:
+        hit = schools.loc[schools["uai"].astype(str) == str(code), "nom"]
+        if len(hit) and pd.notna(hit.iloc[0]):
+            return f"{hit.iloc[0]} ({code})"
+    return str(code)
+
+
+def crm_facts(schools: pd.DataFrame, unit: str) -> pd.DataFrame:
+    """What the CRM holds per unit: référent, training, conventions, ENT project.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by unit: ``n_ecoles, part_referent, actions_formation,
+        part_formation, part_convention, projets_ent``.
+    """
+    df = schools.copy()
+    df["_u"] = df[unit].astype(str)
+    cols = {}
+    g = df.groupby("_u", sort=True)
+    cols["n_ecoles"] = g.size()
+    for src, dst in (("referent", "part_referent"), ("formation", "part_formation"),
+                     ("convention", "part_convention")):
+        if src in df.columns:
+            cols[dst] = g[src].apply(lambda s: pd.to_numeric(s.astype("float64"), errors="coerce").mean())
+    if "actions_formation" in df.columns:
+        cols["actions_formation"] = g["actions_formation"].apply(
+            lambda s: pd.to_numeric(s, errors="coerce").fillna(0).sum())
+    if "projet_ent" in df.columns:
+        def top(s):
+            s = s.dropna().astype(str)
+            s = s[s.str.strip() != ""]
+            return ", ".join(s.value_counts().index[:3].tolist())
+        cols["projets_ent"] = g["projet_ent"].apply(top)
+    return pd.DataFrame(cols)
+
+
+def bright_spots(table: pd.DataFrame, schools: pd.DataFrame, unit: str, *, level: str = "998",
+                 threshold: int | None = None, indicator: str = "") -> pd.DataFrame:
+    """Units significantly above expectation first, then below, with CRM facts.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`funnel_table` (positions at ``level``) or
+        :func:`observed_vs_expected` (``position`` from the 95 % O/E interval, or
+        ``position_998`` when ``level="998"``).
+    schools : pandas.DataFrame
+        ``etablissements`` table (one row per school) with ``unit`` and the CRM
+        facts ``referent, actions_formation, formation, convention, projet_ent``.
+    unit : str
+        Unit column of ``schools``.
+    level : {"95", "998"}
+        Funnel limits or O/E interval used to flag a unit.
+    threshold : int, optional
+        Disclosure threshold: counts below it are written "moins de N".
+    indicator : str
+        What is compared (French), used in the sentences.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``unit, nom, sens (point fort | à accompagner), position, valeur, bas, haut,
+        n_ecoles, part_referent, actions_formation, part_formation, part_convention,
+        projets_ent, texte``: above first (strongest first), then below.
+    """
+    threshold = config.DISCLOSURE_THRESHOLD if threshold is None else int(threshold)
+    is_oe = "ratio" in table.columns
+    if is_oe:
+        pos_col = "position" if level == "95" else "position_998"
+        lo_col, hi_col = ("ci_low", "ci_high") if level == "95" else ("ci_low_998", "ci_high_998")
+        val_col = "ratio"
+    else:
+        pos_col = f"position_{level}"
+        lo_col, hi_col = "rate_ci_low", "rate_ci_high"
+        val_col = "rate"
+    zcol = "z" if is_oe else "z_adjusted"
+    flagged = table[table[pos_col] != "conforme"].copy()
+    flagged["_order"] = np.where(flagged[pos_col] == "au-dessus", 0, 1)
+    flagged["_strength"] = np.where(flagged[pos_col] == "au-dessus", -flagged[zcol], flagged[zcol])
+    flagged = flagged.sort_values(["_order", "_strength"])
+    facts = crm_facts(schools, unit)
+    national = crm_facts(schools.assign(_all="FR"), "_all").iloc[0]
+    rows = []
+    for r in flagged.itertuples(index=False):
+        code = str(r.unit)
+        f = facts.loc[code] if code in facts.index else pd.Series(dtype=float)
+        row = {"unit": code, "nom": unit_name(unit, code, schools),
+               "sens": "point fort" if getattr(r, pos_col) == "au-dessus" else "à accompagner",
+               "position": getattr(r, pos_col), "valeur": getattr(r, val_col), "bas": getattr(r, lo_col),
+               "haut": getattr(r, hi_col)}
+        for c in ("n_ecoles", "part_referent", "actions_formation", "part_formation", "part_convention",
+                  "projets_ent"):
+            row[c] = f.get(c, np.nan) if len(f) else np.nan
+        row["texte"] = _spot_sentence(row, national, is_oe, table.attrs, threshold, indicator, unit)
+        rows.append(row)
+    cols = ["unit", "nom", "sens", "position", "valeur", "bas", "haut", "n_ecoles", "part_referent",
+            "actions_formation", "part_formation", "part_convention", "projets_ent", "texte"]
+    out = pd.DataFrame(rows, columns=cols)
+    out.attrs["avertissement"] = CAVEAT_GAPS
+    return out
+
+
+def _count_text(x, threshold: int) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "non renseigné"
+    x = int(round(float(x)))
+    return f"moins de {threshold}" if x < threshold else fmt_fr(x, 0)
+
+
+def _pct(x) -> str:
+    return fmt_fr(100 * float(x), 0) + " %"
+
+
+def _spot_sentence(row: dict, national: pd.Series, is_oe: bool, attrs: dict, threshold: int,
+                   indicator: str, unit: str) -> str:
+    above = row["sens"] == "point fort"
+    what = indicator or ("résultat" if is_oe else "taux")
+    if is_oe:
+        head = (f"{row['nom']} : {what} {'au-dessus' if above else 'en dessous'} de ce que la composition de ses "
+                f"établissements laisse attendre (rapport observé / attendu {fmt_fr(row['valeur'], 2)}, "
+                f"intervalle {fmt_fr(row['bas'], 2)} à {fmt_fr(row['haut'], 2)}).")
+    else:
+        mult = 100 if attrs.get("kind") == "proportion" else 1
+        unit_s = " %" if mult == 100 else ""
+        dec = 1 if mult == 100 else 2
+        head = (f"{row['nom']} : {what} à {fmt_fr(mult * row['valeur'], dec)}{unit_s} "
+                f"(intervalle {fmt_fr(mult * row['bas'], dec)} à {fmt_fr(mult * row['haut'], dec)}{unit_s}), "
+                f"{'au-dessus' if above else 'en dessous'} de la référence "
+                f"({fmt_fr(mult * attrs.get('target', np.nan), dec)}{unit_s}) au-delà des limites de contrôle.")
+    known = []
+    levers = []
+    if unit != "uai" and pd.notna(row.get("n_ecoles")):
+        known.append(f"{_count_text(row['n_ecoles'], threshold)} établissements")
+    for key, label, lever in (("part_referent", "ont un référent GAR", "la désignation d'un référent GAR"),
+                              ("part_convention", "relèvent d'une collectivité ayant signé une convention",
+                               "la convention avec la collectivité"),
+                              ("part_formation", "ont bénéficié d'une action de formation", "les actions de formation")):
+        v = row.get(key)
+        if v is None or not pd.notna(v):
+            continue
+        ref = national.get(key, np.nan)
+        if unit == "uai":
+            known.append(("a" if v >= 0.5 else "n'a pas encore") + " " + {
+                "part_referent": "de référent GAR désigné", "part_convention": "de convention avec sa collectivité",
+                "part_formation": "bénéficié d'une action de formation"}[key])
+        else:
+            known.append(f"{_pct(v)} {label} (moyenne : {_pct(ref)})")
+        if pd.notna(ref):
+            if above and v > ref + 0.05:
+                levers.append(lever)
+            if not above and v < ref - 0.05:
+                levers.append(lever)
+    if pd.notna(row.get("actions_formation")):
+        known.append(f"{_count_text(row['actions_formation'], threshold)} action(s) de formation enregistrée(s)")
+    if isinstance(row.get("projets_ent"), str) and row["projets_ent"]:
+        known.append(f"projet ENT : {row['projets_ent']}")
+    facts = ("Ce que l'on sait : " + " ; ".join(known) + ".") if known else "Le CRM ne contient pas encore d'information sur cette unité."
+    if above:
+        practice = ("Pratique à documenter et partager : " + ", ".join(levers) + ", plus fréquent(e)s qu'en moyenne."
+                    if levers else "Pratique à documenter : un échange avec l'équipe locale permettra d'identifier "
+                                   "ce qui fonctionne (les facteurs suivis par le CRM ne l'expliquent pas).")
+    else:
+        practice = ("Piste d'accompagnement : " + ", ".join(levers) + ", moins fréquent(e)s qu'en moyenne."
+                    if levers else "Piste d'accompagnement : vérifier la qualité des données et échanger avec "
+                                   "l'équipe locale sur les freins rencontrés.")
+    return f"{head} {facts} {practice}"
+
+
+# ---------------------------------------------------------------------------
+# report helpers (used by notebooks/reports/ecarts_territoriaux.ipynb)
+# ---------------------------------------------------------------------------
+
+#: Composition of a school used by the O/E model (columns of etablissements.parquet).
+DEFAULT_COVARIATES = ("ips_10", "log_eleves", "rural", "niveau", "secteur", "ep")
+UNIT_LABELS = {"code_academie": "académies", "code_departement": "départements", "code_region": "régions",
+               "uai": "établissements"}
+POSITION_SYMBOLS = {"au-dessus": "▲ au-dessus", "conforme": "● conforme", "en-dessous": "▼ en dessous"}
+_MARKERS = {"au-dessus": "^", "conforme": "o", "en-dessous": "v"}
+#: Audience → unit of comparison inside the territory.
+REPORT_UNITS = {"national": "code_academie", "region_academique": "code_departement",
+                "academie": "code_departement", "departement": "uai", "region": "uai"}
+
+
+def school_indicators(schools: pd.DataFrame) -> pd.DataFrame:
+    """Add the per-school indicator columns used by the comparisons.
+
+    ``un`` (1 per school), ``inscrit`` (0/1), ``actif`` (registered with at least
+    one accès over the period, 0/1), ``acces`` (accès), ``nombre_eleves``.
+    """
+    s = schools.copy()
+    s["un"] = 1
+    s["inscrit"] = s["inscrit"].fillna(False).astype(bool).astype(int)
+    acces = pd.to_numeric(s.get("acces", 0), errors="coerce").fillna(0)
+    s["actif"] = ((s["inscrit"] == 1) & (acces > 0)).astype(int)
+    return s
+
+
+def _complete(schools: pd.DataFrame, cols: list[str]) -> tuple[pd.DataFrame, int]:
+    ok = schools[cols].notna().all(axis=1)
+    return schools[ok], int((~ok).sum())
+
+
+def territorial_analysis(schools: pd.DataFrame, audience: str, territoire: str, *,
+                         covariates: tuple | list = DEFAULT_COVARIATES) -> dict:
+    """All comparisons of one report: funnels, O/E tables and bright spots.
+
+    The reference values and the composition models are national (all schools);
+    the units compared are those inside the territory (:data:`REPORT_UNITS`).
+
+    Returns
+    -------
+    dict
+        ``unit``, ``unit_label``, ``funnels`` (list of dicts: titre, table, kind),
+        ``oe`` (list of dicts: titre, table), ``spots`` (DataFrame),
+        ``excluded`` (schools without complete composition), ``scope`` (schools).
+    """
+    unit = REPORT_UNITS.get(audience)
+    if unit is None:
+        from .errors import ConfigError
+        raise ConfigError(f"Audience non prise en charge pour les écarts territoriaux : {audience!r}.")
+    s = school_indicators(schools)
+    scope = select_scope(s, audience, territoire)
+    if scope.empty:
+        raise DataError.single("etablissements", f"aucun établissement pour le territoire {territoire!r} "
+                                                 f"de l'audience {audience!r}.")
+    in_scope = s.index.isin(scope.index)
+    out = {"unit": unit, "unit_label": UNIT_LABELS[unit], "funnels": [], "oe": [], "scope": scope}
+    per_school = unit == "uai"
+    registered = s[(s["inscrit"] == 1)]
+    expo = registered[pd.to_numeric(registered["nombre_eleves"], errors="coerce").fillna(0) > 0]
+    specs = []
+    if not per_school:
+        specs.append(("Part des établissements inscrits au GAR", s, "inscrit", "un", "proportion"))
+        specs.append(("Part des établissements inscrits ayant utilisé le GAR", registered, "actif", "un",
+                      "proportion"))
+    specs.append(("Accès par élève sur la période (établissements inscrits)", expo, "acces", "nombre_eleves",
+                  "rate"))
+    scope_units = set(scope[unit].astype(str))
+    for titre, frame, num, den, kind in specs:
+        if not frame[unit].astype(str).isin(scope_units).any():
+            continue
+        # limits and over-dispersion from every unit of the same kind nationally, then the territory's units
+        t = funnel_table(frame, num, den, unit, kind=kind)
+        t = _keep_units(t, scope_units)
+        out["funnels"].append({"titre": titre, "table": t, "kind": kind})
+    cov = [c for c in covariates if c in s.columns]
+    full, n_excl = _complete(s, cov)
+    out["excluded"] = n_excl
+    oe_specs = []
+    if not per_school:
+        oe_specs.append(("Inscription au GAR", full, "inscrit", "binomial", None))
+    reg = full[(full["inscrit"] == 1) & (pd.to_numeric(full["nombre_eleves"], errors="coerce").fillna(0) > 0)]
+    oe_specs.append(("Accès par élève", reg, "acces", "poisson", "nombre_eleves"))
+    for titre, frame, outcome, family, exposure in oe_specs:
+        if not frame[unit].astype(str).isin(scope_units).any():
+            continue
+        usable = [c for c in cov if frame[c].nunique() > 1]
+        t = observed_vs_expected(frame, outcome, usable, unit, family=family, exposure=exposure)
+        out["oe"].append({"titre": titre, "table": _keep_units(t, scope_units), "family": family})
+    spots = []
+    for item in out["oe"]:
+        sp = bright_spots(item["table"], scope, unit, level="95", indicator=_lower_first(item["titre"]))
+        sp.insert(3, "indicateur", item["titre"])
+        spots.append(sp)
+    all_spots = pd.concat(spots, ignore_index=True) if spots else pd.DataFrame()
+    if len(all_spots):
+        all_spots["_o"] = (all_spots["sens"] != "point fort").astype(int)
+        all_spots = all_spots.sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
+        all_spots["resume"] = [_short(r) for r in all_spots.itertuples()]
+    out["spots"] = all_spots
+    return out
+
+
+def _keep_units(table: pd.DataFrame, units: set) -> pd.DataFrame:
+    """Rows of the territory's units, keeping the national attributes (target, over-dispersion)."""
+    out = table[table["unit"].astype(str).isin(units)].reset_index(drop=True)
+    out.attrs = dict(table.attrs)
+    return out
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _short(r) -> str:
+    if r.sens == "point fort":
+        return (f"{r.nom} : {_lower_first(r.indicateur)} au-dessus de l'attendu compte tenu de la composition des "
+                f"établissements (rapport observé / attendu {fmt_fr(r.valeur, 2)}) : une pratique à documenter et "
+                "partager.")
+    return (f"{r.nom} : {_lower_first(r.indicateur)} en dessous de l'attendu compte tenu de la composition des "
+            f"établissements (rapport observé / attendu {fmt_fr(r.valeur, 2)}) : un accompagnement à construire "
+            "avec l'équipe locale.")
+
+
+def publishable_funnel(table: pd.DataFrame, unit: str, schools: pd.DataFrame, threshold: int) -> pd.DataFrame:
+    """Funnel table for display: names, French columns, small counts suppressed (``c``)."""
+    from .disclosure import suppress
+    pct = table.attrs.get("kind") == "proportion"
+    m = 100.0 if pct else 1.0
+    out = pd.DataFrame({
+        "nom": [unit_name(unit, u, schools) for u in table["unit"]],
+        "numerateur": table["numerator"], "denominateur": table["denominator"],
+        "valeur": m * table["rate"], "valeur_retrecie": m * table["shrunk_rate"],
+        "limite_basse_998": m * table["lower_998"], "limite_haute_998": m * table["upper_998"],
+        "position": table["position_998"].map(POSITION_SYMBOLS)})
+    out = suppress(out, ["numerateur", "denominateur"], rate_cols=["valeur", "valeur_retrecie"],
+                   denominators={"valeur": "denominateur", "valeur_retrecie": "denominateur"}, threshold=threshold)
+    return out
+
+
+def publishable_oe(table: pd.DataFrame, unit: str, schools: pd.DataFrame, threshold: int) -> pd.DataFrame:
+    """O/E table for display, with intervals, ranks with intervals, small counts suppressed."""
+    from .disclosure import suppress
+    t = rank_intervals(table, "shrunk_ratio", "shrunk_low", "shrunk_high")
+    out = pd.DataFrame({
+        "nom": [unit_name(unit, u, schools) for u in t["unit"]], "n_ecoles": t["n_ecoles"],
+        "observe": t["observed"], "attendu": t["expected"], "rapport": t["ratio"],
+        "ic_bas": t["ci_low"], "ic_haut": t["ci_high"], "rapport_retreci": t["shrunk_ratio"],
+        "rang": [f"{a} (entre {b} et {c})" for a, b, c in zip(t["rang"], t["rang_bas"], t["rang_haut"])],
+        "position": t["position"].map(POSITION_SYMBOLS)})
+    out = out.sort_values("rapport_retreci", ascending=False, ignore_index=True)
+    # per-school units: the counts are the school's own (accès), no grouping of schools to protect
+    den = "observe" if (t["n_ecoles"] == 1).all() else "n_ecoles"
+    rates = ["rapport", "ic_bas", "ic_haut", "rapport_retreci", "attendu"]
+    out = suppress(out, ["n_ecoles", "observe"] if den == "n_ecoles" else ["observe"], rate_cols=rates,
+                   denominators={c: den for c in rates}, threshold=threshold)
+    return out
+
+
+def funnel_figure(table: pd.DataFrame, names: pd.Series | None = None, *, ylabel: str = "", xlabel: str = "",
+                  threshold: int = 0, max_labels: int = 30):
+    """Funnel plot: units (marker shape = position), 95 % and 99.8 % limits, reference line.
+
+    Units whose denominator is below ``threshold`` are not drawn (disclosure).
+    Labels: every unit when there are at most ``max_labels``, else those outside
+    the 99.8 % limits.
+    """
+    import matplotlib.pyplot as plt
+    pct = table.attrs.get("kind") == "proportion"
+    m = 100.0 if pct else 1.0
+    t = table[table["denominator"] >= threshold] if threshold else table
+    names = names if names is not None else table["unit"]
+    names = pd.Series(list(names), index=table.index).loc[t.index]
+    curve = funnel_curve(table)
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    ax.axhline(m * table.attrs["target"], color="0.2", lw=1.2, label="Référence")
+    ax.plot(curve["denominator"], m * curve["upper_95"], ls="--", color="0.45", lw=1, label="Limites à 95 %")
+    ax.plot(curve["denominator"], m * curve["lower_95"], ls="--", color="0.45", lw=1)
+    ax.plot(curve["denominator"], m * curve["upper_998"], ls=":", color="0.1", lw=1.2, label="Limites à 99,8 %")
+    ax.plot(curve["denominator"], m * curve["lower_998"], ls=":", color="0.1", lw=1.2)
+    colors = {"au-dessus": "#0173b2", "conforme": "#949494", "en-dessous": "#de8f05"}
+    for pos in POSITIONS:
+        sel = t["position_998"] == pos
+        if sel.any():
+            ax.scatter(t.loc[sel, "denominator"], m * t.loc[sel, "rate"], marker=_MARKERS[pos], s=46,
+                       color=colors[pos], edgecolor="black", linewidth=0.5, zorder=3,
+                       label=POSITION_SYMBOLS[pos].split(" ", 1)[1].capitalize() + " (99,8 %)")
+    show = t.index if len(t) <= max_labels else t.index[t["position_998"] != "conforme"]
+    for i in show:
+        ax.annotate(str(names.loc[i])[:28], (t.loc[i, "denominator"], m * t.loc[i, "rate"]), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def oe_figure(table: pd.DataFrame, names: pd.Series | None = None, *, xlabel: str = "Rapport observé / attendu",
+              threshold: int = 0, max_units: int = 40):
+    """Observed / expected per unit with 95 % intervals (raw) and shrunken estimate, sorted."""
+    import matplotlib.pyplot as plt
+    t = table.copy()
+    t["_nom"] = list(names) if names is not None else t["unit"].astype(str)
+    if threshold:
+        t = t[t["n_ecoles"] >= threshold]
+    t = t.sort_values("shrunk_ratio").tail(max_units)
+    fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.28 * len(t) + 1)))
+    y = np.arange(len(t))
+    ax.hlines(y, t["ci_low"], t["ci_high"], color="0.5", lw=1.5, label="Intervalle à 95 %")
+    for pos in POSITIONS:
+        sel = (t["position"] == pos).to_numpy()
+        if sel.any():
+            ax.scatter(t["ratio"].to_numpy()[sel], y[sel], marker=_MARKERS[pos], s=40, color="#0173b2"
+                       if pos == "au-dessus" else "#de8f05" if pos == "en-dessous" else "#949494",
+                       edgecolor="black", linewidth=0.5, zorder=3, label=POSITION_SYMBOLS[pos].split(" ", 1)[1]
+                       .capitalize())
+    ax.scatter(t["shrunk_ratio"], y, marker="|", s=120, color="black", zorder=4, label="Estimation rétrécie")
+    ax.axvline(1.0, color="0.2", lw=1)
+    ax.set_yticks(y)
+    ax.set_yticklabels([s[:32] for s in t["_nom"]], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,1226 @@
+"""Dashboard indicators: deployment, CRM follow-up, usage, national ratios, budget, anomalies.
+
+Every function reads the processed tables (see :class:`Tables`) and takes a
+territory filter — an *audience* and a territory *code* — so that report
+notebooks stay thin. The scope of an audience is the schools its reader decides
+on: all schools of the territory for ``national``, ``region_academique`` and
+``academie``; the lycées of the région for ``region`` (conseil régional);
+the collèges of the département for ``departement`` (conseil départemental).
+The national reference of a territory uses the same scope (national lycées for
+a région), so that a ratio compares like with like.
+
+The ``editeur`` audience only ever reads the rows of its own resources
+(:func:`editeur_usage`): a publisher's report never contains another
+publisher's figures, nor a national total from which they could be derived.
+
+Values are returned unrounded and unsuppressed; :func:`publishable` applies
+disclosure control (counts below the threshold and rates on small
+denominators become ``c``) using the indicator registry :data:`INDICATORS`.
+
+Reference month
+    The usage indicators "in the month" use the latest month of the data that
+    is a school month (not July or August), so that a summer build does not
+    report the holidays. The 12-month window ends with the latest month.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import config
+from .contract import PROFILS, SUPPORTS
+from .disclosure import is_suppressed
+from .errors import ConfigError, DataError
+from .territories import (AUDIENCES, academie_name, departement_name, normalize_departement, region_name, slug,
+                          territory_codes, territory_name)
+
+#: School level funded by a local-authority audience (conseil régional, conseil départemental).
+FUNDED_LEVEL = {"region": "lycee", "departement": "college"}
+#: Sub-unit of each audience for the "side by side" tables and charts.
+SUB_UNIT = {"national": "code_academie", "region_academique": "code_academie", "academie": "code_departement",
+            "region": "code_departement", "departement": "secteur"}
+SUB_UNIT_LABEL = {"code_academie": "académie", "code_departement": "département", "secteur": "secteur",
+                  "uai": "établissement"}
+#: Months excluded from the reference month (summer holidays).
+HOLIDAY_MONTHS = ("07", "08")
+#: Usage window (months).
+WINDOW_MONTHS = 12
+#: A signed convention ending within this many days is "expiring".
+EXPIRING_DAYS = 183
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """An indicator of the dashboard.
+
+    Parameters
+    ----------
+    name : str
+        Column / key name.
+    label : str
+        French label with its unit.
+    kind : str
+        ``count`` (suppressed below the threshold), ``percent``, ``decimal``, ``days``, ``euros``.
+    denominator : str or None
+        For a rate: the count it is computed on (suppressed with it).
+    better : str or None
+        ``"haut"`` when a higher value is better, ``"bas"`` when lower is better, None when neutral.
+    """
+
+    name: str
+    label: str
+    kind: str
+    denominator: str | None = None
+    better: str | None = "haut"
+
+
+INDICATORS: dict[str, Indicator] = {i.name: i for i in [
+    Indicator("etablissements", "Établissements du périmètre", "count", better=None),
+    Indicator("inscrits", "Établissements inscrits au GAR", "count"),
+    Indicator("part_inscrits", "Part des établissements inscrits au GAR", "percent", "etablissements"),
+    Indicator("delai_median_jours", "Délai médian d'inscription après le premier établissement du projet ENT (jours)",
+              "days", "inscrits", better=None),
+    Indicator("avec_affectation", "Établissements inscrits avec au moins une affectation", "count"),
+    Indicator("part_avec_affectation", "Part des inscrits avec au moins une affectation", "percent", "inscrits"),
+    Indicator("actifs_mois", "Établissements actifs le mois de référence", "count"),
+    Indicator("part_actifs_mois", "Part des inscrits actifs le mois de référence", "percent", "inscrits"),
+    Indicator("projets_ent", "Projets ENT couverts", "count", better=None),
+    Indicator("mediacentres", "Médiacentres utilisés", "count", better=None),
+    Indicator("referents", "Établissements avec un référent GAR nommé", "count"),
+    Indicator("part_referents", "Part des établissements avec un référent GAR", "percent", "etablissements"),
+    Indicator("etablissements_formes", "Établissements ayant reçu une formation", "count"),
+    Indicator("part_convention", "Part des établissements couverts par une convention GAR signée", "percent",
+              "etablissements"),
+    Indicator("eleves", "Élèves des établissements inscrits", "count", better=None),
+    Indicator("acces", "Accès sur 12 mois", "count"),
+    Indicator("acces_par_eleve", "Accès par élève sur 12 mois", "decimal", "eleves"),
+    Indicator("enseignants", "Enseignants accédants", "count", better=None),
+    Indicator("acces_par_enseignant", "Accès par enseignant accédant sur 12 mois", "decimal", "enseignants"),
+    Indicator("accedants", "Accédants", "count", better=None),
+    Indicator("affectations_par_accedant", "Affectations par accédant (mois de référence)", "decimal", "accedants"),
+    Indicator("part_acces_enseignants", "Part des accès faits par les enseignants", "percent", "acces", better=None),
+    Indicator("part_acces_mobile_tablette", "Part des accès sur mobile ou tablette", "percent", "acces", better=None),
+    Indicator("ressources_distinctes", "Ressources distinctes utilisées sur 12 mois", "count"),
+    Indicator("evolution_3_mois", "Évolution des accès des 3 derniers mois sur un an", "percent", "acces_3_mois"),
+    Indicator("evolution_mois_an", "Évolution des accès du mois de référence sur un an", "percent", "acces_mois"),
+    Indicator("acces_3_mois", "Accès des 3 derniers mois", "count"),
+    Indicator("acces_mois", "Accès du mois de référence", "count"),
+]}
+
+
+# --------------------------------------------------------------------------- tables
+
+
+class Tables:
+    """The processed tables, read once on first use.
+
+    Parameters
+    ----------
+    processed_dir : str or Path, optional
+        Folder of the processed tables ("" or None: ``config.PROCESSED_DIR``).
+    frames : dict of str to DataFrame, optional
+        Tables given directly (tests); they take precedence over files.
+    """
+
+    OPTIONAL = ("acces_ressources", "ressources", "contrats", "actions", "budget", "constats",
+                "etablissements_annee")
+
+    def __init__(self, processed_dir: str | Path | None = None, frames: dict | None = None, periode: str = ""):
+        self.processed_dir = processed_dir or None
+        self._frames = dict(frames or {})
+        self.periode = str(periode or "").strip()
+        self.last_month = None
+        if self.periode:
+            m = re.match(r"^(\d{4})-(\d{4})$", self.periode)
+            if not m or int(m.group(2)) != int(m.group(1)) + 1:
+                raise ConfigError(f"Période invalide : {periode!r}. Format attendu : AAAA-AAAA, par exemple 2024-2025.")
+            self.last_month = f"{m.group(2)}-08"
+        self._cut = set()
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._frames:
+            from .build import load_processed
+
+            try:
+                self._frames[name] = load_processed(name, self.processed_dir)
+            except DataError:
+                if name not in self.OPTIONAL:
+                    raise
+                self._frames[name] = pd.DataFrame()
+        if self.last_month and name in ("usage_mensuel", "acces_ressources") and name not in self._cut:
+            df = self._frames[name]
+            if len(df):
+                df = df[df["mois"].astype(str) <= self.last_month]
+                if df.empty:
+                    raise ConfigError(f"Aucune donnée d'usage jusqu'à la fin de la période {self.periode}.")
+            self._frames[name] = df
+            self._cut.add(name)
+        return self._frames[name]
+
+    def has(self, name: str) -> bool:
+        """Return True when the table exists and has rows."""
+        return len(self[name]) > 0
+
+
+def _tables(tables) -> Tables:
+    if isinstance(tables, Tables):
+        return tables
+    if isinstance(tables, dict):
+        return Tables(frames=tables)
+    return Tables(tables)
+
+
+# --------------------------------------------------------------------------- territory filter
+
+
+def check_territory(audience: str, code: str, tables=None) -> str:
+    """Validate an audience and territory code; return the normalised code.
+
+    Raises
+    ------
+    ConfigError
+        Unknown audience or code, with the list of valid values.
+    """
+    if audience not in AUDIENCES:
+        raise ConfigError(f"Audience inconnue : {audience!r}. Valeurs possibles : {', '.join(AUDIENCES)}.")
+    if audience == "editeur":
+        if tables is not None:
+            names = editeurs(tables)
+            match = [n for n in names if slug(n) == slug(code)]
+            if not match:
+                raise ConfigError(f"Éditeur inconnu : {code!r}. Éditeurs du catalogue : {', '.join(names)}.")
+            return match[0]
+        return str(code)
+    code = str(code)
+    if audience == "departement":
+        code = normalize_departement(code) or code
+    valid = territory_codes(audience)
+    if code not in valid:
+        raise ConfigError(f"Code de territoire inconnu pour l'audience {audience} : {code!r}. "
+                          f"Codes possibles : {', '.join(valid)}.")
+    return code
+
+
+def editeurs(tables) -> list[str]:
+    """Return the publishers of the catalogue (sorted)."""
+    t = _tables(tables)
+    if not t.has("ressources"):
+        return []
+    return sorted(t["ressources"]["editeur"].dropna().astype(str).unique().tolist())
+
+
+def select(df: pd.DataFrame, audience: str, code: str) -> pd.DataFrame:
+    """Return the rows of a school-level table within the audience's territory and scope.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A table with territory columns (``code_academie``…) and ``niveau``.
+    audience, code : str
+        The territory filter; ``national`` keeps the whole country.
+    """
+    if audience not in AUDIENCES or audience == "editeur":
+        raise ConfigError(f"Audience sans territoire scolaire : {audience!r}.")
+    level = AUDIENCES[audience][0]
+    mask = pd.Series(True, index=df.index)
+    if level != "national":
+        mask &= df[level].astype("string").eq(str(code)).fillna(False)
+    if audience in FUNDED_LEVEL and "niveau" in df.columns:
+        mask &= df["niveau"].astype("string").eq(FUNDED_LEVEL[audience]).fillna(False)
+    return df[mask.to_numpy()]
+
+
+def reference(df: pd.DataFrame, audience: str) -> pd.DataFrame:
+    """Return the national rows with the audience's scope (national lycées for ``region``…)."""
+    if audience in FUNDED_LEVEL and "niveau" in df.columns:
+        return df[df["niveau"].astype("string").eq(FUNDED_LEVEL[audience]).fillna(False).to_numpy()]
+    return df
+
+
+def unit_name(unit: str, code: str, names: dict | None = None) -> str:
+    """Return the readable name of a sub-unit code."""
+    if unit == "code_academie":
+        return academie_name(code)
+    if unit == "code_departement":
+        return departement_name(code)
+    if unit == "code_region":
+        return region_name(code)
+    if unit == "secteur":
+        return {"public": "public", "prive": "privé sous contrat"}.get(code, code)
+    if names is not None:
+        return str(names.get(code, code))
+    return str(code)
+
+
+# --------------------------------------------------------------------------- months
+
+
+def _months(usage: pd.DataFrame) -> list[str]:
+    return sorted(usage["mois"].dropna().astype(str).unique().tolist()) if len(usage) else []
+
+
+def reference_month(usage: pd.DataFrame) -> str | None:
+    """Return the latest school month (not July or August) of the usage table."""
+    months = _months(usage)
+    school = [m for m in months if m[5:7] not in HOLIDAY_MONTHS]
+    return (school or months or [None])[-1]
+
+
+def _shift(month: str, n: int) -> str:
+    y, m = int(month[:4]), int(month[5:7])
+    k = y * 12 + (m - 1) + n
+    return f"{k // 12:04d}-{k % 12 + 1:02d}"
+
+
+def window(usage: pd.DataFrame, months: int = WINDOW_MONTHS) -> list[str]:
+    """Return the last ``months`` months of the data (ending with its latest month)."""
+    all_months = _months(usage)
+    if not all_months:
+        return []
+    last = all_months[-1]
+    return [_shift(last, -k) for k in range(months - 1, -1, -1)]
+
+
+# --------------------------------------------------------------------------- per-school facts
+
+
+def school_facts(tables) -> pd.DataFrame:
+    """Return one row per school with the usage facts the indicators sum.
+
+    Adds to ``etablissements``: ``acces_12m``, ``acces_eleve_12m``, ``acces_enseignant_12m``,
+    ``acces_mobile_tablette_12m``, ``actif_mois`` (bool), ``affectations_mois``, ``acces_mois``,
+    ``acces_mois_an`` (same month a year earlier), ``acces_3_mois``, ``acces_3_mois_an``.
+    """
+    t = _tables(tables)
+    etab = t["etablissements"].copy()
+    usage = t["usage_mensuel"]
+    months = window(usage)
+    ref = reference_month(usage)
+    facts = pd.DataFrame({"uai": etab["uai"]})
+    if len(usage) and ref is not None:
+        u = usage.copy()
+        u["mois"] = u["mois"].astype(str)
+        for col in ("acces", "acces_eleve", "acces_enseignant", "acces_mobile", "acces_tablette", "affectations"):
+            if col not in u.columns:
+                u[col] = 0
+        w = u[u["mois"].isin(months)]
+        g = w.groupby("uai")
+        sums = pd.DataFrame({
+            "acces_12m": g["acces"].sum(), "acces_eleve_12m": g["acces_eleve"].sum(),
+            "acces_enseignant_12m": g["acces_enseignant"].sum(),
+            "acces_mobile_tablette_12m": g["acces_mobile"].sum() + g["acces_tablette"].sum()})
+        last3 = [_shift(ref, -2), _shift(ref, -1), ref]
+        prev3 = [_shift(m, -12) for m in last3]
+        for name, ms, col in (("acces_mois", [ref], "acces"), ("acces_mois_an", [_shift(ref, -12)], "acces"),
+                              ("acces_3_mois", last3, "acces"), ("acces_3_mois_an", prev3, "acces"),
+                              ("affectations_mois", [ref], "affectations")):
+            sums[name] = u[u["mois"].isin(ms)].groupby("uai")[col].sum()
+        facts = facts.merge(sums.reset_index(), on="uai", how="left")
+    cols = ["acces_12m", "acces_eleve_12m", "acces_enseignant_12m", "acces_mobile_tablette_12m", "acces_mois",
+            "acces_mois_an", "acces_3_mois", "acces_3_mois_an", "affectations_mois"]
+    for c in cols:
+        facts[c] = facts[c].fillna(0).astype("int64") if c in facts.columns else 0
+    facts["actif_mois"] = facts["acces_mois"] > 0
+    # Whether the same month a year earlier is inside the data (else no year-on-year figure).
+    facts.attrs["mois_reference"] = ref
+    facts.attrs["an_disponible"] = bool(ref and _shift(ref, -12) in _months(usage))
+    out = etab.merge(facts, on="uai", how="left", validate="one_to_one")
+    out.attrs.update(facts.attrs)
+    return out
+
+
+def _num(s: pd.Series) -> pd.Series:
+    return pd.to_numeric(s, errors="coerce").fillna(0)
+
+
+def _div(a: float, b: float) -> float:
+    return float(a) / float(b) if b and not pd.isna(b) else np.nan
+
+
+def aggregate(facts: pd.DataFrame, *, year_on_year: bool = True) -> dict[str, float]:
+    """Compute every school-level indicator of :data:`INDICATORS` for a set of schools.
+
+    Parameters
+    ----------
+    facts : pandas.DataFrame
+        Rows of :func:`school_facts` (one per school).
+    year_on_year : bool, optional
+        Whether the same months a year earlier are in the data.
+
+    Returns
+    -------
+    dict
+        Indicator name → value (NaN when undefined, e.g. a rate on an empty denominator).
+    """
+    ins = facts[facts["inscrit"].fillna(False).astype(bool)] if "inscrit" in facts else facts.iloc[0:0]
+    n, n_ins = len(facts), len(ins)
+    v: dict[str, float] = {"etablissements": n, "inscrits": n_ins}
+    v["part_inscrits"] = _div(n_ins, n)
+    delays = pd.to_numeric(ins.get("delai_inscription_jours", pd.Series(dtype=float)), errors="coerce").dropna()
+    v["delai_median_jours"] = float(delays.median()) if len(delays) else np.nan
+    v["avec_affectation"] = int((_num(ins.get("affectations", pd.Series(0, index=ins.index))) > 0).sum())
+    v["part_avec_affectation"] = _div(v["avec_affectation"], n_ins)
+    v["actifs_mois"] = int(ins["actif_mois"].fillna(False).astype(bool).sum()) if n_ins else 0
+    v["part_actifs_mois"] = _div(v["actifs_mois"], n_ins)
+    for key, col in (("projets_ent", "projet_ent"), ("mediacentres", "mediacentre")):
+        vals = ins[col].dropna().astype(str) if col in ins else pd.Series(dtype=str)
+        v[key] = int(vals[vals.str.strip() != ""].nunique())
+    v["referents"] = int(facts["referent"].fillna(False).astype(bool).sum()) if "referent" in facts else 0
+    v["part_referents"] = _div(v["referents"], n)
+    v["etablissements_formes"] = int((_num(facts["actions_formation"]) > 0).sum()) if "actions_formation" in facts else 0
+    v["part_convention"] = _div(int(facts["convention"].fillna(False).astype(bool).sum()), n) \
+        if "convention" in facts else np.nan
+    v["eleves"] = float(_num(ins.get("nombre_eleves", pd.Series(0, index=ins.index))).sum())
+    v["acces"] = float(_num(facts["acces_12m"]).sum())
+    v["acces_par_eleve"] = _div(_num(ins["acces_eleve_12m"]).sum(), v["eleves"])
+    v["enseignants"] = float(_num(ins["accedants_enseignant"]).sum()) if "accedants_enseignant" in ins else 0.0
+    v["acces_par_enseignant"] = _div(_num(ins["acces_enseignant_12m"]).sum(), v["enseignants"])
+    v["accedants"] = float(_num(ins["accedants"]).sum()) if "accedants" in ins else 0.0
+    v["affectations_par_accedant"] = _div(_num(ins["affectations_mois"]).sum(), v["accedants"])
+    v["part_acces_enseignants"] = _div(_num(facts["acces_enseignant_12m"]).sum(), v["acces"])
+    v["part_acces_mobile_tablette"] = _div(_num(facts["acces_mobile_tablette_12m"]).sum(), v["acces"])
+    v["ressources_distinctes"] = np.nan  # filled from acces_ressources when available
+    v["acces_3_mois"] = float(_num(facts["acces_3_mois"]).sum())
+    v["acces_mois"] = float(_num(facts["acces_mois"]).sum())
+    if year_on_year:
+        v["evolution_3_mois"] = _div(v["acces_3_mois"], _num(facts["acces_3_mois_an"]).sum()) - 1
+        v["evolution_mois_an"] = _div(v["acces_mois"], _num(facts["acces_mois_an"]).sum()) - 1
+    else:
+        v["evolution_3_mois"] = v["evolution_mois_an"] = np.nan
+    return v
+
+
+def _distinct_resources(t: Tables, uais: pd.Series, months: list[str]) -> float:
+    if not t.has("acces_ressources"):
+        return np.nan
+    ar = t["acces_ressources"]
+    ar = ar[ar["uai"].isin(set(uais)) & ar["mois"].astype(str).isin(months) & (_num(ar["acces"]) > 0)]
+    return float(ar["id_ressource"].nunique())
+
+
+# --------------------------------------------------------------------------- territory values
+
+
+def territory_values(tables, audience: str, code: str) -> pd.DataFrame:
+    """Return every indicator of a territory beside its national value, with the ratio.
+
+    Parameters
+    ----------
+    tables : Tables, dict or path
+        The processed tables.
+    audience, code : str
+        The territory filter (not ``editeur``: see :func:`editeur_usage`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per indicator: ``indicateur, libelle, kind, denominator, valeur, valeur_nationale, ratio``
+        (ratio = valeur / valeur_nationale; NaN when undefined). Index: indicator name.
+    """
+    t = _tables(tables)
+    facts = school_facts(t)
+    yoy = facts.attrs.get("an_disponible", False)
+    local, nat = select(facts, audience, code), reference(facts, audience)
+    lv, nv = aggregate(local, year_on_year=yoy), aggregate(nat, year_on_year=yoy)
+    months = window(t["usage_mensuel"])
+    lv["ressources_distinctes"] = _distinct_resources(t, local["uai"], months)
+    nv["ressources_distinctes"] = _distinct_resources(t, nat["uai"], months)
+    rows = []
+    for name, ind in INDICATORS.items():
+        a, b = lv.get(name, np.nan), nv.get(name, np.nan)
+        ratio = _ratio(a, b, ind)
+        rows.append({"indicateur": name, "libelle": ind.label, "kind": ind.kind, "denominator": ind.denominator,
+                     "valeur": a, "valeur_nationale": b, "ratio": ratio})
+    out = pd.DataFrame(rows).set_index("indicateur", drop=False)
+    out.attrs["mois_reference"] = facts.attrs.get("mois_reference")
+    return out
+
+
+def _ratio(a: float, b: float, ind: Indicator) -> float:
+    if ind.name.startswith("evolution_"):
+        # a growth rate: compare growth factors (1 + rate)
+        return _div(1 + a, 1 + b) if not (pd.isna(a) or pd.isna(b)) else np.nan
+    if pd.isna(a) or pd.isna(b) or b == 0:
+        return np.nan
+    return float(a) / float(b)
+
+
+def publishable(values: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
+    """Apply disclosure control to :func:`territory_values` (or :func:`by_unit`) output.
+
+    For a long table (``indicateur, valeur, valeur_nationale, ratio``): a count below the
+    threshold, or a rate whose denominator is below it, becomes ``c`` — and so does its ratio.
+    For a wide table (one column per indicator), each indicator column is treated the same way.
+    """
+    t = config.DISCLOSURE_THRESHOLD if threshold is None else int(threshold)
+    if "indicateur" in values.columns and "valeur" in values.columns:
+        out = values.copy().astype({"valeur": object, "valeur_nationale": object, "ratio": object})
+        raw = values.set_index("indicateur")
+        for idx, row in values.iterrows():
+            for col in ("valeur", "valeur_nationale"):
+                if _hidden(row["indicateur"], row[col], lambda d: raw.at[d, col] if d in raw.index else np.nan, t):
+                    out.at[idx, col] = config.SUPPRESSED
+                    out.at[idx, "ratio"] = config.SUPPRESSED
+        return out
+    out = values.copy()
+    for col in values.columns:
+        if col not in INDICATORS:
+            continue
+        out[col] = out[col].astype(object)
+        for idx in values.index:
+            if _hidden(col, values.at[idx, col], lambda d: values.at[idx, d] if d in values.columns else np.nan, t):
+                out.at[idx, col] = config.SUPPRESSED
+                if f"ratio_{col}" in out.columns:
+                    out[f"ratio_{col}"] = out[f"ratio_{col}"].astype(object)
+                    out.at[idx, f"ratio_{col}"] = config.SUPPRESSED
+    return out
+
+
+def _hidden(name: str, value: object, denom_of, threshold: int) -> bool:
+    ind = INDICATORS.get(name)
+    if ind is None or is_suppressed(value):
+        return is_suppressed(value)
+    if ind.kind == "count":
+        return not pd.isna(value) and float(value) < threshold
+    if ind.denominator:
+        d = denom_of(ind.denominator)
+        return is_suppressed(d) or pd.isna(d) or float(d) < threshold
+    return False
+
+
+# --------------------------------------------------------------------------- side by side
+
+
+def by_unit(tables, audience: str, code: str, unit: str | None = None,
+            columns: tuple[str, ...] = ("etablissements", "inscrits", "part_inscrits", "part_avec_affectation",
+                                        "part_actifs_mois", "acces", "acces_par_eleve",
+                                        "part_acces_mobile_tablette"),
+            ratios: tuple[str, ...] | None = ("part_inscrits", "part_actifs_mois", "acces_par_eleve")) -> pd.DataFrame:
+    """Return indicators per sub-unit of the territory (académies, départements or schools).
+
+    Each unit's values come with ``ratio_<indicator>`` to the national value for the
+    rate indicators listed in ``ratios`` (None: every rate). The denominators of the rates
+    are added when missing. Columns: ``code, nom, <indicators…>, <denominators…>, ratio_<rates…>``,
+    sorted by name.
+    """
+    t = _tables(tables)
+    unit = unit or SUB_UNIT[audience]
+    facts = school_facts(t)
+    yoy = facts.attrs.get("an_disponible", False)
+    local = select(facts, audience, code)
+    nat = aggregate(reference(facts, audience), year_on_year=yoy)
+    names = dict(zip(facts["uai"], facts.get("nom", facts["uai"]))) if unit == "uai" else None
+    columns = list(columns)
+    # the denominators of the rates are published beside them (and needed for disclosure control)
+    for c in list(columns):
+        den = INDICATORS[c].denominator
+        if den and den not in columns:
+            columns.append(den)
+    rows = []
+    for key, grp in local.groupby(unit, dropna=True, observed=True):
+        v = aggregate(grp, year_on_year=yoy)
+        row = {"code": str(key), "nom": unit_name(unit, str(key), names)}
+        row.update({c: v.get(c, np.nan) for c in columns})
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=["code", "nom", *columns])
+    for c in (ratios if ratios is not None else columns):
+        if INDICATORS[c].kind != "count":
+            out[f"ratio_{c}"] = [_ratio(x, nat.get(c, np.nan), INDICATORS[c]) for x in out[c]]
+    return out.sort_values("nom").reset_index(drop=True)
+
+
+def registration_by(tables, audience: str, code: str, by: tuple[str, ...] = ("niveau", "secteur")) -> pd.DataFrame:
+    """Return the share of schools registered by level and sector, with the national share and ratio."""
+    t = _tables(tables)
+    etab = t["etablissements"]
+    local, nat = select(etab, audience, code), reference(etab, audience)
+
+    def _agg(df):
+        g = df.groupby(list(by), observed=True)["inscrit"]
+        return pd.DataFrame({"etablissements": g.size(), "inscrits": g.sum()})
+
+    a, b = _agg(local), _agg(nat)
+    out = a.join(b.rename(columns=lambda c: f"{c}_nat"), how="left").reset_index()
+    out["part_inscrits"] = out["inscrits"] / out["etablissements"]
+    out["part_nationale"] = out["inscrits_nat"] / out["etablissements_nat"]
+    out["ratio"] = out["part_inscrits"] / out["part_nationale"]
+    return out[[*by, "etablissements", "inscrits", "part_inscrits", "part_nationale", "ratio"]]
+
+
+def school_list(tables, audience: str, code: str) -> pd.DataFrame:
+    """Return one row per school of the territory (for a département's collèges, a région's lycées).
+
+    Columns: ``uai, nom, niveau, inscrit, actif_mois, referent`` (``oui``/``non``), ``acces`` (12 months),
+    ``eleves``, ``acces_par_eleve``, ``anomalies``. Pass it through :func:`publishable_schools`
+    before showing it.
+    """
+    facts = select(school_facts(tables), audience, code)
+    yes = {True: "oui", False: "non"}
+    out = pd.DataFrame({
+        "uai": facts["uai"].astype(str), "nom": facts.get("nom", facts["uai"]).astype(str),
+        "niveau": facts["niveau"].astype(str),
+        "inscrit": facts["inscrit"].fillna(False).astype(bool).map(yes),
+        "actif_mois": facts["actif_mois"].fillna(False).astype(bool).map(yes),
+        "referent": facts["referent"].fillna(False).astype(bool).map(yes) if "referent" in facts else "non",
+        "acces": _num(facts["acces_12m"]).astype("int64"),
+        "eleves": pd.to_numeric(facts["nombre_eleves"], errors="coerce"),
+        "acces_par_eleve": _num(facts["acces_eleve_12m"]) / pd.to_numeric(facts["nombre_eleves"], errors="coerce"),
+        "anomalies": _num(facts["anomalies"]).astype("int64") if "anomalies" in facts else 0})
+    return out.sort_values("nom").reset_index(drop=True)
+
+
+def publishable_schools(df: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
+    """Apply disclosure control to :func:`school_list`: accès and pupils below the threshold become ``c``."""
+    from .disclosure import suppress
+
+    return suppress(df, ["acces", "eleves"], rate_cols=["acces_par_eleve"],
+                    denominators={"acces_par_eleve": "eleves"}, threshold=threshold)
+
+
+# --------------------------------------------------------------------------- usage over time
+
+
+def monthly(tables, audience: str, code: str) -> pd.DataFrame:
+    """Return the monthly usage of the territory: ``mois, acces, etablissements_actifs, part_actifs``.
+
+    ``part_actifs`` is the share of the territory's registered schools with at least one accès
+    that month; every month of the data is present (zeros included).
+    """
+    t = _tables(tables)
+    etab, usage = t["etablissements"], t["usage_mensuel"]
+    local = select(etab, audience, code)
+    uais = set(local["uai"])
+    inscrits = int(local["inscrit"].fillna(False).astype(bool).sum())
+    months = _months(usage)
+    u = usage[usage["uai"].isin(uais)].copy()
+    u["mois"] = u["mois"].astype(str)
+    g = u.groupby("mois")
+    out = pd.DataFrame({"mois": months})
+    out["acces"] = out["mois"].map(g["acces"].sum()).fillna(0).astype("int64")
+    out["etablissements_actifs"] = out["mois"].map(u[u["acces"] > 0].groupby("mois")["uai"].nunique()) \
+        .fillna(0).astype("int64")
+    out["inscrits"] = inscrits
+    out["part_actifs"] = out["etablissements_actifs"] / inscrits if inscrits else np.nan
+    return out
+
+
+def seasonality(monthly_df: pd.DataFrame) -> pd.DataFrame:
+    """Return the average accès per calendar month and its index (100 = average month).
+
+    Columns: ``mois_calendaire (1–12), libelle, acces_moyen, indice``, school-year order (September first).
+    """
+    from .reporting.display import _MONTHS
+
+    if monthly_df.empty:
+        return pd.DataFrame(columns=["mois_calendaire", "libelle", "acces_moyen", "indice"])
+    m = monthly_df.assign(mois_calendaire=monthly_df["mois"].str[5:7].astype(int))
+    avg = m.groupby("mois_calendaire")["acces"].mean()
+    order = [9, 10, 11, 12, 1, 2, 3, 4, 5, 6, 7, 8]
+    out = pd.DataFrame({"mois_calendaire": [k for k in order if k in avg.index]})
+    out["libelle"] = [_MONTHS[k - 1] for k in out["mois_calendaire"]]
+    out["acces_moyen"] = out["mois_calendaire"].map(avg)
+    mean = out["acces_moyen"].mean()
+    out["indice"] = out["acces_moyen"] / mean * 100 if mean else np.nan
+    return out
+
+
+def usage_mix(tables, audience: str, code: str) -> pd.DataFrame:
+    """Return the accès of the last 12 months by profile and by support: ``dimension, categorie, acces, part``."""
+    t = _tables(tables)
+    usage = t["usage_mensuel"]
+    local = select(t["etablissements"], audience, code)
+    u = usage[usage["uai"].isin(set(local["uai"])) & usage["mois"].astype(str).isin(window(usage))]
+    rows = []
+    labels = {"eleve": "élèves", "enseignant": "enseignants", "documentaliste": "documentalistes",
+              "autre_personnel": "autres personnels", "ordinateur": "ordinateur", "tablette": "tablette",
+              "mobile": "mobile"}
+    for dim, cats in (("profil", PROFILS), ("support", SUPPORTS)):
+        total = sum(float(_num(u[f"acces_{c}"]).sum()) for c in cats if f"acces_{c}" in u)
+        for c in cats:
+            n = float(_num(u[f"acces_{c}"]).sum()) if f"acces_{c}" in u else 0.0
+            rows.append({"dimension": dim, "categorie": labels[c], "acces": n, "part": _div(n, total)})
+    return pd.DataFrame(rows)
+
+
+def top_resources(tables, audience: str, code: str, n: int = 10) -> pd.DataFrame:
+    """Return the most used resources of the territory over 12 months: ``ressource, editeur, acces, etablissements``."""
+    t = _tables(tables)
+    if not t.has("acces_ressources"):
+        return pd.DataFrame(columns=["ressource", "editeur", "acces", "etablissements"])
+    ar = select(t["acces_ressources"], audience, code)
+    ar = ar[ar["mois"].astype(str).isin(window(t["usage_mensuel"])) & (_num(ar["acces"]) > 0)]
+    g = ar.groupby("id_ressource")
+    out = pd.DataFrame({"acces": g["acces"].sum(), "etablissements": g["uai"].nunique()}).reset_index()
+    if t.has("ressources"):
+        r = t["ressources"].drop_duplicates("id_ressource")[["id_ressource", "nom", "editeur"]]
+        out = out.merge(r, on="id_ressource", how="left")
+    else:
+        out["nom"], out["editeur"] = out["id_ressource"], ""
+    out = out.rename(columns={"nom": "ressource"}).sort_values("acces", ascending=False).head(n)
+    return out[["ressource", "editeur", "acces", "etablissements"]].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- CRM follow-up
+
+
+def _actor_territory(contrats: pd.DataFrame, etab: pd.DataFrame) -> pd.DataFrame:
+    """Add code_departement / code_academie / code_region to contracts from their actor's code."""
+    from .territories import departements
+
+    deps = departements()
+    dep_to_aca = dict(zip(deps.code_departement, deps.code_academie))
+    dep_to_reg = dict(zip(deps.code_departement, deps.code_region))
+    aca_to_reg = dict(zip(deps.code_academie, deps.code_region))
+    uai_terr = etab.set_index("uai")[["code_departement", "code_academie", "code_region"]] \
+        if len(etab) else pd.DataFrame(columns=["code_departement", "code_academie", "code_region"])
+    out = contrats.copy()
+    typ = out.get("type_acteur", pd.Series("", index=out.index)).astype(str)
+    code = out.get("code_acteur", pd.Series("", index=out.index)).fillna("").astype(str).str.strip()
+    dep, aca, reg = [], [], []
+    for ty, c in zip(typ, code):
+        d = a = r = None
+        if ty == "departement":
+            d = normalize_departement(c)
+        elif ty == "commune" and len(c) == 5:
+            d = c[:3] if c.startswith("97") else c[:2]
+        elif ty == "region":
+            r = c
+        elif ty == "academie":
+            a = c.zfill(2) if c else None
+        elif ty == "etablissement" and c in uai_terr.index:
+            d, a, r = (str(x) for x in uai_terr.loc[c, ["code_departement", "code_academie", "code_region"]])
+        if d and not a:
+            a = dep_to_aca.get(d)
+        if d and not r:
+            r = dep_to_reg.get(d)
+        if a and not r:
+            r = aca_to_reg.get(a)
+        dep.append(d)
+        aca.append(a)
+        reg.append(r)
+    out["code_departement"], out["code_academie"], out["code_region"] = dep, aca, reg
+    return out
+
+
+def _in_territory(df: pd.DataFrame, audience: str, code: str, *, whole_regions: bool) -> pd.Series:
+    """Mask of actor rows located in a territory.
+
+    A région actor has no académie: it belongs to an académie's territory when its région
+    contains the académie — always when ``whole_regions`` (a list of conventions), and only
+    when the région has this single académie otherwise (a sum of spending must not count a
+    région's whole budget in each of its académies).
+    """
+    from .territories import academies
+
+    level = AUDIENCES[audience][0]
+    mask = df[level].astype("string").eq(str(code)).fillna(False)
+    if level == "code_academie":
+        aca = academies()
+        reg = aca.loc[aca.code_academie == str(code), "code_region"]
+        if len(reg):
+            r = reg.iloc[0]
+            single = (aca.code_region == r).sum() == 1
+            if whole_regions or single:
+                mask |= (df["type_acteur"].astype(str) == "region") & (df["code_region"].astype("string") == r).fillna(False)
+    return mask.to_numpy()
+
+
+def conventions(tables, audience: str, code: str, today: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Return the GAR and ENT conventions of the territory's local authorities and ENT projects.
+
+    Columns: ``acteur, type_acteur, objet, statut, date_signature, date_fin, expire_bientot``.
+    ``expire_bientot`` is True for a signed convention ending within 6 months of ``today``
+    (default: the end of the data's latest month). For ``region`` / ``departement`` audiences only
+    the authority itself; for a territory, every authority located in it.
+    """
+    t = _tables(tables)
+    cols = ["acteur", "type_acteur", "objet", "statut", "date_signature", "date_fin", "expire_bientot"]
+    if not t.has("contrats"):
+        return pd.DataFrame(columns=cols)
+    c = t["contrats"]
+    c = c[c["objet"].astype(str).str.startswith("convention")]
+    c = _actor_territory(c, t["etablissements"])
+    level = AUDIENCES[audience][0]
+    if audience == "region":
+        c = c[(c["type_acteur"] == "region") & (c["code_acteur"].astype(str) == str(code))]
+    elif audience == "departement":
+        c = c[(c["type_acteur"] == "departement")
+              & (c["code_acteur"].map(normalize_departement) == normalize_departement(code))]
+    elif level != "national":
+        c = c[_in_territory(c, audience, code, whole_regions=True)]
+    today = today if today is not None else _data_end(t)
+    fin = pd.to_datetime(c["date_fin"], errors="coerce")
+    out = pd.DataFrame({
+        "acteur": c.get("nom_acteur", c["id_acteur"]).astype(str), "type_acteur": c["type_acteur"].astype(str),
+        "objet": c["objet"].astype(str), "statut": c["statut"].astype(str),
+        "date_signature": pd.to_datetime(c["date_signature"], errors="coerce"), "date_fin": fin})
+    out["expire_bientot"] = (out["statut"] == "signe") & fin.notna() & (fin >= today) \
+        & (fin <= today + pd.Timedelta(days=EXPIRING_DAYS))
+    return out.sort_values(["type_acteur", "acteur"]).reset_index(drop=True)[cols]
+
+
+def _data_end(t: Tables) -> pd.Timestamp:
+    months = _months(t["usage_mensuel"])
+    if not months:
+        return pd.Timestamp.today().normalize()
+    return pd.Period(months[-1], "M").end_time.normalize()
+
+
+def conventions_summary(conv: pd.DataFrame) -> pd.DataFrame:
+    """Count conventions by actor type: ``type_acteur, signees, en_attente, expirant``."""
+    if conv.empty:
+        return pd.DataFrame(columns=["type_acteur", "signees", "en_attente", "expirant"])
+    g = conv.groupby("type_acteur")
+    return pd.DataFrame({"signees": g["statut"].apply(lambda s: int((s == "signe").sum())),
+                         "en_attente": g["statut"].apply(lambda s: int((s == "en_attente").sum())),
+                         "expirant": g["expire_bientot"].sum().astype(int)}).reset_index()
+
+
+def training_actions(tables, audience: str, code: str, freq: str = "Q") -> pd.DataFrame:
+    """Return the support actions delivered in the territory's schools per quarter and type.
+
+    Columns: ``periode`` (``2024-T1``), ``formation``, ``webinaire``, ``accompagnement``, ``total``.
+    """
+    t = _tables(tables)
+    types = ["formation", "webinaire", "accompagnement"]
+    if not t.has("actions"):
+        return pd.DataFrame(columns=["periode", *types, "total"])
+    a = select(t["actions"], audience, code)
+    if a.empty:
+        return pd.DataFrame(columns=["periode", *types, "total"])
+    per = pd.to_datetime(a["date"]).dt.to_period(freq)
+    wide = a.assign(periode=per).pivot_table(index="periode", columns="type_action", values="uai",
+                                             aggfunc="size", fill_value=0, observed=True)
+    wide = wide.reindex(columns=types, fill_value=0)
+    full = pd.period_range(wide.index.min(), wide.index.max(), freq=freq)
+    wide = wide.reindex(full, fill_value=0)
+    wide["total"] = wide.sum(axis=1)
+    wide.index = [f"{p.year}-T{p.quarter}" if freq == "Q" else str(p) for p in wide.index]
+    return wide.rename_axis("periode").reset_index().astype({c: "int64" for c in [*types, "total"]})
+
+
+# --------------------------------------------------------------------------- budget
+
+
+def budget(tables, audience: str, code: str) -> pd.DataFrame:
+    """Return the digital-resource spending of the territory's local authorities per year.
+
+    Columns: ``annee, depenses_ressources_numeriques, dont_gar, part_gar, acces, cout_par_acces``
+    where ``acces`` counts the territory's accès of the same calendar year (all of them for a
+    territory, the funded level for a région or département) and ``cout_par_acces`` =
+    ``dont_gar / acces`` (euros).
+    """
+    t = _tables(tables)
+    cols = ["annee", "depenses_ressources_numeriques", "dont_gar", "part_gar", "acces", "cout_par_acces"]
+    if not t.has("budget"):
+        return pd.DataFrame(columns=cols)
+    b = t["budget"].copy()
+    b["code"] = b["code"].astype(str)
+    level = AUDIENCES[audience][0]
+    if audience == "region":
+        b = b[(b["niveau"] == "region") & (b["code"] == str(code))]
+    elif audience == "departement":
+        b = b[(b["niveau"] == "departement") & (b["code"].map(normalize_departement) == normalize_departement(code))]
+    elif level != "national":
+        b = b.assign(type_acteur=b["niveau"], code_acteur=b["code"])
+        b = _actor_territory(b, t["etablissements"])
+        b = b[_in_territory(b, audience, code, whole_regions=False)]
+    if b.empty:
+        return pd.DataFrame(columns=cols)
+    y = b.groupby("annee")[["depenses_ressources_numeriques", "dont_gar"]].sum()
+    usage = t["usage_mensuel"]
+    local = select(t["etablissements"], audience, code)
+    u = usage[usage["uai"].isin(set(local["uai"]))]
+    per_year = u.groupby(u["mois"].astype(str).str[:4].astype(int))["acces"].sum()
+    y["part_gar"] = y["dont_gar"] / y["depenses_ressources_numeriques"].where(y["depenses_ressources_numeriques"] > 0)
+    y["acces"] = per_year.reindex(y.index).fillna(0).astype("int64")
+    y["cout_par_acces"] = y["dont_gar"] / y["acces"].where(y["acces"] > 0)
+    return y.reset_index()[cols]
+
+
+# --------------------------------------------------------------------------- anomalies
+
+
+def findings(tables, audience: str, code: str) -> pd.DataFrame:
+    """Return the quality findings about the territory's schools (contract columns of the checks)."""
+    t = _tables(tables)
+    if not t.has("constats"):
+        return pd.DataFrame(columns=["regle", "gravite", "source", "ligne", "uai", "mois", "id_ressource", "message"])
+    c = t["constats"]
+    if AUDIENCES[audience][0] == "national":
+        return c.reset_index(drop=True)
+    c = select(c.assign(niveau=c["uai"].map(dict(zip(t["etablissements"]["uai"], t["etablissements"]["niveau"])))),
+               audience, code)
+    return c.drop(columns="niveau").reset_index(drop=True)
+
+
+def anomalies_summary(found: pd.DataFrame) -> pd.DataFrame:
+    """Count findings by rule and severity: ``regle, erreurs, avertissements, informations, etablissements``."""
+    cols = ["regle", "erreurs", "avertissements", "informations", "etablissements"]
+    if found.empty:
+        return pd.DataFrame(columns=cols)
+    g = found.groupby("regle")
+    out = pd.DataFrame({
+        "erreurs": g["gravite"].apply(lambda s: int((s == "erreur").sum())),
+        "avertissements": g["gravite"].apply(lambda s: int((s == "avertissement").sum())),
+        "informations": g["gravite"].apply(lambda s: int((~s.isin(["erreur", "avertissement"])).sum())),
+        "etablissements": g["uai"].apply(lambda s: int(s.fillna("").astype(str).replace("", np.nan).nunique())),
+    }).reset_index()
+    return out.sort_values(["erreurs", "avertissements"], ascending=False).reset_index(drop=True)[cols]
+
+
+# --------------------------------------------------------------------------- publisher
+
+
+def editeur_usage(tables, editeur: str) -> dict[str, pd.DataFrame | dict]:
+    """Return the usage of one publisher's own resources — and nothing about any other publisher.
+
+    Parameters
+    ----------
+    tables : Tables, dict or path
+        The processed tables.
+    editeur : str
+        The publisher (name as in the catalogue; case and accents ignored).
+
+    Returns
+    -------
+    dict
+        ``valeurs`` (dict of headline values), ``mensuel`` (mois, acces, etablissements),
+        ``par_academie`` (code, nom, acces, etablissements, acces_par_etablissement, ratio), ``par_ressource``
+        (ressource, type_ressource, acces, etablissements, part_acces_enseignants,
+        part_acces_mobile_tablette), ``par_support`` (categorie, acces, part). Every row comes from the
+        publisher's own resources; ratios compare its académies with its own national average.
+    """
+    t = _tables(tables)
+    name = check_territory("editeur", editeur, t)
+    res = t["ressources"]
+    own = res[res["editeur"].astype(str) == name].drop_duplicates("id_ressource")
+    ids = set(own["id_ressource"])
+    ar = t["acces_ressources"] if t.has("acces_ressources") else pd.DataFrame(columns=["id_ressource"])
+    ar = ar[ar["id_ressource"].isin(ids)].copy()
+    assert (ar.get("editeur", pd.Series(name, index=ar.index)).fillna(name).astype(str) == name).all()
+    ar["mois"] = ar["mois"].astype(str)
+    months = window(t["usage_mensuel"]) or _months(ar)
+    w = ar[ar["mois"].isin(months)]
+    active = w[_num(w["acces"]) > 0]
+    total = float(_num(w["acces"]).sum())
+    mob = float(_num(w.get("acces_mobile", 0)).sum() + _num(w.get("acces_tablette", 0)).sum()) \
+        if len(w) else 0.0
+    ens = float(_num(w["acces_enseignant"]).sum()) if "acces_enseignant" in w else 0.0
+    valeurs = {"ressources": len(own), "ressources_utilisees": int(active["id_ressource"].nunique()),
+               "acces": total, "etablissements": int(active["uai"].nunique()),
+               "academies": int(active["code_academie"].nunique()) if "code_academie" in active else 0,
+               "part_acces_enseignants": _div(ens, total), "part_acces_mobile_tablette": _div(mob, total)}
+    valeurs["acces_par_etablissement"] = _div(total, valeurs["etablissements"])
+    g = ar.groupby("mois")
+    mensuel = pd.DataFrame({"mois": sorted(ar["mois"].unique())})
+    mensuel["acces"] = mensuel["mois"].map(g["acces"].sum()).fillna(0).astype("int64")
+    mensuel["etablissements"] = mensuel["mois"].map(ar[_num(ar["acces"]) > 0].groupby("mois")["uai"].nunique()) \
+        .fillna(0).astype("int64")
+    if len(active) and "code_academie" in active:
+        ga = active.groupby("code_academie")
+        pa = pd.DataFrame({"acces": ga["acces"].sum(), "etablissements": ga["uai"].nunique()}).reset_index()
+        pa = pa.rename(columns={"code_academie": "code"})
+        pa["nom"] = pa["code"].astype(str).map(academie_name)
+        pa["acces_par_etablissement"] = pa["acces"] / pa["etablissements"]
+        pa["ratio"] = pa["acces_par_etablissement"] / valeurs["acces_par_etablissement"]
+        pa = pa[["code", "nom", "acces", "etablissements", "acces_par_etablissement", "ratio"]].sort_values("nom")
+    else:
+        pa = pd.DataFrame(columns=["code", "nom", "acces", "etablissements", "acces_par_etablissement", "ratio"])
+    gr = w.groupby("id_ressource")
+    pr = pd.DataFrame({"acces": gr["acces"].sum(), "etablissements": gr["uai"].apply(
+        lambda s: s[w.loc[s.index, "acces"] > 0].nunique())})
+    if "acces_enseignant" in w:
+        pr["part_acces_enseignants"] = gr["acces_enseignant"].sum() / pr["acces"].where(pr["acces"] > 0)
+    if "acces_mobile" in w:
+        pr["part_acces_mobile_tablette"] = (gr["acces_mobile"].sum() + gr["acces_tablette"].sum()) \
+            / pr["acces"].where(pr["acces"] > 0)
+    pr = own[["id_ressource", "nom", "type_ressource"]].merge(pr.reset_index(), on="id_ressource", how="left")
+    pr = pr.rename(columns={"nom": "ressource"}).drop(columns="id_ressource")
+    pr[["acces", "etablissements"]] = pr[["acces", "etablissements"]].fillna(0).astype("int64")
+    pr = pr.sort_values("acces", ascending=False).reset_index(drop=True)
+    sup = [{"categorie": s, "acces": float(_num(w[f"acces_{s}"]).sum()) if f"acces_{s}" in w else 0.0}
+           for s in SUPPORTS]
+    ps = pd.DataFrame(sup)
+    ps["part"] = ps["acces"] / total if total else np.nan
+    return {"nom": name, "valeurs": valeurs, "mensuel": mensuel, "par_academie": pa.reset_index(drop=True),
+            "par_ressource": pr, "par_support": ps}
+
+
+# --------------------------------------------------------------------------- key messages
+
+
+def _fmt(value: float, kind: str) -> str:
+    from .reporting.display import fmt_number, fmt_percent
+
+    if kind == "percent":
+        return fmt_percent(value, 0 if abs(value) >= 0.1 else 1)
+    if kind in ("decimal", "days"):
+        return fmt_number(value, 1)
+    return fmt_number(value)
+
+
+#: Indicators worth a sentence in "points forts" / "à corriger", with a constructive lever.
+MESSAGE_LEVERS = {
+    "part_inscrits": "accompagner l'inscription des établissements restants avec leur projet ENT",
+    "part_avec_affectation": "aider les inscrits à affecter les ressources à leurs élèves et enseignants",
+    "part_actifs_mois": "relancer les établissements inscrits sans accès ce mois-ci (formation, référent)",
+    "acces_par_eleve": "faire connaître les ressources disponibles auprès des équipes",
+    "acces_par_enseignant": "proposer des temps de prise en main aux enseignants",
+    "part_referents": "nommer un référent GAR dans chaque établissement",
+    "part_convention": "finaliser les conventions GAR avec les collectivités",
+}
+
+
+def key_messages(values: pd.DataFrame, threshold: int | None = None, *, margin: float = 0.1,
+                 max_items: int = 4) -> tuple[list[str], list[str]]:
+    """Turn :func:`territory_values` into French sentences: strengths first, then levers.
+
+    A rate at least ``margin`` above the national value (ratio ≥ 1 + margin) is a strength;
+    one at least ``margin`` below is something to work on, with a constructive lever.
+    Suppressed values are never quoted.
+
+    Returns
+    -------
+    (list of str, list of str)
+        ``points_forts``, ``a_corriger``.
+    """
+    pub = publishable(values, threshold)
+    strong, weak = [], []
+    for name, lever in MESSAGE_LEVERS.items():
+        if name not in pub.index:
+            continue
+        row, raw = pub.loc[name], values.loc[name]
+        if is_suppressed(row["valeur"]) or is_suppressed(row["ratio"]) or pd.isna(raw["ratio"]):
+            continue
+        ind = INDICATORS[name]
+        text = (f"{ind.label} : {_fmt(raw['valeur'], ind.kind)}, "
+                f"pour {_fmt(raw['valeur_nationale'], ind.kind)} au niveau national")
+        if raw["ratio"] >= 1 + margin:
+            strong.append((raw["ratio"], f"{text}."))
+        elif raw["ratio"] <= 1 - margin:
+            weak.append((-raw["ratio"], f"{text} : piste d'action, {lever}."))
+    strong.sort(reverse=True)
+    weak.sort(reverse=True)
+    return [s for _, s in strong[:max_items]], [s for _, s in weak[:max_items]]
+
+
+def title(audience: str, code: str) -> str:
+    """Return the report's French title for an audience and territory."""
+    if audience == "editeur":
+        return f"Tableau de bord du GAR — éditeur {code}"
+    return f"Tableau de bord du GAR — {territory_name(audience, code)}"
+
+
+def unit_messages(units: pd.DataFrame, threshold: int | None = None, *, unit_label: str = "académies",
+                  columns: tuple[str, ...] = ("part_inscrits", "part_actifs_mois", "acces_par_eleve"),
+                  n: int = 3) -> tuple[list[str], list[str]]:
+    """Name the leading and lagging sub-units (bright spots first) from :func:`by_unit` output.
+
+    Suppressed values are left out; a sentence needs at least ``2 * n`` publishable units.
+
+    Returns
+    -------
+    (list of str, list of str)
+        ``points_forts``, ``a_corriger`` (with a constructive lever).
+    """
+    pub = publishable(units, threshold)
+    strong, weak = [], []
+    for col in columns:
+        if col not in pub.columns:
+            continue
+        ok = pub[~pub[col].map(is_suppressed) & pub[col].notna()]
+        if len(ok) < 2 * n:
+            continue
+        ok = ok.assign(_v=pd.to_numeric(ok[col])).sort_values("_v", ascending=False)
+        label = INDICATORS[col].label.lower()
+        fmt = lambda r: f"{r['nom']} ({_fmt(r['_v'], INDICATORS[col].kind)})"  # noqa: E731
+        top = ", ".join(fmt(r) for _, r in ok.head(n).iterrows())
+        low = ", ".join(fmt(r) for _, r in ok.tail(n).iloc[::-1].iterrows())
+        strong.append(f"{unit_label.capitalize()} en tête pour la {label} : {top}.")
+        lever = MESSAGE_LEVERS.get(col, "partager les pratiques des territoires en tête")
+        weak.append(f"{unit_label.capitalize()} où la {label} est la plus basse : {low} — piste d'action : {lever}.")
+    return strong, weak
+
+
+_DISPLAY_KIND = {"count": "int", "percent": "percent", "decimal": "decimal", "days": "decimal", "euros": "euros"}
+
+
+def headline(pub: pd.DataFrame, name: str, *, national: bool = True) -> dict:
+    """Return a KPI card (for :func:`gar_analysis.reporting.display.show_headlines`) from publishable values.
+
+    Parameters
+    ----------
+    pub : pandas.DataFrame
+        Output of :func:`publishable` applied to :func:`territory_values`.
+    name : str
+        Indicator name.
+    national : bool, optional
+        Whether to show the national value and the ratio (False for the national report itself).
+    """
+    row = pub.loc[name]
+    card = {"label": INDICATORS[name].label, "value": row["valeur"], "kind": _DISPLAY_KIND[INDICATORS[name].kind]}
+    if national:
+        card["national"] = row["valeur_nationale"]
+        card["ratio"] = row["ratio"]
+    return card
+
+
+def publishable_editeur(out: dict, threshold: int | None = None) -> dict:
+    """Apply disclosure control to every table of :func:`editeur_usage` (returns a new dict)."""
+    from .disclosure import suppress, suppress_value
+
+    t = threshold
+    res = dict(out)
+    v = dict(out["valeurs"])
+    for k in ("ressources", "ressources_utilisees", "acces", "etablissements", "academies"):
+        v[k] = suppress_value(v[k], threshold=t)
+    for k, d in (("part_acces_enseignants", "acces"), ("part_acces_mobile_tablette", "acces"),
+                 ("acces_par_etablissement", "etablissements")):
+        v[k] = suppress_value(v[k], out["valeurs"][d], threshold=t)
+    res["valeurs"] = v
+    res["mensuel"] = suppress(out["mensuel"], ["acces", "etablissements"], threshold=t)
+    res["par_academie"] = suppress(out["par_academie"], ["acces", "etablissements"],
+                                   rate_cols=["acces_par_etablissement", "ratio"],
+                                   denominators={"acces_par_etablissement": "etablissements",
+                                                 "ratio": "etablissements"}, threshold=t)
+    pr = out["par_ressource"]
+    rates = [c for c in ("part_acces_enseignants", "part_acces_mobile_tablette") if c in pr]
+    res["par_ressource"] = suppress(pr, ["acces", "etablissements"], rate_cols=rates,
+                                    denominators={c: "acces" for c in rates}, threshold=t)
+    ps = out["par_support"].assign(_total=out["valeurs"]["acces"])
+    res["par_support"] = suppress(ps, ["acces"], rate_cols=["part"], denominators={"part": "_total"},
+                                  threshold=t).drop(columns="_total")
+    return res
+
+
+def editeur_messages(out: dict, threshold: int | None = None) -> tuple[list[str], list[str]]:
+    """Strengths and levers of a publisher's report (its own resources only; no small count quoted)."""
+    pub = publishable_editeur(out, threshold)
+    strong, weak = [], []
+    pr = pub["par_ressource"]
+    used = pr[~pr["acces"].map(is_suppressed) & (pd.to_numeric(pr["acces"], errors="coerce") > 0)]
+    if len(used):
+        top = used.iloc[0]
+        strong.append(f"Ressource la plus utilisée sur 12 mois : {top['ressource']} "
+                      f"({_fmt(float(top['acces']), 'count')} accès).")
+    pa = pub["par_academie"]
+    ok = pa[~pa["ratio"].map(is_suppressed) & pa["ratio"].notna()]
+    if len(ok) >= 2:
+        ok = ok.assign(_r=pd.to_numeric(ok["ratio"])).sort_values("_r", ascending=False)
+        strong.append(f"Académie où l'usage par établissement utilisateur est le plus élevé : {ok.iloc[0]['nom']} "
+                      f"({_fmt(ok.iloc[0]['_r'], 'decimal')} fois votre moyenne nationale).")
+    unused = out["par_ressource"][out["par_ressource"]["acces"] == 0]["ressource"].tolist()
+    if unused:
+        names = ", ".join(unused[:3]) + (" …" if len(unused) > 3 else "")
+        weak.append(f"Des ressources du catalogue n'ont eu aucun accès sur 12 mois ({names}) : "
+                    "piste d'action, les faire connaître auprès des établissements et vérifier leurs affectations.")
+    share = out["valeurs"].get("part_acces_mobile_tablette")
+    if not is_suppressed(pub["valeurs"]["part_acces_mobile_tablette"]) and share is not None and not pd.isna(share) \
+            and share < 0.05:
+        weak.append("Les accès sur mobile ou tablette restent rares : piste d'action, vérifier l'affichage des "
+                    "ressources sur petit écran.")
+    return strong, weak
+
+
+# --------------------------------------------------------------------------- publishable tables
+
+
+def suppress_registration(reg: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
+    """Disclosure control of :func:`registration_by` (counts, and the share and ratio on small groups)."""
+    from .disclosure import suppress
+
+    return suppress(reg, ["etablissements", "inscrits"], rate_cols=["part_inscrits", "ratio"],
+                    denominators={"part_inscrits": "etablissements", "ratio": "etablissements"}, threshold=threshold)
+
+
+def publishable_monthly(m: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
+    """Disclosure control of :func:`monthly`."""
+    from .disclosure import suppress
+
+    return suppress(m, ["acces", "etablissements_actifs", "inscrits"], rate_cols=["part_actifs"],
+                    denominators={"part_actifs": "inscrits"}, threshold=threshold)
+
+
+def publishable_mix(mix: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
+    """Disclosure control of :func:`usage_mix` (a share on a small total is suppressed)."""
+    from .disclosure import suppress
+
+    total = mix.groupby("dimension")["acces"].transform("sum")
+    out = suppress(mix.assign(_total=total), ["acces"], rate_cols=["part"], denominators={"part": "_total"},
+                   threshold=threshold)
+    return out.drop(columns="_total")
+
+
+def publishable_seasonality(s: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
+    """Disclosure control of :func:`seasonality` (an index on a small monthly average is suppressed)."""
+    from .disclosure import suppress
+
+    return suppress(s, ["acces_moyen"], rate_cols=["indice"], denominators={"indice": "acces_moyen"},
+                    threshold=threshold)
+
+
+def publishable_top(top: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
+    """Disclosure control of :func:`top_resources`."""
+    from .disclosure import suppress
+
+    return suppress(top, ["acces", "etablissements"], threshold=threshold)
+
+
+def publishable_actions(actions: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
+    """Disclosure control of :func:`training_actions`."""
+    from .disclosure import suppress
+
+    return suppress(actions, [c for c in actions.columns if c != "periode"], threshold=threshold)
+
+
+def publishable_budget(b: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
+    """Disclosure control of :func:`budget`: accès below the threshold, and the cost per accès on them."""
+    from .disclosure import suppress
+
+    return suppress(b, ["acces"], rate_cols=["cout_par_acces"], denominators={"cout_par_acces": "acces"},
+                    threshold=threshold)
+
+
+def publishable_counts(df: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
+    """Disclosure control of a table of counts (every numeric column is a count), e.g.
+    :func:`anomalies_summary` or :func:`conventions_summary`."""
+    from .disclosure import suppress
+
+    cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    return suppress(df, cols, threshold=threshold)
+
+
+_STATUTS = {"signe": "signée", "en_attente": "en attente", "clos": "close"}
+TYPES_ACTEUR_LABELS = {"region": "région", "departement": "département", "commune": "commune", "academie": "académie",
+          "etablissement": "établissement", "ent": "projet ENT", "editeur": "éditeur"}
+
+
+def conventions_display(conv: pd.DataFrame) -> pd.DataFrame:
+    """Return :func:`conventions` with French labels and dates (``31/10/2025``) for a table."""
+    def _date(x):
+        return "" if pd.isna(x) else pd.Timestamp(x).strftime("%d/%m/%Y")
+
+    return pd.DataFrame({
+        "acteur": conv["acteur"], "type_acteur": conv["type_acteur"].map(lambda t: TYPES_ACTEUR_LABELS.get(t, t)),
+        "objet": conv["objet"].str.replace("_", " ", regex=False),
+        "statut": conv["statut"].map(lambda s: _STATUTS.get(s, s)),
+        "date_signature": conv["date_signature"].map(_date), "date_fin": conv["date_fin"].map(_date),
+        "expire_bientot": conv["expire_bientot"].map({True: "oui", False: "non"})}).rename(
+        columns={"date_signature": "Signée le", "date_fin": "Fin de validité", "expire_bientot": "Expire sous 6 mois"})
+
+
+def editeur_findings(tables, editeur: str) -> pd.DataFrame:
+    """Return the quality findings about one publisher's own resources."""
+    t = _tables(tables)
+    name = check_territory("editeur", editeur, t)
+    if not t.has("constats") or not t.has("ressources"):
+        return pd.DataFrame(columns=["regle", "gravite", "source", "ligne", "uai", "mois", "id_ressource", "message"])
+    res = t["ressources"]
+    ids = set(res.loc[res["editeur"].astype(str) == name, "id_ressource"])
+    c = t["constats"]
+    return c[c["id_ressource"].isin(ids)].reset_index(drop=True)

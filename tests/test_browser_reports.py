@@ -1,0 +1,187 @@
+"""Reports in a real browser (Debian's headless Chromium via Playwright) and the axe-core audit.
+
+One dashboard per audience is produced from the session sample, then opened at
+390×844 (phone) and 1280×800 (laptop): no horizontal overflow, headline
+figures and charts present, no network request, screenshots saved in
+``test-artifacts/``. axe-core audits the index and every report: zero
+violations of impact ``serious`` or ``critical``; all findings are saved as JSON
+beside the screenshots. Skipped when Chromium or Playwright is absent
+(``make browser`` installs Chromium).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import _shared_dir
+from gar_analysis import config
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("GAR_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+VIEWPORTS = {"telephone": {"width": 390, "height": 844}, "ordinateur": {"width": 1280, "height": 800}}
+ARTIFACTS = config.ROOT / "test-artifacts"
+#: One territory per audience (editeur: the first publisher of the catalogue).
+TERRITORIES = {"national": "FR", "region_academique": "53", "academie": "14", "region": "84",
+               "departement": "35", "editeur": None}
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium absent ({CHROMIUM}) : lancez « make browser ».")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def browser_run(sample_build, tmp_path_factory):
+    """Run the dashboard once for one territory of each audience (shared by the xdist workers)."""
+    from gar_analysis.reporting.batch import editeur_territories, plan_batch, run_batch
+
+    if not (config.REPORT_NOTEBOOKS_DIR / "tableau_de_bord.ipynb").exists():
+        pytest.skip("carnet tableau_de_bord absent")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium absent ({CHROMIUM}) : lancez « make browser ».")
+    with _shared_dir(tmp_path_factory, "browser_reports") as (folder, todo):
+        if todo:
+            jobs = []
+            for audience, code in TERRITORIES.items():
+                code = code or next(iter(editeur_territories(sample_build.processed_dir)))
+                jobs += plan_batch(audience, only=[code], notebook="tableau_de_bord",
+                                   processed_dir=sample_build.processed_dir, run_id="navigateur")
+            run_batch(jobs, out_dir=folder, run_id="navigateur", processed_dir=sample_build.processed_dir,
+                      progress=False, timeout=600)
+            (folder / ".done").write_text("ok")
+    run_dir = folder / "navigateur"
+    index = json.loads((run_dir / "index.json").read_text(encoding="utf-8"))
+    return run_dir, index
+
+
+def _open(browser, path: Path, viewport: dict):
+    page = browser.new_page(viewport=viewport)
+    external = []
+
+    def guard(route):
+        url = route.request.url
+        if url.startswith(("file:", "data:", "about:")):
+            route.continue_()
+        else:
+            external.append(url)
+            route.abort()
+
+    page.route("**/*", guard)
+    page.goto(path.as_uri())
+    return page, external
+
+
+def test_every_audience_report_was_produced(browser_run):
+    run_dir, index = browser_run
+    assert {r["audience"] for r in index["reports"]} == set(TERRITORIES)
+    failed = {r["audience"]: r["erreur"][:300] for r in index["reports"] if r["statut"] != "ok"}
+    assert not failed
+    for r in index["reports"]:
+        size = (run_dir / r["html"]).stat().st_size
+        assert size < 3 * 1024 * 1024, (r["html"], size)
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_reports_fit_the_screen_with_figures_and_charts(browser, browser_run, viewport):
+    run_dir, index = browser_run
+    ARTIFACTS.mkdir(exist_ok=True)
+    pages = [("index", run_dir / "index.html")] + [(f"{r['audience']}-{r['territoire']}", run_dir / r["html"])
+                                                   for r in index["reports"] if r["statut"] == "ok"]
+    for name, path in pages:
+        page, external = _open(browser, path, VIEWPORTS[viewport])
+        try:
+            widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth,"
+                                   " document.body.scrollWidth]")
+            page.screenshot(path=str(ARTIFACTS / f"{name}-{viewport}.png"), full_page=True)
+            assert widths[0] <= widths[1] + 1 and widths[2] <= widths[1] + 1, (name, widths)
+            assert external == [], (name, external)
+            assert page.locator("h1").count() == 1
+            assert page.locator("main").count() == 1 and page.locator("footer").count() == 1
+            if name != "index":
+                assert page.locator(".gar-kpis li, .kpi").count() >= 1, name  # headline figures
+                imgs = page.locator("figure img")
+                assert imgs.count() >= 1, name  # charts
+                for i in range(imgs.count()):
+                    img = imgs.nth(i)
+                    assert len(img.get_attribute("alt") or "") > 20
+                    assert img.evaluate("e => e.complete && e.naturalWidth > 0")
+                    box = img.bounding_box()
+                    assert box["x"] >= 0 and box["x"] + box["width"] <= VIEWPORTS[viewport]["width"] + 1
+                assert "Provenance" in page.locator("footer").inner_text()
+        finally:
+            page.close()
+
+
+def test_index_works_with_the_keyboard(browser, browser_run):
+    run_dir, index = browser_run
+    page, _ = _open(browser, run_dir / "index.html", VIEWPORTS["telephone"])
+    try:
+        page.keyboard.press("Tab")
+        focused = page.evaluate("document.activeElement.className")
+        assert focused == "lien-evitement"
+        box = page.locator(".lien-evitement").bounding_box()
+        assert box["y"] >= 0  # the skip link becomes visible on focus
+        outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline != "none"
+        page.keyboard.press("Enter")
+        assert page.evaluate("location.hash") == "#contenu"
+        # every report link is reachable with Tab
+        links = page.locator("main a[href$='.html']").count()
+        assert links == sum(1 for r in index["reports"] if r["html"])
+        reached = set()
+        for _ in range(80):
+            page.keyboard.press("Tab")
+            href = page.evaluate("document.activeElement.getAttribute('href')")
+            if href and href.endswith(".html"):
+                reached.add(href)
+        assert len(reached) == links
+    finally:
+        page.close()
+
+
+def test_axe_no_serious_or_critical_violation(browser, browser_run):
+    axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
+    run_dir, index = browser_run
+    ARTIFACTS.mkdir(exist_ok=True)
+    axe = axe_module.Axe()
+    pages = [("index", run_dir / "index.html")] + [(f"{r['audience']}-{r['territoire']}", run_dir / r["html"])
+                                                   for r in index["reports"] if r["statut"] == "ok"]
+    serious, summary = [], {}
+    for name, path in pages:
+        page, _ = _open(browser, path, VIEWPORTS["ordinateur"])
+        try:
+            results = axe.run(page)
+        finally:
+            page.close()
+        violations = results.response["violations"]
+        summary[name] = [{"id": v["id"], "impact": v["impact"], "help": v["help"], "nodes": len(v["nodes"]),
+                          "exemple": v["nodes"][0]["html"][:200] if v["nodes"] else ""} for v in violations]
+        serious += [(name, v["id"], v["impact"], v["nodes"][0]["html"][:200] if v["nodes"] else "")
+                    for v in violations if v["impact"] in ("serious", "critical")]
+    (ARTIFACTS / "axe-violations.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1),
+                                                    encoding="utf-8")
+    assert not serious, serious
+
+
+def test_print_stylesheet_keeps_content(browser, browser_run):
+    run_dir, index = browser_run
+    r = next(r for r in index["reports"] if r["statut"] == "ok")
+    page, _ = _open(browser, run_dir / r["html"], VIEWPORTS["ordinateur"])
+    try:
+        page.emulate_media(media="print")
+        assert page.locator(".lien-evitement").evaluate("e => getComputedStyle(e).display") == "none"
+        assert page.locator("main").is_visible() and page.locator("footer").is_visible()
+    finally:
+        page.close()

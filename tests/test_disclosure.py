@@ -1,0 +1,70 @@
+"""Tests of gar_analysis.disclosure (secret statistique)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gar_analysis import config
+from gar_analysis.disclosure import is_suppressed, suppress, suppress_value
+from gar_analysis.errors import ConfigError
+
+
+def test_counts_below_threshold_become_c():
+    df = pd.DataFrame({"nom": ["a", "b", "c", "d"], "n": [0, 4, 5, 120]})
+    out = suppress(df, ["n"], threshold=5)
+    assert out["n"].tolist() == ["c", "c", 5, 120]
+    assert out["nom"].tolist() == df["nom"].tolist()
+    assert df["n"].tolist() == [0, 4, 5, 120]  # input untouched
+
+
+def test_default_threshold_is_config(monkeypatch):
+    monkeypatch.setattr(config, "DISCLOSURE_THRESHOLD", 10)
+    out = suppress(pd.DataFrame({"n": [9, 10]}), ["n"])
+    assert out["n"].tolist() == ["c", 10]
+
+
+def test_rate_on_small_denominator_becomes_c():
+    df = pd.DataFrame({"etablissements": [3, 50, 8], "inscrits": [3, 40, 2], "part": [1.0, 0.8, 0.25]})
+    out = suppress(df, ["etablissements", "inscrits"], rate_cols=["part"],
+                   denominators={"part": "etablissements"}, threshold=5)
+    assert out["part"].tolist() == ["c", 0.8, 0.25]
+    assert out["inscrits"].tolist() == ["c", 40, "c"]
+    assert out["etablissements"].tolist() == ["c", 50, 8]
+
+
+def test_denominator_not_published_still_protects_rate():
+    df = pd.DataFrame({"eleves": [2, 300, np.nan], "acces_par_eleve": [7.5, 1.2, 3.0]})
+    out = suppress(df, [], rate_cols=["acces_par_eleve"], denominators={"acces_par_eleve": "eleves"}, threshold=5)
+    assert out["acces_par_eleve"].tolist() == ["c", 1.2, "c"]
+    assert out["eleves"].tolist()[:2] == [2, 300]  # not a published count: left as is
+
+
+def test_already_suppressed_denominator_propagates():
+    df = pd.DataFrame({"n": ["c", 30], "taux": [0.5, 0.4]})
+    out = suppress(df, ["n"], rate_cols=["taux"], denominators={"taux": "n"}, threshold=5)
+    assert out["taux"].tolist() == ["c", 0.4]
+
+
+def test_nullable_int_and_missing_values():
+    df = pd.DataFrame({"n": pd.array([1, None, 7], dtype="Int64")})
+    out = suppress(df, ["n"], threshold=5)
+    assert out["n"].iloc[0] == "c" and pd.isna(out["n"].iloc[1]) and out["n"].iloc[2] == 7
+
+
+def test_errors_name_the_problem():
+    df = pd.DataFrame({"n": [1]})
+    with pytest.raises(ConfigError, match="absentes.*m"):
+        suppress(df, ["m"])
+    with pytest.raises(ConfigError, match="dénominateur"):
+        suppress(df, ["n"], rate_cols=["n"])
+    with pytest.raises(ConfigError, match="invalide"):
+        suppress(df, ["n"], threshold="beaucoup")
+
+
+def test_is_suppressed_and_single_values():
+    assert is_suppressed("c") and not is_suppressed("C") and not is_suppressed(0) and not is_suppressed(np.nan)
+    assert suppress_value(4, threshold=5) == "c" and suppress_value(5, threshold=5) == 5
+    assert suppress_value(0.3, 4, threshold=5) == "c" and suppress_value(0.3, 40, threshold=5) == 0.3
+    assert suppress_value(0.3, "c") == "c"
+    assert suppress_value(0.3, np.nan) == "c"
