@@ -89,11 +89,12 @@ def variant_sql(events: Path, out: Path) -> dict:
     import duckdb
 
     con = duckdb.connect(config={"threads": os.cpu_count() or 2, "preserve_insertion_order": False})
+    con.execute("SET enable_progress_bar = false")
     src = f"read_parquet('{events}/*/*.parquet', hive_partitioning = true)"
     a = con.sql(f"SELECT mois, uai, id_ressource, profil, support, count(*) AS acces FROM {src} "
-                "GROUP BY mois, uai, id_ressource, profil, support").arrow()
+                "GROUP BY mois, uai, id_ressource, profil, support").to_arrow_table()
     b = con.sql(f"SELECT mois, uai, profil, count(DISTINCT id_accedant) AS accedants_actifs FROM {src} "
-                "GROUP BY mois, uai, profil").arrow()
+                "GROUP BY mois, uai, profil").to_arrow_table()
     return {"acces_rows": a.num_rows, "actifs_rows": b.num_rows}
 
 
@@ -111,7 +112,16 @@ VARIANTS = {"duckdb": variant_duckdb, "sql": variant_sql, "pandas": variant_pand
 
 
 def child(variant: str, events: str, out: str) -> None:
-    """Run one variant and print its timing as JSON (in a fresh subprocess)."""
+    """Run one variant and print its timing as JSON (in a fresh subprocess).
+
+    Libraries are imported before the clock starts: the timing is the work only.
+    """
+    import duckdb  # noqa: F401
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    if variant in ("duckdb", "spark"):
+        import gar_analysis.events  # noqa: F401
     t0 = time.perf_counter()
     info = VARIANTS[variant](Path(events), Path(out))
     info["seconds"] = round(time.perf_counter() - t0, 2)
@@ -122,20 +132,19 @@ def run_variant(variant: str, events: Path, n: int) -> dict:
     """Run a variant in a subprocess; return its time and peak memory (MB)."""
     out = OUT / f"agg_{variant}_{label(n)}"
     cmd = [sys.executable, __file__, "--child", variant, str(events), str(out)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # this process has only this child
+    peak_kb = usage.ru_maxrss
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode or line is None:
         return {"variant": variant, "n": n, "error": (proc.stderr or proc.stdout)[-800:]}
     info = json.loads(line[7:])
-    # ru_maxrss of children is the max over all children so far: variants run from
-    # the smallest to the largest memory user would hide nothing, but to be exact we
-    # record it only when it grew, else flag it as "<= previous".
-    info.update(variant=variant, n=n, wall_s=round(wall, 2),
-                peak_mb=round(peak_kb / 1024, 1), peak_exact=peak_kb > before)
+    info.update(variant=variant, n=n, wall_s=round(wall, 2), cpu_s=round(usage.ru_utime + usage.ru_stime, 1),
+                peak_mb=round(peak_kb / 1024, 1), load_before=round(load, 1),
+                load_after=round(os.getloadavg()[0], 1))
     return info
 
 
@@ -163,9 +172,8 @@ def main(argv=None) -> int:
         return 0
     results = []
     for n in sizes:
-        # Each variant in its own subprocess; ru_maxrss(children) is a running max, so
-        # variants are ordered by expected memory use (smallest first) and each size
-        # starts a fresh measuring process.
+        # Each variant runs in a child of a dedicated measuring process (measure_isolated),
+        # so that getrusage(RUSAGE_CHILDREN) there reports that variant alone.
         order = ["sql", "duckdb"]
         if args.spark and n <= args.spark_max:
             order.append("spark")
@@ -196,14 +204,15 @@ def measure_isolated(variant: str, events: Path, n: int) -> dict:
 
 def markdown(report: dict) -> str:
     """Format the results as a Markdown table."""
-    rows = ["| événements | variante | durée (s) | débit (M év./s) | mémoire max (Mo) |",
-            "|---:|---|---:|---:|---:|"]
+    rows = ["| événements | variante | durée (s) | CPU (s) | débit (M év./s) | mémoire max (Mo) | charge 1 min |",
+            "|---:|---|---:|---:|---:|---:|---:|"]
     for r in report["results"]:
         if "error" in r:
-            rows.append(f"| {label(r['n'])} | {r['variant']} | échec | | |")
+            rows.append(f"| {label(r['n'])} | {r['variant']} | échec | | | | |")
             continue
         rate = r["n"] / r["seconds"] / 1e6
-        rows.append(f"| {label(r['n'])} | {r['variant']} | {r['seconds']:.1f} | {rate:.2f} | {r['peak_mb']:.0f} |")
+        rows.append(f"| {label(r['n'])} | {r['variant']} | {r['seconds']:.1f} | {r['cpu_s']:.0f} | {rate:.2f} "
+                    f"| {r['peak_mb']:.0f} | {r['load_before']} → {r['load_after']} |")
     return f"{report['date']} — {report['machine']}\n\n" + "\n".join(rows)
 
 

@@ -829,7 +829,11 @@ def publishable_funnel(table: pd.DataFrame, unit: str, schools: pd.DataFrame, th
         "position": table["position_998"].map(POSITION_SYMBOLS)})
     out = suppress(out, ["numerateur", "denominateur"], rate_cols=["valeur", "valeur_retrecie"],
                    denominators={"valeur": "denominateur", "valeur_retrecie": "denominateur"}, threshold=threshold)
-    return out
+    unit_s = " (%)" if pct else ""
+    return out.rename(columns={"nom": "Nom", "numerateur": "Numérateur (nombre)", "denominateur": "Dénominateur (nombre)",
+                               "valeur": f"Valeur{unit_s}", "valeur_retrecie": f"Valeur rétrécie{unit_s}",
+                               "limite_basse_998": f"Limite basse à 99,8 %{unit_s}",
+                               "limite_haute_998": f"Limite haute à 99,8 %{unit_s}", "position": "Position"})
 
 
 def publishable_oe(table: pd.DataFrame, unit: str, schools: pd.DataFrame, threshold: int) -> pd.DataFrame:
@@ -848,7 +852,11 @@ def publishable_oe(table: pd.DataFrame, unit: str, schools: pd.DataFrame, thresh
     rates = ["rapport", "ic_bas", "ic_haut", "rapport_retreci", "attendu"]
     out = suppress(out, ["n_ecoles", "observe"] if den == "n_ecoles" else ["observe"], rate_cols=rates,
                    denominators={c: den for c in rates}, threshold=threshold)
-    return out
+    return out.rename(columns={"nom": "Nom", "n_ecoles": "Établissements (nombre)", "observe": "Observé (nombre)",
+                               "attendu": "Attendu (nombre)", "rapport": "Rapport observé / attendu",
+                               "ic_bas": "IC 95 % bas", "ic_haut": "IC 95 % haut",
+                               "rapport_retreci": "Rapport rétréci", "rang": "Rang (intervalle à 95 %)",
+                               "position": "Position"})
 
 
 def funnel_figure(table: pd.DataFrame, names: pd.Series | None = None, *, ylabel: str = "", xlabel: str = "",

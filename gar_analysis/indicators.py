@@ -140,6 +140,7 @@ class Tables:
                 raise ConfigError(f"Période invalide : {periode!r}. Format attendu : AAAA-AAAA, par exemple 2024-2025.")
             self.last_month = f"{m.group(2)}-08"
         self._cut = set()
+        self._facts = None
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self._frames:
@@ -296,6 +297,8 @@ def school_facts(tables) -> pd.DataFrame:
     ``acces_mois_an`` (same month a year earlier), ``acces_3_mois``, ``acces_3_mois_an``.
     """
     t = _tables(tables)
+    if getattr(t, "_facts", None) is not None:
+        return t._facts
     etab = t["etablissements"].copy()
     usage = t["usage_mensuel"]
     months = window(usage)
@@ -330,6 +333,7 @@ def school_facts(tables) -> pd.DataFrame:
     facts.attrs["an_disponible"] = bool(ref and _shift(ref, -12) in _months(usage))
     out = etab.merge(facts, on="uai", how="left", validate="one_to_one")
     out.attrs.update(facts.attrs)
+    t._facts = out
     return out
 
 
@@ -555,7 +559,7 @@ def school_list(tables, audience: str, code: str) -> pd.DataFrame:
     """Return one row per school of the territory (for a département's collèges, a région's lycées).
 
     Columns: ``uai, nom, niveau, inscrit, actif_mois, referent`` (``oui``/``non``), ``acces`` (12 months),
-    ``eleves``, ``acces_par_eleve``, ``anomalies``. Pass it through :func:`publishable_schools`
+    ``eleves``, ``acces_par_eleve``, ``anomalies`` (``oui`` when quality findings concern the school). Pass it through :func:`publishable_schools`
     before showing it.
     """
     facts = select(school_facts(tables), audience, code)
@@ -569,7 +573,7 @@ def school_list(tables, audience: str, code: str) -> pd.DataFrame:
         "acces": _num(facts["acces_12m"]).astype("int64"),
         "eleves": pd.to_numeric(facts["nombre_eleves"], errors="coerce"),
         "acces_par_eleve": _num(facts["acces_eleve_12m"]) / pd.to_numeric(facts["nombre_eleves"], errors="coerce"),
-        "anomalies": _num(facts["anomalies"]).astype("int64") if "anomalies" in facts else 0})
+        "anomalies": (_num(facts["anomalies"]) > 0).map(yes) if "anomalies" in facts else "non"})
     return out.sort_values("nom").reset_index(drop=True)
 
 
@@ -760,7 +764,10 @@ def conventions(tables, audience: str, code: str, today: pd.Timestamp | None = N
         "date_signature": pd.to_datetime(c["date_signature"], errors="coerce"), "date_fin": fin})
     out["expire_bientot"] = (out["statut"] == "signe") & fin.notna() & (fin >= today) \
         & (fin <= today + pd.Timedelta(days=EXPIRING_DAYS))
-    return out.sort_values(["type_acteur", "acteur"]).reset_index(drop=True)[cols]
+    # what needs action first: expiring, then pending, then the others
+    order = np.where(out["expire_bientot"], 0, np.where(out["statut"] == "en_attente", 1, 2))
+    out = out.assign(_o=order).sort_values(["_o", "type_acteur", "acteur"]).drop(columns="_o")
+    return out.reset_index(drop=True)[cols]
 
 
 def _data_end(t: Tables) -> pd.Timestamp:
@@ -1037,13 +1044,15 @@ def unit_messages(units: pd.DataFrame, threshold: int | None = None, *, unit_lab
         if len(ok) < 2 * n:
             continue
         ok = ok.assign(_v=pd.to_numeric(ok[col])).sort_values("_v", ascending=False)
-        label = INDICATORS[col].label.lower()
+        label = INDICATORS[col].label
+        label = label[0].lower() + label[1:]
         fmt = lambda r: f"{r['nom']} ({_fmt(r['_v'], INDICATORS[col].kind)})"  # noqa: E731
         top = ", ".join(fmt(r) for _, r in ok.head(n).iterrows())
         low = ", ".join(fmt(r) for _, r in ok.tail(n).iloc[::-1].iterrows())
-        strong.append(f"{unit_label.capitalize()} en tête pour la {label} : {top}.")
+        strong.append(f"{unit_label.capitalize()} en tête — {label} : {top}.")
         lever = MESSAGE_LEVERS.get(col, "partager les pratiques des territoires en tête")
-        weak.append(f"{unit_label.capitalize()} où la {label} est la plus basse : {low} — piste d'action : {lever}.")
+        weak.append(f"{unit_label.capitalize()} où la marge de progrès est la plus grande — {label} : {low} ; "
+                    f"piste d'action : {lever}.")
     return strong, weak
 
 
@@ -1224,3 +1233,26 @@ def editeur_findings(tables, editeur: str) -> pd.DataFrame:
     ids = set(res.loc[res["editeur"].astype(str) == name, "id_ressource"])
     c = t["constats"]
     return c[c["id_ressource"].isin(ids)].reset_index(drop=True)
+
+
+def values_table(pub: pd.DataFrame, *, national: bool = True) -> pd.DataFrame:
+    """Return publishable :func:`territory_values` as a display table: label, value, national value, ratio.
+
+    Values are formatted by their kind (French text); ``c`` stays ``c``; the ratio stays numeric.
+    Internal denominators (accès of the last 3 months, of the reference month) are left out.
+    """
+    from .reporting.display import fmt_number, fmt_percent
+
+    def _text(v, kind):
+        if is_suppressed(v) or v is None or pd.isna(v):
+            return config.SUPPRESSED if is_suppressed(v) else "–"
+        return {"percent": fmt_percent(v), "decimal": fmt_number(v, 2), "days": fmt_number(v, 0)}.get(kind,
+                                                                                                    fmt_number(v))
+
+    rows = pub[~pub["indicateur"].isin(["acces_3_mois", "acces_mois"])]
+    out = pd.DataFrame({"indicateur": rows["libelle"].to_numpy(),
+                        "valeur": [_text(v, k) for v, k in zip(rows["valeur"], rows["kind"])]})
+    if national:
+        out["valeur_nationale"] = [_text(v, k) for v, k in zip(rows["valeur_nationale"], rows["kind"])]
+        out["ratio"] = rows["ratio"].to_numpy()
+    return out

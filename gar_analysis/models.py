@@ -79,6 +79,8 @@ OUTCOME_LABELS = {
     "acces_enseignant": "accès enseignants",
     "mois_actifs": "mois actifs",
 }
+#: How to read a binomial outcome after "points de pourcentage".
+BINOMIAL_LABELS = {"inscrit": "d'inscription au GAR", "mois_actifs": "de mois actifs", "actif": "d'activité"}
 EXPOSURE_LABELS = {"nombre_eleves": "élève", "mois_mesures": "mois mesuré"}
 
 _SOURCE = "données du modèle"
@@ -154,11 +156,19 @@ def check_no_missing(data: pd.DataFrame, columns: list[str], source: str = _SOUR
         raise DataError(problems)
 
 
+def _is_bool_like(s: pd.Series) -> bool:
+    """Object or string columns holding only booleans (e.g. after a merge)."""
+    if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+        return False
+    values = set(s.dropna().unique().tolist())
+    return bool(values) and values <= {True, False, "True", "False", "true", "false"}
+
+
 def numeric_column(data: pd.DataFrame, column: str, source: str = _SOURCE) -> pd.Series:
     """Return a column as float64, refusing text that is not a number."""
     s = data[column]
-    if pd.api.types.is_bool_dtype(s):
-        return s.astype("float64")
+    if pd.api.types.is_bool_dtype(s) or _is_bool_like(s):
+        return s.map(lambda v: float(v in (True, "True", "true")) if pd.notna(v) else np.nan).astype("float64")
     if pd.api.types.is_numeric_dtype(s):
         return s.astype("float64")
     conv = pd.to_numeric(s, errors="coerce")
@@ -273,8 +283,8 @@ def prepare_design(data: pd.DataFrame, outcome: str, factors: list[str], *, fami
             problems.append(Problem(source, None, f, "facteur constant : il prend une seule valeur dans ces données "
                                                      "et ne peut rien expliquer ; retirez-le du modèle."))
             continue
-        if pd.api.types.is_bool_dtype(s):
-            frame[f] = s.astype("float64")
+        if pd.api.types.is_bool_dtype(s) or _is_bool_like(s):
+            frame[f] = s.map(lambda v: float(v in (True, "True", "true"))).astype("float64")
             kinds[f] = "binary"
         elif pd.api.types.is_numeric_dtype(s):
             v = s.astype("float64")
@@ -545,7 +555,7 @@ def _effect_sentence(r, family: str, outcome: str, exposure: str | None) -> str:
     else:
         subject = what
     if family == "binomial":
-        amount = f"{fmt_fr(r.effect, decimals, sign=True)} points de pourcentage {OUTCOME_LABELS.get(outcome, f'de « {outcome} »')}"
+        amount = f"{fmt_fr(r.effect, decimals, sign=True)} points de pourcentage {BINOMIAL_LABELS.get(outcome, f'de « {outcome} »')}"
     else:
         amount = f"{fmt_fr(r.effect, decimals, sign=True)} {_effect_unit(family, outcome, exposure)}"
     ci = f"IC 95 % : {fmt_fr(r.ci_low, decimals, sign=True)} à {fmt_fr(r.ci_high, decimals, sign=True)}"

@@ -4,9 +4,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from gar_analysis import cli, config
 from gar_analysis.contract import read_contract_file
 from gar_analysis.errors import ConfigError
 from gar_analysis.integrations import dolibarr as dol
+from gar_analysis.integrations.http import RetryPolicy, ServiceError
 
 
 def _tp(id_, name, **kw):
@@ -49,6 +51,31 @@ def test_uai_from_extrafield_then_idprof6_and_array_options_as_list():
 ])
 def test_actor_type(record, categories, expected):
     assert dol.actor_type(record, categories) == expected
+
+
+def test_actor_codes():
+    dep = _tp(1, "Conseil départemental du Rhône", state_id="372")
+    assert dol.actor_code(dep, "departement", {"372": "69"}) == "69"
+    assert dol.actor_code(_tp(2, "Région", array_options={"options_code_insee": "53"}), "region") == "53"
+    assert dol.actor_code(_tp(3, "Éditeur", idprof1="552100554"), "editeur") == "552100554"
+    assert dol.actor_code(_tp(4, "Mairie", idprof1="217500016"), "commune") == ""  # a SIREN is not an INSEE code
+
+
+@pytest.mark.shared
+def test_departement_code_from_the_states_dictionary(tmp_path):
+    """The recorded state 378 is Paris: a département actor without code gets « 75 »."""
+    if not (config.SHARED_DOLIBARR_DIR / "setup_dictionary_state_378.json").exists():
+        pytest.skip("enregistrements Dolibarr absents")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from replay_server import ReplayServer
+
+    with ReplayServer(config.SHARED_DOLIBARR_DIR, "Zt8Qm2vLx9Kp4RwN7cYh") as srv:
+        client = dol.DolibarrClient(srv.url, "Zt8Qm2vLx9Kp4RwN7cYh", progress=False)
+        assert client.state_code("378") == "75"
+        assert srv.served() == ["setup_dictionary_state_378"]
 
 
 def test_roles_extrafield_roles_then_poste():
@@ -127,3 +154,29 @@ def test_since_auto_reads_the_previous_pull(tmp_path):
     (tmp_path / dol.STATE_FILE).write_text('{"pulled_at": "2026-11-20T08:00:00+00:00"}', encoding="utf-8")
     assert dol._resolve_since("auto", tmp_path) == "2026-11-19 08:00:00"  # one day of margin
     assert dol._resolve_since("2026-01-01", tmp_path) == "2026-01-01"
+
+
+def test_cli_refuses_key_absent(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(config.ENV_DOLIBARR_KEY, raising=False)
+    assert cli.main(["crm", "pull", "--url", "http://127.0.0.1:9", "--out", str(tmp_path)]) == 2
+    assert "DOLAPIKEY" in capsys.readouterr().err
+
+
+def test_since_filter_syntax():
+    assert dol.since_filter("2026-11-01 08:30:00") == "(t.tms:>:'2026-11-01 08:30:00')"
+    with pytest.raises(ConfigError, match="illisible"):
+        dol.since_filter("1er novembre")
+
+
+def test_connection_error_is_retried_then_reported():
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    waits: list[float] = []
+    with pytest.raises(ServiceError, match="injoignable après 4 tentative"):
+        dol.DolibarrClient(f"http://127.0.0.1:{port}", "Zt8Qm2vLx9Kp4RwN7cYh", progress=False,
+                           policy=RetryPolicy(retries=3, backoff=0.01, sleep=waits.append)).status()
+    assert len(waits) == 3

@@ -126,7 +126,7 @@ def make_bad_events(events, dest):
     """Copy clean events and add the defects of the issue; return the copy."""
     shutil.copytree(events, dest)
     months = sorted(p.name for p in dest.glob("mois=*"))
-    m1, m2, m3 = months[2], months[3], months[4]
+    m1, m2, m3, m4 = months[2], months[3], months[4], months[5]
     t = pq.read_table(next((dest / m1).glob("*.parquet")))
     # 1. a partition file with a missing column
     pq.write_table(t.drop_columns(["support"]).slice(0, 50), dest / m1 / "part-sans-support.parquet")
@@ -141,7 +141,16 @@ def make_bad_events(events, dest):
     df.loc[12, "uai"] = None
     (dest / m2 / "part-defauts.parquet").unlink(missing_ok=True)
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), dest / m2 / "part-defauts.parquet")
-    # 3. a file outside any partition, an unreadable file, a wrong type
+    # 3. unknown values in an otherwise clean file (statistics prove no null, all in the month),
+    #    with accédants seen nowhere else: they must not count as active
+    clean = pq.read_table(next((dest / m4).glob("*.parquet"))).slice(0, 30).to_pandas()
+    for c in ("uai", "profil", "id_ressource", "support"):
+        clean[c] = clean[c].astype(str)
+    clean.loc[0:2, "profil"] = "parent"
+    clean.loc[3:5, "support"] = "console"
+    clean.loc[0:5, "id_accedant"] = [f"{i:016x}" for i in range(6)]
+    pq.write_table(pa.Table.from_pandas(clean, preserve_index=False), dest / m4 / "part-vocab.parquet")
+    # 4. a file outside any partition, an unreadable file, a wrong type
     pq.write_table(t.slice(0, 5), dest / "perdu.parquet")
     (dest / m3 / "part-casse.parquet").write_bytes(b"PAR1 pas du parquet")
     bad_type = t.slice(0, 5).set_column(0, "horodatage", pa.array(["2024-01-01"] * 5))
@@ -159,7 +168,7 @@ def test_bad_input_reported_as_findings_and_rest_completes(bad_events, tmp_path)
     f = r.findings
     assert list(f.columns) == FINDING_COLUMNS
     rules = f.groupby("regle").size().to_dict()
-    assert rules == {"colonne_manquante": 1, "valeur_inconnue": 2, "horodatage_hors_partition": 1,
+    assert rules == {"colonne_manquante": 1, "valeur_inconnue": 4, "horodatage_hors_partition": 1,
                      "valeur_manquante": 2, "partition_invalide": 1, "fichier_illisible": 1,
                      "type_invalide": 1}
     miss = f[f["regle"] == "colonne_manquante"].iloc[0]
@@ -170,7 +179,9 @@ def test_bad_input_reported_as_findings_and_rest_completes(bad_events, tmp_path)
     assert hors["message"].startswith("3 événement(s)") and "mois=" in hors["source"]
     assert (f["gravite"] == "erreur").all()
     assert r.n_files_excluded == 4
-    assert r.n_excluded == 5 + 3 + 3 + 1 + 1
+    assert r.n_excluded == 5 + 3 + 3 + 1 + 1 + 6
+    clean_file = next(p for p, _, ok in discover(bad_events)[0] if p.name == "part-vocab.parquet")
+    assert next(ok for p, _, ok in discover(bad_events)[0] if p == clean_file)
     # the valid events, including the good rows of the defective file, are aggregated exactly
     readable = [p for p, _, _ in discover(bad_events)[0]]
     raw = pd.concat([pq.read_table(p).to_pandas().assign(mois=p.parent.name[5:]) for p in readable],
@@ -207,6 +218,7 @@ def _spark_available() -> bool:
     return importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
 
 
+@pytest.mark.slow  # a JVM start and a few Spark jobs: 20-30 s on an idle 2-core machine
 @pytest.mark.skipif(not _spark_available(), reason="pyspark ou Java absent")
 def test_spark_engine_gives_identical_outputs(bad_events, tmp_path):
     a = aggregate_events(bad_events, tmp_path / "duckdb", engine="duckdb")

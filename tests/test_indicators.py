@@ -244,7 +244,7 @@ def test_school_list_and_its_disclosure(tables):
     sl = ind.school_list(tables, "departement", "35")
     etab = tables["etablissements"]
     assert set(sl.uai) == set(etab[(etab.code_departement == "35") & (etab.niveau == "college")].uai)
-    assert set(sl.inscrit) <= {"oui", "non"}
+    assert set(sl.inscrit) <= {"oui", "non"} and set(sl.anomalies) <= {"oui", "non"}
     sl.loc[0, "acces"] = 3
     sl.loc[1, "eleves"] = 2
     pub = ind.publishable_schools(sl, threshold=5)
@@ -380,3 +380,72 @@ def test_key_messages_strengths_and_levers():
     small.loc["etablissements", "valeur"] = 4
     forts, corriger = ind.key_messages(small, threshold=5)
     assert forts == []  # a rate on a suppressed denominator is never quoted
+
+
+def test_unit_messages_name_leaders_and_laggards():
+    units = pd.DataFrame({"code": list("ABCDEFG"), "nom": [f"Académie {k}" for k in "ABCDEFG"],
+                          "etablissements": [50] * 7, "inscrits": [40] * 7,
+                          "part_inscrits": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]})
+    forts, corriger = ind.unit_messages(units, 5, columns=("part_inscrits",))
+    assert forts == ["Académies en tête — part des établissements inscrits au GAR : Académie A (90\u202f%), "
+                     "Académie B (80\u202f%), Académie C (70\u202f%)."]
+    assert "Académie G (30\u202f%), Académie F (40\u202f%), Académie E (50\u202f%)" in corriger[0]
+    assert "piste d'action" in corriger[0]
+    units.loc[0, "etablissements"] = 3  # A's share becomes secret: never quoted
+    forts, _ = ind.unit_messages(units, 5, columns=("part_inscrits",))
+    assert "Académie A" not in forts[0] and "Académie D" in forts[0]
+
+
+def test_publishable_editeur_and_messages(tables):
+    out = ind.editeur_usage(tables, "Beta Numérique")
+    pub = ind.publishable_editeur(out, threshold=10**9)  # everything below: everything hidden
+    assert pub["valeurs"]["acces"] == "c" and pub["valeurs"]["part_acces_mobile_tablette"] == "c"
+    assert (pub["par_academie"]["ratio"] == "c").all() and (pub["mensuel"]["acces"] == "c").all()
+    pub = ind.publishable_editeur(out, threshold=5)
+    assert pub["valeurs"]["acces"] == out["valeurs"]["acces"]
+    forts, _ = ind.editeur_messages(out, 5)
+    assert forts and "Ressource" in forts[0]
+    assert all("Alpha" not in s and "Gamma" not in s for s in forts)
+
+
+def test_publishable_tables(tables):
+    m = ind.publishable_monthly(pd.DataFrame({"mois": ["2024-01", "2024-02"], "acces": [3, 100],
+                                              "etablissements_actifs": [1, 20], "inscrits": [30, 30],
+                                              "part_actifs": [1 / 30, 20 / 30]}), 5)
+    assert m.acces.tolist() == ["c", 100] and m.etablissements_actifs.tolist() == ["c", 20]
+    assert m.part_actifs.tolist()[1] == pytest.approx(20 / 30)
+    mix = ind.publishable_mix(pd.DataFrame({"dimension": ["support", "support"], "categorie": ["a", "b"],
+                                            "acces": [2.0, 1.0], "part": [2 / 3, 1 / 3]}), 5)
+    assert mix.part.tolist() == ["c", "c"]  # total 3 < 5
+    b = ind.publishable_budget(pd.DataFrame({"annee": [2024], "depenses_ressources_numeriques": [10.0],
+                                             "dont_gar": [5.0], "part_gar": [0.5], "acces": [2],
+                                             "cout_par_acces": [2.5]}), 5)
+    assert b.acces.tolist() == ["c"] and b.cout_par_acces.tolist() == ["c"] and b.dont_gar.tolist() == [5.0]
+    counts = ind.publishable_counts(pd.DataFrame({"regle": ["r"], "erreurs": [2], "etablissements": [9]}), 5)
+    assert counts.iloc[0].tolist() == ["r", "c", 9]
+
+
+def test_conventions_display_is_french(tables):
+    conv = ind.conventions(tables, "national", "FR", today=pd.Timestamp("2025-08-31"))
+    shown = ind.conventions_display(conv)
+    assert conv.expire_bientot.iloc[0]  # expiring first
+    assert set(shown["statut"]) <= {"signée", "en attente", "close"}
+    assert "31/10/2025" in shown["Fin de validité"].tolist()
+    assert "projet ENT" in shown["type_acteur"].tolist()
+
+
+def test_title_and_headline(tables):
+    assert ind.title("academie", "14") == "Tableau de bord du GAR — académie de Rennes"
+    pub = ind.publishable(ind.territory_values(tables, "academie", "14"), 5)
+    card = ind.headline(pub, "part_inscrits")
+    assert card["kind"] == "percent" and 0 < card["value"] < 1 and card["ratio"] > 0
+    assert "national" not in ind.headline(pub, "part_inscrits", national=False)
+
+
+def test_values_table_formats_each_kind(tables):
+    pub = ind.publishable(ind.territory_values(tables, "academie", "14"), 5)
+    t = ind.values_table(pub).set_index("indicateur")
+    assert t.loc["Part des établissements inscrits au GAR", "valeur"].endswith("\u202f%")
+    assert "Accès des 3 derniers mois" not in t.index
+    assert set(t.columns) == {"valeur", "valeur_nationale", "ratio"}
+    assert list(ind.values_table(pub, national=False).columns) == ["indicateur", "valeur"]

@@ -189,3 +189,11 @@ def test_not_a_dataframe_or_empty():
         fit_success_factors([1, 2], "y", ["x"])
     with pytest.raises(DataError, match="vide"):
         fit_success_factors(pd.DataFrame({"y": [], "x": []}), "y", ["x"])
+
+
+def test_object_booleans_are_binary_factors():
+    d, _ = simulate(n=800)
+    d["referent"] = d["referent"].astype(object)
+    d["inscrit"] = d["inscrit"].astype(object)
+    r = fit_success_factors(d, "inscrit", ["referent", "ips_10"])
+    assert "referent" in set(r.table["term"])

@@ -310,3 +310,13 @@ def test_dataset_registry_covers_the_issue():
             "fr-en-gar-affectations_degre2024-2025", "insee-communes"}
     assert need <= set(opendata.DATASETS)
     assert any(d.startswith("fr-en-ips-ecoles") for d in opendata.DATASETS)
+
+
+def test_retry_after_parsing():
+    from email.utils import formatdate as fd
+
+    assert opendata._retry_after("3") == 3.0
+    assert opendata._retry_after(None) is None and opendata._retry_after("bientôt") is None
+    in_ten = opendata._retry_after(fd(time.time() + 10, usegmt=True))
+    assert 8 <= in_ten <= 10.5
+    assert opendata._retry_after(fd(time.time() - 100, usegmt=True)) == 0.0

@@ -116,7 +116,7 @@ def test_national_opendata_notebook_structure():
 
 
 @pytest.mark.slow
-def test_national_opendata_notebook_runs(tmp_path):
+def test_national_opendata_notebook_runs(tmp_path, monkeypatch):
     papermill = pytest.importorskip("papermill")
     from test_enrich import _write_gar_files
 
@@ -125,14 +125,9 @@ def test_national_opendata_notebook_runs(tmp_path):
     _write_gar_files(od)
     (od / "fr-en-ips-colleges-ap2022.csv").symlink_to(need("ips-colleges-2022/fr-en-ips-colleges-ap2022.csv"))
     summary = tmp_path / "summary.json"
-    import os
-
-    os.environ["GAR_REPORT_SUMMARY"] = str(summary)
-    try:
-        papermill.execute_notebook(str(REPORT_NOTEBOOKS_DIR / "national_opendata.ipynb"), str(tmp_path / "out.ipynb"),
-                                   parameters={"opendata_dir": str(od)}, progress_bar=False)
-    finally:
-        os.environ.pop("GAR_REPORT_SUMMARY", None)
+    monkeypatch.setenv("GAR_REPORT_SUMMARY", str(summary))
+    papermill.execute_notebook(str(REPORT_NOTEBOOKS_DIR / "national_opendata.ipynb"), str(tmp_path / "out.ipynb"),
+                               parameters={"opendata_dir": str(od)}, progress_bar=False)
     out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     html = "".join(o.get("data", {}).get("text/html", "") for c in out.cells for o in c.get("outputs", []))
     assert "Accès GAR par établissement" in html and "<table" in html

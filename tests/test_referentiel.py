@@ -58,6 +58,7 @@ def test_annuaire_2023_real_file(annuaire):
     assert sorted(multi.uai.unique()) == ["0350778F", "0350852L", "0352072M"]
     assert len(multi) == 6
     assert df.loc[2, "uai"] == "0350122T" and df.loc[2, "nombre_eleves"] == 143
+    assert problems_of(df) == ()  # clean published file: nothing left unusable
 
 
 def test_annuaire_2026_layout_and_field_ids(tmp_path):
@@ -166,6 +167,7 @@ def test_annuaire_decimal_comma_and_unknown_values_reported(tmp_path):
         _set_cell(lines, 2, "latitude", "47,5")
         _set_cell(lines, 3, "Statut_public_prive", "Mixte")
         _set_cell(lines, 4, "Code_departement", "975")
+        _set_cell(lines, 6, "longitude", "")
         return lines
     p, _ = _broken_copy(tmp_path, "a.csv", edit)
     df = load_annuaire(p)
@@ -173,7 +175,8 @@ def test_annuaire_decimal_comma_and_unknown_values_reported(tmp_path):
     assert pd.isna(df.loc[3, "secteur"])
     assert df.loc[4, "code_departement"] == "975"
     probs = problems_frame(df)
-    assert {(3, "Statut_public_prive"), (4, "Code_departement")} <= set(zip(probs.ligne, probs.colonne))
+    assert {(3, "Statut_public_prive"), (4, "Code_departement"), (6, "latitude")} <= set(zip(probs.ligne, probs.colonne))
+    assert pd.isna(df.loc[6, "longitude"]) and len(df) == 996  # kept, not dropped
     assert probs.message.str.contains("Mixte").any()
 
 
@@ -192,8 +195,13 @@ def test_ips_ecoles_2021_labels():
     assert df.ips_ecart_type.isna().all() and df.effectifs.isna().all()
 
 
-def test_ips_ecoles_2022_2025_ids_parquet_ns_reported():
-    df = load_ips(need(IPS_ECOLES_2022))
+@pytest.fixture(scope="module")
+def ips_ecoles_2022():
+    return load_ips(need(IPS_ECOLES_2022))
+
+
+def test_ips_ecoles_2022_2025_ids_parquet_ns_reported(ips_ecoles_2022):
+    df = ips_ecoles_2022
     assert len(df) == 97080
     assert set(df.rentree_scolaire) == {"2022-2023", "2023-2024", "2024-2025"}
     assert df.ips.isna().sum() == 6926  # published "NS"
@@ -323,8 +331,8 @@ def test_load_reference_file_and_datadir(tmp_path):
         load_reference_file(ref / "annuaire.csv", "referentiel/inconnu")
 
 
-def test_problems_survive_frame_operations():
-    df = load_ips(need(IPS_ECOLES_2022))
+def test_problems_survive_frame_operations(ips_ecoles_2022):
+    df = ips_ecoles_2022
     sub = df[df.code_departement == "35"].copy()
     assert len(problems_of(sub)) == len(problems_of(df))
 

@@ -152,3 +152,13 @@ def test_batch_merges_audiences_in_one_run(tmp_path, notebooks, tiny_manifest):
         ("national", "FR", "tableau_de_bord"), ("academie", "16", "annexe"), ("academie", "16", "tableau_de_bord")]
     assert (out / "mois/national/FR.html").exists() and (out / "mois/academie/annexe-16.html").exists()
     assert oct(os.stat(out / "mois/index.html").st_mode & 0o777) == "0o644"
+
+
+def test_default_set_skips_notebooks_not_written_yet(tmp_path, caplog):
+    folder = tmp_path / "nb"
+    write_notebook(folder / "tableau_de_bord.ipynb", ['print(territoire)'])
+    jobs = plan_batch("academie", only=["14"], notebooks_dir=folder, table=TABLE)
+    assert [j.notebook for j in jobs] == ["tableau_de_bord"]
+    assert "annexe" in caplog.text
+    with pytest.raises(ConfigError, match="Carnet introuvable"):
+        plan_batch("academie", only=["14"], notebook="annexe", notebooks_dir=folder, table=TABLE)

@@ -29,6 +29,8 @@ def _executed_notebook(extra_html: str = "") -> nbformat.NotebookNode:
         nbformat.v4.new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"}),
         nbformat.v4.new_output("stream", name="stderr", text="UserWarning: /home/secret/path"),
         nbformat.v4.new_output("display_data", data={"application/javascript": "alert(1)"}),
+        nbformat.v4.new_output("display_data", data={"text/html": "<script src='https://cdn.example/x.js'></script>"
+                                                                  "<script>alert(2)</script><p>après</p>"}),
     ]
     nb.cells = [nbformat.v4.new_markdown_cell("# Tableau de bord\n\nPremier paragraphe."), code,
                 nbformat.v4.new_markdown_cell("## Usage\n\nTexte.")]
@@ -58,7 +60,8 @@ def test_page_shell_is_accessible_and_names_audience_and_territory():
 
 def test_no_code_no_script_no_stderr_and_images_embedded():
     page = _page()
-    assert "x = 1" not in page and "alert(1)" not in page and "<script" not in page
+    assert "x = 1" not in page and "alert(1)" not in page and "alert(2)" not in page and "<script" not in page
+    assert "<p>après</p>" in page
     assert "/home/secret/path" not in page
     assert f"data:image/png;base64,{PNG}" in page and 'alt="Graphique' in page
     assert external_references(page) == []

@@ -298,6 +298,14 @@ def test_clear_errors(tmp_path, clean_env, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+def test_invalid_webhook_is_refused_without_echoing_it(tmp_path, clean_env, capsys):
+    run = _write_run(tmp_path)
+    clean_env.setenv(config.ENV_ROCKETCHAT_WEBHOOK, "chat.example.org/hooks/Hk8sQ2wZr5Tn9VbX")
+    assert cli.main(["share", "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert config.ENV_ROCKETCHAT_WEBHOOK in err and "Hk8sQ2wZr5Tn9VbX" not in err
+
+
 def test_incomplete_rest_configuration(tmp_path, clean_env, capsys):
     run = _write_run(tmp_path)
     clean_env.setenv(config.ENV_ROCKETCHAT_URL, "http://127.0.0.1:9")

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -34,8 +37,20 @@ def mini_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clean():
-    """The clean frames of a small sample (before anomalies) and its truth."""
-    return build_frames(SEED, "mini", 2)
+    """The clean frames of a small sample (before anomalies), its truth and its internal school table."""
+    captured = {}
+    original = gen._registration
+
+    def spy(s, p, period, rng):
+        original(s, p, period, rng)
+        captured["s"] = s
+
+    gen._registration = spy
+    try:
+        frames, truth = build_frames(SEED, "mini", 2)
+    finally:
+        gen._registration = original
+    return frames, truth, captured["s"]
 
 
 def _hashes(folder: Path) -> dict[str, str]:
@@ -94,7 +109,7 @@ def test_ips_lycees_uses_parquet_field_ids(mini_dir):
 
 
 def test_uais_valid_unique_and_territories_complete(clean):
-    frames, _ = clean
+    frames, _, _ = clean
     ann = frames["referentiel/annuaire"]
     uai = ann.Identifiant_de_l_etablissement
     assert uai.is_unique
@@ -116,22 +131,25 @@ def test_uai_letter_matches_real_examples():
 # --------------------------------------------------------------------------- determinism
 
 def test_same_seed_gives_identical_files(tmp_path, mini_dir):
+    """A second run, in another process with another hash seed, writes byte-identical files."""
     out, _ = mini_dir
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        generate(tmp_path / "b", seed=SEED, scale="mini")
-        generate(tmp_path / "c", seed=SEED + 1, scale="mini")
+    code = ("import sys, warnings; warnings.simplefilter('ignore'); from gar_analysis.sample import generate; "
+            f"generate(sys.argv[1], seed={SEED}, scale='mini')")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "b")], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first, second = _hashes(out), _hashes(tmp_path / "b")
     assert len(first) >= len(CONTRACT) + len(REFERENCE_FILES) + 1
     assert first == second
-    other = _hashes(tmp_path / "c")
-    assert other["gar/acces.csv"] != first["gar/acces.csv"]
+    other, _ = build_frames(SEED + 1, "mini", 1)
+    ours = pd.read_csv(out / "gar/acces.csv", sep=";", dtype=str)
+    assert not ours.head(1000).equals(other["gar/acces"].astype(str).head(1000))
 
 
 # --------------------------------------------------------------------------- consistency (clean frames)
 
 def test_acces_only_on_active_subscriptions_after_registration(clean):
-    frames, _ = clean
+    frames, _, _ = clean
     acc, ab, et = frames["gar/acces"], frames["gar/abonnements"], frames["gar/etablissements"]
     assert (acc.acces > 0).all()
     assert set(acc.profil) <= set(gen.PROFILS) and set(acc.support) == set(gen.SUPPORTS)
@@ -145,7 +163,7 @@ def test_acces_only_on_active_subscriptions_after_registration(clean):
 
 
 def test_affectations_within_licences_and_accedants_within_enrolment(clean):
-    frames, _ = clean
+    frames, _, _ = clean
     aff, ab = frames["gar/affectations"], frames["gar/abonnements"]
     tot = aff.groupby(["mois", "uai", "id_ressource"]).affectations.sum().reset_index()
     m = tot.merge(ab, on=["uai", "id_ressource"])
@@ -164,7 +182,7 @@ def test_affectations_within_licences_and_accedants_within_enrolment(clean):
 
 
 def test_dnma_has_visits_wherever_acces_and_budget_consistent(clean):
-    frames, _ = clean
+    frames, _, _ = clean
     aud = frames["dnma/audience"].set_index(["mois", "uai"])
     assert aud.index.is_unique and (aud.visiteurs <= aud.visites).all()
     assert (aud.visites == 0).any()  # measured months with no visit are listed
@@ -177,7 +195,7 @@ def test_dnma_has_visits_wherever_acces_and_budget_consistent(clean):
 
 
 def test_realistic_shares(clean):
-    frames, truth = clean
+    frames, truth, _ = clean
     acc = frames["gar/acces"]
     share = acc.groupby("support").acces.sum() / acc.acces.sum()
     assert 0.15 <= share["mobile"] <= 0.25 and share["tablette"] > 0.03
@@ -195,10 +213,11 @@ def test_realistic_shares(clean):
     et = frames["gar/etablissements"]
     assert 0.03 < (et.mediacentre == "EduGAR").mean() < 0.2
     assert et.date_inscription.str[:7].nunique() > 24  # deployment spread over many months
+    assert et.date_inscription.min() >= "2017-09-01" and et.date_inscription.max() <= "2025-08-31"
 
 
 def test_yearly_totals_preserved_by_the_split(clean):
-    frames, truth = clean
+    frames, truth, _ = clean
     acc = frames["gar/acces"]
     year = acc[(acc.mois >= "2024-09") & (acc.mois <= "2025-08")]
     assert int(year.acces.sum()) == truth["effectifs"]["acces_annee_usage"]
@@ -226,8 +245,7 @@ def test_truth_format(mini_dir):
 
 def test_factors_from_files_match_generation(clean):
     """The build's definitions of référent, formation and convention hold in the files."""
-    frames, _ = clean
-    s = _internal_schools(SEED)
+    frames, _, s = clean
     act, cts, ctr = frames["crm/acteurs"], frames["crm/contacts"], frames["crm/actions"]
     ref_ids = set(cts.id_acteur[cts.role == "referent_gar"])
     referent = set(act.code[(act.type == "etablissement") & act.id_acteur.isin(ref_ids)])
@@ -243,22 +261,6 @@ def test_factors_from_files_match_generation(clean):
     assert (np.array(conv) == s.convention.to_numpy()).all()
     assert 0.2 < s.referent.mean() < 0.5 and 0.15 < s.formation.mean() < 0.45 and 0.3 < s.convention.mean() < 0.7
     assert 0.05 < s.rural.mean() < 0.6
-
-
-def _internal_schools(seed: int) -> pd.DataFrame:
-    captured = {}
-    original = gen._registration
-
-    def spy(s, p, period, rng):
-        original(s, p, period, rng)
-        captured["s"] = s
-
-    gen._registration = spy
-    try:
-        build_frames(seed, "mini", 2)
-    finally:
-        gen._registration = original
-    return captured["s"]
 
 
 # --------------------------------------------------------------------------- CLI and errors

@@ -79,6 +79,20 @@ def key_codes(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
     return code
 
 
+def fast_isin(values: pd.Series, pool) -> np.ndarray:
+    """Return whether each value is in ``pool`` (membership tested once per distinct value).
+
+    pandas' ``isin`` on Arrow strings loops in Python over the pool; this
+    factorizes the values and tests only their distinct values against a set.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if not len(uniques):
+        return np.zeros(len(values), dtype=bool)
+    pool = pool if isinstance(pool, (set, frozenset)) else set(pd.Series(pool).dropna().tolist())
+    hit = np.fromiter((u in pool for u in uniques.tolist()), dtype=bool, count=len(uniques))
+    return np.where(codes >= 0, hit[np.maximum(codes, 0)], False)
+
+
 def month_start(mois: pd.Series) -> pd.Series:
     """Return the first day of ``YYYY-MM`` months as datetimes."""
     return pd.to_datetime(mois.astype("string") + "-01", format="%Y-%m-%d", errors="coerce")
@@ -104,6 +118,7 @@ class Context:
     def __init__(self, data_dir: str | Path | DataDir):
         self.ds = data_dir if isinstance(data_dir, DataDir) else DataDir(data_dir)
         self._frames: dict[str, pd.DataFrame] = {}
+        self._cache: dict = {}
         self.attrs: dict[str, dict] = {}
 
     # ------------------------------------------------------------------ files
@@ -133,19 +148,60 @@ class Context:
         """Return the number of data lines of every file loaded so far, by source path."""
         return {source_path(n): int(len(df)) for n, df in self._frames.items() if not n.startswith("_")}
 
-    def deduped(self, name: str) -> pd.DataFrame:
-        """Return a file without the repeats of its key (first occurrence kept; repeats are ``doublon``)."""
-        key = f"_dedup_{name}"
-        if key not in self._frames:
+    def _cached(self, key, func):
+        if key not in self._cache:
+            self._cache[key] = func()
+        return self._cache[key]
+
+    def key_codes(self, name: str, cols: list[str]) -> np.ndarray:
+        """Return (once) one int64 code per row of a file, equal for equal keys."""
+        return self._cached(("codes", name, tuple(cols)), lambda: key_codes(self.frame(name), list(cols)))
+
+    def repeats(self, name: str) -> np.ndarray:
+        """Return the rows repeating an earlier row's key (``doublon``), as a boolean array."""
+        def compute():
             from ..contract import CONTRACT
 
             df = self.frame(name)
             cols = [c for c in CONTRACT[name].key if c in df.columns] if name in CONTRACT else []
-            if cols and len(df):
-                dup = pd.Series(key_codes(df, cols)).duplicated().to_numpy()
-                df = df.loc[~dup] if dup.any() else df
-            self._frames[key] = df
-        return self._frames[key]
+            if not cols or not len(df):
+                return np.zeros(len(df), dtype=bool)
+            return pd.Series(self.key_codes(name, cols)).duplicated().to_numpy()
+        return self._cached(("repeats", name), compute)
+
+    def deduped(self, name: str) -> pd.DataFrame:
+        """Return a file without the repeats of its key (first occurrence kept; repeats are ``doublon``)."""
+        def compute():
+            df, dup = self.frame(name), self.repeats(name)
+            return df.loc[~dup] if dup.any() else df
+        return self._cached(("deduped", name), compute)
+
+    def uai_valid(self, name: str, col: str = "uai") -> tuple[np.ndarray, pd.Series]:
+        """Return (valid, expected letter) for a file's UAI column (computed once)."""
+        return self._cached(("valid", name, col), lambda: uai_status(self.frame(name)[col]))
+
+    def uai_known(self, name: str, col: str = "uai") -> np.ndarray:
+        """Return whether each UAI of a file is valid and in the register (valid only, without one)."""
+        def compute():
+            valid, _ = self.uai_valid(name, col)
+            if self.register_set is None:
+                return valid
+            return valid & fast_isin(self.frame(name)[col], self.register_set)
+        return self._cached(("known", name, col), compute)
+
+    def resource_known(self, name: str) -> np.ndarray:
+        """Return whether each id_ressource of a file is in the catalogue (True without a catalogue)."""
+        return self._cached(("resource", name), lambda: self.known_resource(self.frame(name)["id_ressource"]))
+
+    def clean(self, name: str, count: str | None = None, resource: bool = False) -> np.ndarray:
+        """Return the rows fit for cross-file rules: no repeat, known UAI (and resource), count ≥ 0."""
+        df = self.frame(name)
+        keep = ~self.repeats(name) & self.uai_known(name)
+        if resource:
+            keep &= self.resource_known(name)
+        if count is not None:
+            keep &= (df[count].fillna(0) >= 0).to_numpy(bool)
+        return keep
 
     # ------------------------------------------------------------------ keys
     @cached_property
@@ -155,13 +211,17 @@ class Context:
             return None
         return pd.Index(self.frame("referentiel/annuaire")["uai"].dropna().unique())
 
+    @cached_property
+    def register_set(self) -> set | None:
+        """Return the register's UAIs as a set (None without a register)."""
+        return None if self.register_uais is None else set(self.register_uais.tolist())
+
     def known(self, uai: pd.Series) -> np.ndarray:
         """Return whether each UAI is valid and present in the register (valid only, without one)."""
         valid, _ = uai_status(uai)
-        reg = self.register_uais
-        if reg is None:
+        if self.register_set is None:
             return valid
-        return valid & uai.isin(reg).to_numpy(bool)
+        return valid & fast_isin(uai, self.register_set)
 
     @cached_property
     def resource_ids(self) -> pd.Index | None:
@@ -174,15 +234,14 @@ class Context:
         """Return whether each resource id is in the catalogue (True without a catalogue)."""
         if self.resource_ids is None:
             return np.ones(len(ids), dtype=bool)
-        return ids.isin(self.resource_ids).to_numpy(bool)
+        return fast_isin(ids, set(self.resource_ids.tolist()))
 
     # ------------------------------------------------------------------ usage
     @cached_property
     def acces_clean(self) -> pd.DataFrame:
-        """Return accès rows with valid, known keys and a non-negative count."""
-        a = self.deduped("gar/acces")
-        keep = self.known(a["uai"]) & self.known_resource(a["id_ressource"]) & (a["acces"].fillna(0) >= 0).to_numpy()
-        return a.loc[keep]
+        """Return accès rows (keys and count): no repeat, known school and resource, count ≥ 0."""
+        a = self.frame("gar/acces")
+        return a.loc[self.clean("gar/acces", "acces", resource=True), ["mois", "uai", "id_ressource", "acces"]]
 
     @cached_property
     def monthly(self) -> pd.DataFrame:
@@ -191,8 +250,8 @@ class Context:
         Every resource counts (an unknown resource id does not mean the accès did
         not happen); negative counts count as zero but the month stays reported.
         """
-        a = self.deduped("gar/acces")
-        a = a.loc[self.known(a["uai"])]
+        a = self.frame("gar/acces")
+        a = a.loc[~self.repeats("gar/acces") & self.uai_known("gar/acces"), ["uai", "mois", "acces"]]
         g = pd.DataFrame({"uai": a["uai"], "mois": a["mois"], "acces": a["acces"].fillna(0).clip(lower=0),
                           "ligne": a.index}).groupby(["uai", "mois"], observed=True, sort=True)
         return g.agg(acces=("acces", "sum"), ligne=("ligne", "min")).reset_index()

@@ -6,7 +6,7 @@ import pandas as pd
 
 from .. import territories
 from ..contract import CONTRACT
-from .context import IPS_FILES, UAI_FILES, Context, fmt_int, key_codes, source_path, uai_status
+from .context import IPS_FILES, UAI_FILES, Context, fast_isin, fmt_int, source_path, uai_status
 from .registry import concat_findings, make_findings, rule
 
 #: Files whose UAIs must be known to the register.
@@ -41,7 +41,7 @@ def uai_invalide(ctx: Context) -> pd.DataFrame:
         targets.append(("crm/acteurs", _school_actors(ctx), "code"))
     for name, df, col in targets:
         s = df[col]
-        valid, expected = uai_status(s)
+        valid, expected = ctx.uai_valid(name) if col == "uai" else uai_status(s)
         bad = ~valid & s.notna().to_numpy()
         if not bad.any():
             continue
@@ -72,10 +72,13 @@ def doublon(ctx: Context) -> pd.DataFrame:
         key = [k for k in key if k in df.columns]
         if not key or not len(df):
             continue
-        codes = key_codes(df, key)
-        dup_any = pd.Series(codes).duplicated(keep=False).to_numpy()
-        if not dup_any.any():
+        if name in CONTRACT and not ctx.repeats(name).any():
             continue
+        codes = ctx.key_codes(name, key)
+        rep = pd.Series(codes).duplicated().to_numpy()
+        if not rep.any():
+            continue
+        dup_any = np.isin(codes, np.unique(codes[rep]))
         sub = df.loc[dup_any]
         sub_codes = codes[dup_any]
         lines = pd.Series(sub.index.to_numpy(), index=sub.index)
@@ -114,13 +117,14 @@ def doublon(ctx: Context) -> pd.DataFrame:
 def uai_inconnu(ctx: Context) -> pd.DataFrame:
     """Flag valid UAIs absent from the register (one finding per file and UAI)."""
     out = []
-    reg = ctx.register_uais
     targets = [(n, ctx.frame(n), "uai") for n in ctx.present(GAR_FILES)]
     if ctx.has("crm/acteurs"):
         targets.append(("crm/acteurs", _school_actors(ctx), "code"))
     for name, df, col in targets:
-        valid, _ = uai_status(df[col])
-        unknown = valid & ~df[col].isin(reg).to_numpy(bool)
+        if col == "uai":
+            unknown = ctx.uai_valid(name)[0] & ~ctx.uai_known(name)
+        else:
+            unknown = uai_status(df[col])[0] & ~fast_isin(df[col], ctx.register_set)
         if not unknown.any():
             continue
         sub = df.loc[unknown]
@@ -142,7 +146,7 @@ def ressource_inconnue(ctx: Context) -> pd.DataFrame:
     out = []
     for name in ctx.present(("gar/abonnements", "gar/affectations", "gar/acces")):
         df = ctx.frame(name)
-        bad = ~ctx.known_resource(df["id_ressource"])
+        bad = ~ctx.resource_known(name)
         if not bad.any():
             continue
         sub = df.loc[bad]

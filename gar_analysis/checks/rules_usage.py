@@ -1,10 +1,12 @@
 """Rules on usage: accès against inscription, subscriptions, ENT audience and each school's own series."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
-from .context import Context, fmt_int, month_start, source_path
+from .context import Context, fast_isin, fmt_int, month_start, source_path
 from .registry import concat_findings, make_findings, rule
 from .rules_values import active_subscriptions
 
@@ -42,7 +44,7 @@ def acces_avant_inscription(ctx: Context) -> pd.DataFrame:
            + first[before] + ") : vérifier la date d'inscription ou l'UAI des accès.")
     out = [make_findings("acces_avant_inscription", "erreur", source_path("gar/acces"), msg, ligne=sub["ligne"],
                          uai=sub["uai"], mois=sub["mois"])]
-    never = m.loc[first.isna().to_numpy(bool) & ~m["uai"].isin(et["uai"]).to_numpy(bool)]
+    never = m.loc[first.isna().to_numpy(bool) & ~fast_isin(m["uai"], et["uai"])]
     if len(never):
         g = never.groupby("uai").agg(ligne=("ligne", "min"), acces=("acces", "sum"), debut=("mois", "min"),
                                      fin=("mois", "max")).reset_index()
@@ -85,7 +87,7 @@ def incoherence_dnma(ctx: Context) -> pd.DataFrame:
     m = ctx.monthly
     m = m[m["acces"] > 0]
     au = ctx.frame("dnma/audience")
-    keep = ctx.known(au["uai"]) & (au["visites"] == 0).fillna(False).to_numpy(bool)
+    keep = ctx.uai_known("dnma/audience") & (au["visites"] == 0).fillna(False).to_numpy(bool)
     z = au.loc[keep, ["uai", "mois"]].assign(ligne_dnma=au.index[keep])
     z = z.drop_duplicates(["uai", "mois"])
     j = m.merge(z, on=["uai", "mois"], how="inner")
@@ -132,7 +134,8 @@ class SeriesModel:
         self.inside = (idx[None, :] >= self.first[:, None]) & (idx[None, :] <= self.last[:, None])
         self.judged = self.n_active >= MIN_ACTIVE_MONTHS
         # seasonal factor
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: schools without term months
             med = np.nanmedian(np.where(self.active, x, np.nan), axis=1) if n_u else np.array([])
             norm = np.where(self.inside & self.judged[:, None], x / med[:, None], np.nan)
             self.season = np.nan_to_num(np.nanmedian(norm, axis=0), nan=0.0) if n_u else np.zeros(n_m)

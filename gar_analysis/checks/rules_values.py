@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .context import IPS_FILES, Context, fmt_int, month_start, source_path
+from .context import IPS_FILES, Context, fast_isin, fmt_int, month_start, source_path
 from .registry import concat_findings, make_findings, rule
 
 #: Count and amount columns that cannot be negative, by file.
@@ -99,9 +99,8 @@ def valeur_negative(ctx: Context) -> pd.DataFrame:
              "autre établissement) ou l'effectif de l'annuaire.")
 def accedants_sup_effectif(ctx: Context) -> pd.DataFrame:
     """Flag school years with more pupil accédants than pupils enrolled."""
-    acc = ctx.deduped("gar/accedants")
-    keep = (acc["profil"] == "eleve").fillna(False).to_numpy(bool) & ctx.known(acc["uai"]) \
-        & (acc["accedants"].fillna(0) >= 0).to_numpy(bool)
+    acc = ctx.frame("gar/accedants")
+    keep = (acc["profil"] == "eleve").fillna(False).to_numpy(bool) & ctx.clean("gar/accedants", "accedants")
     a = acc.loc[keep]
     eff = ctx.effectifs
     if not len(a) or not len(eff):
@@ -135,7 +134,7 @@ def active_subscriptions(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
     end = ab[["date_debut", "date_fin"]].max(axis=1)
     subs = pd.DataFrame({"uai": ab["uai"], "id_ressource": ab["id_ressource"], "_d": start, "_f": end,
                          "_lic": pd.to_numeric(ab["licences"], errors="coerce")}).dropna(subset=["_d", "_f"])
-    subs = subs[subs["uai"].isin(pairs["uai"].unique())]
+    subs = subs[fast_isin(subs["uai"], set(pairs["uai"].unique().tolist()))]
     m = pairs[["uai", "id_ressource", "mois"]].drop_duplicates()
     m = m.assign(_m0=month_start(m["mois"]))
     m["_m1"] = m["_m0"] + pd.offsets.MonthEnd(0)
@@ -159,9 +158,9 @@ def active_subscriptions(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
              "la console d'affectation.")
 def affectations_sup_licences(ctx: Context) -> pd.DataFrame:
     """Flag (school, resource, month) with more affectations than active licences."""
-    af = ctx.deduped("gar/affectations")
-    keep = ctx.known(af["uai"]) & ctx.known_resource(af["id_ressource"]) & (af["affectations"].fillna(0) >= 0).to_numpy()
-    a = af.loc[keep]
+    af = ctx.frame("gar/affectations")
+    keep = ctx.clean("gar/affectations", "affectations", resource=True)
+    a = af.loc[keep, ["uai", "id_ressource", "mois", "affectations"]]
     if not len(a):
         return concat_findings([])
     g = a.assign(_l=a.index).groupby(["uai", "id_ressource", "mois"], observed=True) \

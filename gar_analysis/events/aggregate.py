@@ -250,20 +250,23 @@ FROM (SELECT mois, uai, id_ressource, profil, support, id_accedant, horodatage, 
 GROUP BY mois, uai, id_ressource, profil, support"""
 
 
-def actifs_sql(clean: str | None, checked: str | None) -> str:
+def actifs_sql(clean: str | None, checked: str | None, support_filter: bool = True) -> str:
     """Return the distinct-accédants query over the valid events of two relations.
 
     ``clean`` holds files proven free of nulls and out-of-month timestamps,
-    ``checked`` the others (filtered row by row); either may be None.
+    ``checked`` the others (filtered row by row); either may be None. Groups of
+    an unknown profile are dropped afterwards; events of an unknown support must
+    be filtered out here, unless the accès query found none (``support_filter=False``).
     """
-    vocab = f"profil IN ({_in_list(PROFILS)}) AND support IN ({_in_list(SUPPORTS)})"
+    supports = f"support IN ({_in_list(SUPPORTS)})"
     parts = []
     if clean:
-        parts.append(f"SELECT mois, uai, profil, id_accedant FROM {clean} WHERE {vocab}")
+        where = f" WHERE {supports}" if support_filter else ""
+        parts.append(f"SELECT mois, uai, profil, id_accedant FROM {clean}{where}")
     if checked:
-        parts.append(f"SELECT mois, uai, profil, id_accedant FROM {checked} WHERE {vocab} "
+        parts.append(f"SELECT mois, uai, profil, id_accedant FROM {checked} WHERE {supports} "
                      "AND uai IS NOT NULL AND id_ressource IS NOT NULL AND id_accedant IS NOT NULL "
-                     f"AND {_MONTH_OK}")
+                     f"AND profil IS NOT NULL AND {_MONTH_OK}")
     union = "\n      UNION ALL\n      ".join(parts)
     return f"""
 SELECT mois, uai, profil, count(DISTINCT id_accedant) AS accedants_actifs
@@ -271,14 +274,29 @@ FROM ({union}) v
 GROUP BY mois, uai, profil"""
 
 
-def scan_sql(clean: str | None, checked: str | None) -> tuple[str, str]:
-    """Return the two scan queries (accès, accédants actifs) over the clean and checked relations."""
+def scan_acces_sql(clean: str | None, checked: str | None) -> str:
+    """Return the accès scan query over the clean and checked relations (either may be None)."""
     parts = []
     if clean:
         parts.append(acces_sql(clean, validate=False))
     if checked:
         parts.append(acces_sql(checked, validate=True))
-    return "\nUNION ALL\n".join(parts), actifs_sql(clean, checked)
+    if len(parts) == 1:
+        return parts[0]
+    # a group may span clean and checked files of the same month: add them up
+    return f"""
+SELECT mois, uai, id_ressource, profil, support, sum(evenements) AS evenements, sum(acces) AS acces,
+       sum(hors_partition) AS hors_partition, sum(manquants) AS manquants
+FROM ({parts[0]}
+      UNION ALL
+      {parts[1]}) u
+GROUP BY mois, uai, id_ressource, profil, support"""
+
+
+def _support_filter_needed(con) -> bool:
+    """Tell whether ``acces_brut`` holds events of an unknown or missing support."""
+    return bool(con.execute(f"SELECT count(*) FROM acces_brut WHERE support IS NULL "
+                            f"OR support NOT IN ({_in_list(SUPPORTS)})").fetchone()[0])
 
 
 def _duckdb_connect(memory_limit: str | None, threads: int | None, temp_directory: str | Path) -> duckdb.DuckDBPyConnection:
@@ -292,8 +310,8 @@ def _duckdb_connect(memory_limit: str | None, threads: int | None, temp_director
     return con
 
 
-def _scan_duckdb(con, files: list[tuple[Path, str, bool]], tmp: Path) -> tuple[str, str]:
-    """Run both queries with DuckDB; return the paths of the two grouped Parquet files."""
+def _scan_duckdb(con, files: list[tuple[Path, str, bool]]) -> None:
+    """Run both queries with DuckDB into the temporary tables ``acces_brut`` and ``actifs_brut``."""
     def relation(paths):
         if not paths:
             return None
@@ -301,12 +319,10 @@ def _scan_duckdb(con, files: list[tuple[Path, str, bool]], tmp: Path) -> tuple[s
         return (f"(SELECT {', '.join(EVENT_COLUMNS)}, mois FROM read_parquet({listing}, hive_partitioning = true, "
                 "hive_types = {'mois': VARCHAR}, union_by_name = true))")
 
-    q_acces, q_actifs = scan_sql(relation([p for p, _, ok in files if ok]),
-                                 relation([p for p, _, ok in files if not ok]))
-    a, b = tmp / "acces_brut.parquet", tmp / "actifs_brut.parquet"
-    con.execute(f"COPY ({q_acces}) TO '{a}' (FORMAT parquet)")
-    con.execute(f"COPY ({q_actifs}) TO '{b}' (FORMAT parquet)")
-    return str(a), str(b)
+    clean = relation([p for p, _, ok in files if ok])
+    checked = relation([p for p, _, ok in files if not ok])
+    con.execute(f"CREATE TEMP TABLE acces_brut AS {scan_acces_sql(clean, checked)}")
+    con.execute(f"CREATE TEMP TABLE actifs_brut AS {actifs_sql(clean, checked, _support_filter_needed(con))}")
 
 
 def _spark_session(master: str | None):
@@ -319,39 +335,51 @@ def _spark_session(master: str | None):
                .config("spark.sql.session.timeZone", "Europe/Paris")
                .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
                .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "100000")
+               .config("spark.sql.files.openCostInBytes", str(1 << 20))
                .config("spark.sql.shuffle.partitions", str(max(4, 2 * (os.cpu_count() or 1)))))
     if master or not os.environ.get("SPARK_MASTER"):
         builder = builder.master(master or "local[*]")
     try:
-        return builder.getOrCreate()
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("ERROR")
+        return spark
     except Exception as exc:  # noqa: BLE001 - Java absent, gateway failure…
         raise ConfigError(f"moteur spark indisponible ({type(exc).__name__} : {str(exc)[:200]}) : "
                           "vérifier Java (17) ou utiliser --engine duckdb.") from None
 
 
-def _scan_spark(files: list[tuple[Path, str, bool]], events_dir: Path, tmp: Path,
-                master: str | None) -> tuple[str, str]:
-    """Run both queries with PySpark; return the paths of the two grouped Parquet outputs."""
+def _scan_spark(con, files: list[tuple[Path, str, bool]], events_dir: Path, tmp: Path,
+                master: str | None) -> None:
+    """Run both queries with PySpark; load their Parquet outputs into ``acces_brut`` and ``actifs_brut``."""
+    from pyspark.sql import types as T
+
     spark = _spark_session(master)
     views = []
+    # An explicit schema: no job to infer it from every footer (types were checked by discover).
+    schema = T.StructType([T.StructField("horodatage", T.TimestampNTZType())]
+                          + [T.StructField(c, T.StringType()) for c in EVENT_COLUMNS[1:]]
+                          + [T.StructField("mois", T.StringType())])
 
     def relation(paths, name):
         if not paths:
             return None
-        df = (spark.read.option("basePath", str(events_dir)).parquet(*[str(p) for p in paths])
+        df = (spark.read.schema(schema).option("basePath", str(events_dir)).parquet(*[str(p) for p in paths])
               .select(*EVENT_COLUMNS, "mois"))
         df.createOrReplaceTempView(name)
         views.append(name)
         return name
 
-    q_acces, q_actifs = scan_sql(relation([p for p, _, ok in files if ok], "gar_evenements_sains"),
-                                 relation([p for p, _, ok in files if not ok], "gar_evenements_a_verifier"))
+    clean = relation([p for p, _, ok in files if ok], "gar_evenements_sains")
+    checked = relation([p for p, _, ok in files if not ok], "gar_evenements_a_verifier")
     a, b = tmp / "acces_brut", tmp / "actifs_brut"
-    spark.sql(q_acces).write.mode("overwrite").parquet(str(a))
-    spark.sql(q_actifs).write.mode("overwrite").parquet(str(b))
+    spark.sql(scan_acces_sql(clean, checked)).write.mode("overwrite").parquet(str(a))
+    con.execute(f"CREATE TEMP TABLE acces_brut AS SELECT * FROM read_parquet('{a}/*.parquet')")
+    spark.sql(actifs_sql(clean, checked, _support_filter_needed(con))).write.mode("overwrite").parquet(str(b))
+    con.execute(f"CREATE TEMP TABLE actifs_brut AS SELECT * FROM read_parquet('{b}/*.parquet')")
     for name in views:
         spark.catalog.dropTempView(name)
-    return f"{a}/*.parquet", f"{b}/*.parquet"
 
 
 # --------------------------------------------------------------------------- step 3: finishing
@@ -359,8 +387,11 @@ def _scan_spark(files: list[tuple[Path, str, bool]], events_dir: Path, tmp: Path
 def _row_findings(con, events_dir: Path) -> list[dict]:
     """Turn the bad groups of ``acces_brut`` into findings (one per rule, month and value)."""
     profils, supports = _in_list(PROFILS), _in_list(SUPPORTS)
+    con.execute(f"""CREATE TEMP TABLE acces_defauts AS SELECT * FROM acces_brut
+        WHERE hors_partition > 0 OR manquants > 0 OR uai IS NULL OR id_ressource IS NULL
+           OR profil IS NULL OR support IS NULL OR profil NOT IN ({profils}) OR support NOT IN ({supports})""")
     q = f"""
-WITH b AS (SELECT * FROM acces_brut),
+WITH b AS (SELECT * FROM acces_defauts),
 f AS (
   SELECT 'valeur_manquante' AS regle, mois, 'uai' AS colonne, NULL AS valeur, sum(evenements) AS n,
          NULL AS u1, NULL AS u2, min(id_ressource) AS r1, max(id_ressource) AS r2 FROM b WHERE uai IS NULL GROUP BY mois
@@ -462,19 +493,16 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
     events_dir, out_dir = Path(events_dir), Path(out_dir)
     files, findings = discover(events_dir)
     n_bad_files = len(findings)
+    if temp_directory is not None:
+        Path(temp_directory).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="gar-agg-", dir=temp_directory))
     try:
         con = _duckdb_connect(memory_limit, threads, tmp)
         if files:
             if engine == "duckdb":
-                a, b = _scan_duckdb(con, files, tmp)
+                _scan_duckdb(con, files)
             else:
-                a, b = _scan_spark(files, events_dir, tmp, spark_master)
-            con.execute("CREATE TEMP TABLE acces_brut AS SELECT mois, uai, id_ressource, profil, support, "
-                        "sum(evenements) AS evenements, sum(acces) AS acces, sum(hors_partition) AS hors_partition, "
-                        f"sum(manquants) AS manquants FROM read_parquet('{a}') "
-                        "GROUP BY mois, uai, id_ressource, profil, support")
-            con.execute(f"CREATE TEMP VIEW actifs_brut AS SELECT * FROM read_parquet('{b}')")
+                _scan_spark(con, files, events_dir, tmp, spark_master)
         else:
             con.execute("CREATE TEMP TABLE acces_brut (mois VARCHAR, uai VARCHAR, id_ressource VARCHAR, "
                         "profil VARCHAR, support VARCHAR, evenements BIGINT, acces BIGINT, "
@@ -483,6 +511,7 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
                         "accedants_actifs BIGINT)")
         findings += _row_findings(con, events_dir)
         profils, supports = _in_list(PROFILS), _in_list(SUPPORTS)
+        con.execute("SET preserve_insertion_order = true")  # sorted tables stay sorted when written
         con.execute(f"""
             CREATE TEMP TABLE acces_final AS
             SELECT mois, uai, id_ressource, profil, support, CAST(acces AS BIGINT) AS acces FROM acces_brut
@@ -493,6 +522,7 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
             CREATE TEMP TABLE actifs_final AS
             SELECT mois, uai, profil, CAST(accedants_actifs AS BIGINT) AS accedants_actifs,
                    CAST(accedants_actifs < {threshold} AS INTEGER) AS sous_seuil FROM actifs_brut
+            WHERE uai IS NOT NULL AND profil IN ({profils})
             ORDER BY mois, uai, profil""")
         gar = out_dir / "gar"
         paths = {k: gar / v for k, v in (("acces", "acces.csv"), ("acces_pq", "acces.parquet"),
@@ -500,7 +530,7 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
                                          ("actifs_pq", "accedants_actifs.parquet"))}
         for table, csv_key, pq_key in (("acces_final", "acces", "acces_pq"), ("actifs_final", "actifs", "actifs_pq")):
             _copy(con, table, paths[csv_key], "(HEADER, DELIMITER ';')")
-            _copy(con, table, paths[pq_key], "(FORMAT parquet, COMPRESSION zstd)")
+            _copy(con, table, paths[pq_key], "(FORMAT parquet, COMPRESSION snappy)")
         (n_events, acces_rows), = con.execute("SELECT coalesce(sum(acces), 0), count(*) FROM acces_final").fetchall()
         (actifs_rows, sous_seuil), = con.execute(
             "SELECT count(*), coalesce(sum(sous_seuil), 0) FROM actifs_final").fetchall()

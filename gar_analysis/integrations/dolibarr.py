@@ -39,7 +39,7 @@ from ..contract import (TYPES_ACTEUR, TYPES_ACTION, CONTRACT, read_contract_file
                         write_contract_file)
 from ..errors import ConfigError
 from ..io import atomic_write_text
-from ..territories import slug
+from ..territories import normalize_departement, slug
 from .http import RetryPolicy, ServiceError, install_redaction, make_session, redact, send, wait_from_headers
 
 log = logging.getLogger(__name__)
@@ -324,6 +324,16 @@ class DolibarrClient:
             body = body["data"]
         return body if isinstance(body, list) else []
 
+    def state_code(self, state_id: str) -> str:
+        """Return the département code of a Dolibarr state id (``GET /setup/dictionary/states/{id}``)."""
+        try:
+            body = self.get(f"setup/dictionary/states/{state_id}")
+        except ServiceError as exc:
+            log.warning("%s Code du département %s non résolu.", exc, state_id)
+            return ""
+        code = _str(body.get("code_departement") or body.get("code")) if isinstance(body, dict) else ""
+        return normalize_departement(code) or ""
+
     def contract_lines(self, contract_id: str) -> list[dict]:
         """Return the lines of a contract (when the list did not include them)."""
         try:
@@ -346,6 +356,7 @@ class CrmPull:
     categories: list[dict] = field(default_factory=list)
     category_members: dict[str, list[str]] = field(default_factory=dict)  # thirdparty id → labels
     events: list[dict] = field(default_factory=list)
+    states: dict[str, str] = field(default_factory=dict)  # state_id → code département (dictionary)
     version: str = ""
     since: str | None = None
 
@@ -397,6 +408,12 @@ def pull(client: DolibarrClient, *, since: str | None = None, actions: bool = Tr
     for cat in out.categories:
         for obj in client.category_objects(cat):
             out.category_members.setdefault(str(obj.get("id")), []).append(str(cat.get("label") or ""))
+    # a département's INSEE code, when no extrafield gives it, comes from its state (dictionary of states)
+    for tp in out.thirdparties:
+        state = _str(tp.get("state_id"))
+        kind, _ = actor_type(tp, out.category_members.get(_str(tp.get("id")), []))
+        if kind == "departement" and state and state not in out.states and not actor_code(tp, kind, {}):
+            out.states[state] = client.state_code(state)
     out.contacts = client.list_all("contacts", {**extra, "includeroles": 1})
     out.projects = client.list_all("projects", extra, optional=True)
     out.contracts = client.list_all("contracts", extra)
@@ -531,17 +548,25 @@ def actor_type(tp: dict, categories: list[str] = ()) -> tuple[str | None, str]:
     return None, ""
 
 
-def actor_code(tp: dict, kind: str) -> str:
-    """Return the official code of an actor: UAI for a school, else an extrafield code or the SIREN."""
+def actor_code(tp: dict, kind: str, states: dict[str, str] | None = None) -> str:
+    """Return the official code of an actor.
+
+    UAI for a school; else an extrafield code (``code_officiel``, ``code_insee``,
+    ``code_academie``, ``code``); else, for a département, the code of its state
+    (``states``: state id → code); else the SIREN (``idprof1``) of a publisher or
+    ENT vendor; else empty.
+    """
     opts = options(tp)
     if kind == "etablissement" and uai_of(tp):
         return uai_of(tp)
     for key in ("options_code_officiel", "options_code_insee", "options_code_academie", "options_code"):
         if _str(opts.get(key)):
             return _str(opts.get(key))
-    if kind == "etablissement":
-        return ""
-    return _str(tp.get("idprof1"))
+    if kind == "departement" and states is not None:
+        return states.get(_str(tp.get("state_id")), "")
+    if kind in ("editeur", "ent"):
+        return _str(tp.get("idprof1"))
+    return ""
 
 
 _ROLE_RULES = (
@@ -675,7 +700,7 @@ def to_frames(raw: CrmPull, *, tz: str = "UTC", known_uai: dict[str, str] | None
             skipped.append({"objet": "tiers", "id": tid, "motif": "type d'acteur indéterminé (ajouter une catégorie "
                             "ou l'extrafield type_acteur)"})
             continue
-        code = actor_code(tp, kind)
+        code = actor_code(tp, kind, raw.states)
         acteurs.append({"id_acteur": tid, "type": kind, "nom": _str(tp.get("name")) or f"Tiers {tid}",
                         "code": code, "source_type": source})
         if kind == "etablissement" and code:

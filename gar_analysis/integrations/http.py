@@ -205,6 +205,9 @@ def send(session: requests.Session, method: str, url: str, *, policy: RetryPolic
                         redact(label, secrets), type(exc).__name__, attempt, policy.retries, wait)
             policy.sleep(wait)
             continue
+        except requests.RequestException as exc:  # invalid URL, too many redirects…: not transient
+            raise ServiceError(redact(f"{label} : requête impossible ({type(exc).__name__}). Vérifier l'URL "
+                                      f"configurée.", secrets)) from None
         verdict = classify(response)
         if verdict is None or verdict is False:
             return response

@@ -260,7 +260,8 @@ def compose_digest(index: dict, run_dir: str | Path, *, base_url: str | None = N
             lines.append("*Au niveau national, ce qui fonctionne :*\n" + _bullets(t.points_forts))
         if t.a_corriger:
             lines.append("*Chantiers prioritaires :*\n" + _bullets(t.a_corriger))
-        lines.append(f"Rapport national : {t.link}")
+        if t.ok:
+            lines.append(f"Rapport national : {t.link}")
     failed = [t for t in terr if not t.ok]
     if failed:
         lines.append("Rapports à relancer : " + ", ".join(f"{t.nom} ({_audience_label(t.audience)})"
@@ -334,6 +335,9 @@ class Poster:
         self.policy = policy or RetryPolicy()
         self.timeout = timeout
         if webhook:
+            if not re.match(r"^https?://[^/]+/", webhook):
+                raise ConfigError(f"La variable {config.ENV_ROCKETCHAT_WEBHOOK} ne contient pas une URL de webhook "
+                                  f"valide (https://serveur/hooks/…).")
             self.kind = "webhook"
             self.url = webhook
             self.session = make_session({"Content-Type": "application/json"})

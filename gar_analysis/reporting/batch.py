@@ -35,7 +35,7 @@ from ..errors import ConfigError, DataError
 from ..io import atomic_write_text
 from ..territories import AUDIENCES, territory_codes, territory_name
 from . import editeur_code
-from .export import MAX_REPORT_BYTES, publish, render_report, report_context, scan_text, warm_up
+from .export import MAX_REPORT_BYTES, publish, render_report, report_context, scan_outputs, scan_text, warm_up
 from .index import update_index
 from .summary import SUMMARY_ENV, read_summary
 
@@ -88,11 +88,12 @@ class BatchResult:
     run_dir: Path
     entries: list
     duration_s: float
+    leaks: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when every report was produced."""
-        return all(e["statut"] == "ok" for e in self.entries)
+        """True when every report was produced and no output leaks a secret or identifier."""
+        return all(e["statut"] == "ok" for e in self.entries) and not self.leaks
 
     @property
     def failures(self) -> list:
@@ -257,6 +258,12 @@ def plan_batch(audience: str, *, all_territories: bool = False, only: list[str] 
     notebooks_dir = Path(notebooks_dir or config.REPORT_NOTEBOOKS_DIR)
     seuil = config.DISCLOSURE_THRESHOLD
     jobs = []
+    if not notebook:  # the default set: notebooks not written yet are skipped, with a warning
+        present = [r for r in rows if (notebooks_dir / f"{r['notebook']}.ipynb").exists()]
+        for r in rows:
+            if r not in present:
+                log.warning("Carnet absent, ignoré : %s", notebooks_dir / f"{r['notebook']}.ipynb")
+        rows = present or rows
     for row in rows:
         path = notebooks_dir / f"{row['notebook']}.ipynb"
         if not path.exists():
@@ -578,6 +585,9 @@ def run_batch(jobs: list[Job], *, out_dir: str | Path | None = None, run_id: str
             bar.close()
         if not jobs:
             update_index(run_dir, [], simulated=bool(manifest.get("simulated", False)))
+        leaks = scan_outputs(run_dir)
+        for leak in leaks:
+            log.error("Fuite possible dans les sorties : %s", leak)
         duration = time.perf_counter() - t_start
         n_fail = sum(1 for e in entries if e["statut"] != "ok")
         log.info("Lot %s terminé en %.1f s : %d réussi(s), %d échec(s)", run_id, duration,
@@ -587,7 +597,7 @@ def run_batch(jobs: list[Job], *, out_dir: str | Path | None = None, run_id: str
         handler.close()
     order = {(j.audience, j.territoire, j.notebook): i for i, j in enumerate(jobs)}
     entries.sort(key=lambda e: order.get((e["audience"], e["territoire"], e["notebook"]), 0))
-    return BatchResult(run_dir, entries, duration)
+    return BatchResult(run_dir, entries, duration, [str(x) for x in leaks])
 
 
 __all__ = ["Job", "BatchResult", "notebook_table", "audience_territories", "editeur_territories", "plan_batch",

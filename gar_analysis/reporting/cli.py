@@ -72,6 +72,8 @@ def run(args) -> int:
     for e in result.failures:
         first = (e["erreur"] or "").strip().splitlines()[:1]
         print(f"  échec {e['audience']}/{e['territoire']} ({e['notebook']}) : {first[0] if first else ''}")
-    if n_fail:
+    for leak in result.leaks:
+        print(f"  fuite possible : {leak}")
+    if n_fail or result.leaks:
         print(f"Journal : {result.run_dir / 'batch.log'}")
-    return 0 if n_fail == 0 else 1
+    return 0 if result.ok else 1

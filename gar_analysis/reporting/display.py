@@ -286,6 +286,8 @@ def table_html(df: pd.DataFrame, caption: str, *, note: str | None = None, forma
             align = "left" if kinds[c] == "text" else "right"
             style = _STYLE_CELL.format(align=align)
             value = _esc(text.iat[i, j])
+            if kinds[c] != "text" or (len(value) <= 12 and " " not in value):
+                style += ";white-space:nowrap"  # numbers and dates never break
             if value == config.SUPPRESSED:
                 value = '<abbr title="secret statistique">c</abbr>'
             if j == 0 and row_header:

@@ -193,7 +193,7 @@ def _shift_headings(fragment: str) -> str:
 _TABLE_OPEN = re.compile(r"<table\b", re.IGNORECASE)
 _TABLE_CLOSE = re.compile(r"</table\s*>", re.IGNORECASE)
 _EXTERNAL = [
-    re.compile(r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>\s*</script\s*>", re.IGNORECASE),
+    re.compile(r"<script\b.*?</script\s*>", re.IGNORECASE | re.DOTALL),  # no script at all: static pages
     re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']?(?:https?:)?//[^>]*>", re.IGNORECASE),
 ]
 

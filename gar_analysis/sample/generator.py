@@ -453,8 +453,8 @@ def _registration(s: pd.DataFrame, p: pd.DataFrame, period: Period, rng: np.rand
     """Adoption (logistic) and registration dates (deployment waves after each project's launch)."""
     n = len(s)
     s["inscrit"] = rng.random(n) < _sigmoid(s.eta_adoption.to_numpy())
-    launch = p.lancement.to_numpy()[s.projet.to_numpy()]
-    horizon = (period.end_date - launch).astype(np.int64).astype(float)
+    launch = p.lancement.to_numpy().astype("datetime64[D]")[s.projet.to_numpy()]
+    horizon = (period.end_date - launch).astype("timedelta64[D]").astype(np.int64).astype(float)
     scale = 240.0
     u = rng.random(n) * (1 - np.exp(-horizon / scale))
     delay = np.floor(-scale * np.log1p(-u)).astype(np.int64)
@@ -510,9 +510,11 @@ def _subscriptions(s: pd.DataFrame, cat: pd.DataFrame, rng: np.random.Generator)
 
 # --------------------------------------------------------------------------- usage
 
-def _split_year(rng, school_idx, totals, month_w, res, res_w, prof_p, supp_p, chunk=4000):
+def _split_year(rng, school_idx, totals, month_w, res, res_w, prof_p, supp_p, mobile, chunk=4000):
     """Split yearly totals into (school, month, resource, profil, support) counts, exactly.
 
+    Successive multinomial draws (months, then resources, profils, supports), by chunks of
+    schools to bound memory. ``mobile`` multiplies the mobile share per resource.
     Returns arrays (school, month, resource, profil, support, count) of the positive cells.
     """
     out = []
@@ -531,7 +533,9 @@ def _split_year(rng, school_idx, totals, month_w, res, res_w, prof_p, supp_p, ch
         pr = _multinomial_rows(rng, cnt1, prof_p[sch1])                    # (cells, 4)
         c2, cp = np.nonzero(pr)
         cnt2 = pr[c2, cp]
-        sp = _multinomial_rows(rng, cnt2, supp_p[sch1[c2]] * _mobile_factor(res1[c2]))
+        factor = np.ones((len(c2), 3))
+        factor[:, 2] = mobile[res1[c2]]
+        sp = _multinomial_rows(rng, cnt2, supp_p[sch1[c2]] * factor)
         c3, cu = np.nonzero(sp)
         out.append((sch1[c2][c3], mon1[c2][c3], res1[c2][c3], cp[c3], cu, sp[c3, cu]))
     if not out:
@@ -540,20 +544,8 @@ def _split_year(rng, school_idx, totals, month_w, res, res_w, prof_p, supp_p, ch
     return tuple(np.concatenate(parts) for parts in zip(*out))
 
 
-_MOBILE = None
-
-
-def _mobile_factor(res_idx: np.ndarray) -> np.ndarray:
-    f = np.ones((len(res_idx), 3))
-    if _MOBILE is not None:
-        f[:, 2] = _MOBILE[res_idx]
-    return f
-
-
 def _usage(s, cat, res, period, acad_u, rng):
     """Monthly accès lines; the usage-year totals follow the planted negative binomial model."""
-    global _MOBILE
-    _MOBILE = cat.mobile.to_numpy()
     n = len(s)
     months = period.month_starts()
     nm = len(months)
@@ -571,7 +563,6 @@ def _usage(s, cat, res, period, acad_u, rng):
     usage_year = period.school_years.index(USAGE_YEAR)
     year_of_month = np.repeat(np.arange(nm // 12), 12)
     # resource weights within a school
-    kmax = res.shape[1]
     res_w = np.where(res >= 0, cat.popularite.to_numpy()[np.maximum(res, 0)] * rng.lognormal(0, 0.5, res.shape), 0.0)
     # profils and supports
     second = (s.niveau != "ecole").to_numpy()
@@ -595,7 +586,8 @@ def _usage(s, cat, res, period, acad_u, rng):
         tot[share == 0] = 0
         year_totals[period.school_years[y]] = tot
         idx = np.flatnonzero(tot > 0)
-        sch, mon, rr, pp, su, cnt = _split_year(rng, idx, tot[idx], w[idx], res, res_w, prof_p, supp_p)
+        sch, mon, rr, pp, su, cnt = _split_year(rng, idx, tot[idx], w[idx], res, res_w, prof_p, supp_p,
+                                                cat.mobile.to_numpy())
         parts.append((sch, mon + cols[0], rr, pp, su, cnt))
     sch, mon, rr, pp, su, cnt = (np.concatenate(x) for x in zip(*parts))
     order = np.lexsort((su, pp, rr, s.uai.to_numpy().argsort().argsort()[sch], mon))
@@ -606,7 +598,7 @@ def _usage(s, cat, res, period, acad_u, rng):
                           "support": np.asarray(SUPPORTS)[su[order]],
                           "acces": cnt[order]})
     arrays = {"sch": sch[order], "mon": mon[order], "res": rr[order], "prof": pp[order], "cnt": cnt[order]}
-    return acces, year_totals, arrays, kmax
+    return acces, year_totals, arrays
 
 
 # --------------------------------------------------------------------------- other GAR files
@@ -1038,7 +1030,7 @@ def build_frames(seed: int = config.SAMPLE_SEED, scale: str = "default", years: 
     cat = _catalogue()
     res = _subscriptions(s, cat, rng)
     log.info("structure: %d établissements (%.1f s)", len(s), time.perf_counter() - t0)
-    acces, year_totals, arrays, _ = _usage(s, cat, res, period, acad_u, rng)
+    acces, year_totals, arrays = _usage(s, cat, res, period, acad_u, rng)
     log.info("accès: %d lignes (%.1f s)", len(acces), time.perf_counter() - t0)
     ab = _abonnements(s, cat, res, period, rng)
     mon, sch, r, pr, val = _affectations(s, ab, period)

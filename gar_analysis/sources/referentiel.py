@@ -570,6 +570,11 @@ def load_annuaire(path: str | Path) -> pd.DataFrame:
     for key in ("latitude", "longitude"):
         s, h = get(key)
         out[key] = _number(s, h, "float", col)
+    no_coords = out["latitude"].isna() | out["longitude"].isna()
+    if no_coords.any():
+        col.problem(out.index[no_coords][0], get("latitude")[1],
+                    f"coordonnées absentes pour {int(no_coords.sum())} ligne(s) : établissement(s) non placé(s) "
+                    "sur les cartes (compléter la géolocalisation).")
     out["etat"] = _string(get("etat")[0], idx)
     s, h = get("nombre_eleves")
     out["nombre_eleves"] = (_number(s, h, "int", col, report_tokens=False) if s is not None
