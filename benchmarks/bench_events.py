@@ -186,6 +186,8 @@ def main(argv=None) -> int:
     report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "machine": machine(), "results": results}
     (OUT / "bench_events.json").write_text(json.dumps(report, indent=1))
+    stamp = report["date"].replace(":", "").replace("-", "")[:15]
+    (OUT / f"bench_events-{stamp}.json").write_text(json.dumps(report, indent=1))
     print(markdown(report))
     return 0
 

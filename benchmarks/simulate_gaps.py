@@ -73,14 +73,15 @@ def overdispersed_flags(datasets: int, seed: int = 2, tau: float = 0.25) -> dict
     """Units from a common random-effects distribution: corrected vs uncorrected limits."""
     rng = np.random.default_rng(seed)
     out = {"none_95": 0, "none_998": 0, "add_95": 0, "add_998": 0, "mult_95": 0, "mult_998": 0, "units": 0,
-           "corrected": 0}
+           "corrected": 0, "addw_95": 0, "addw_998": 0}
     for _ in range(datasets):
         d, _ = _units(rng, k=60, tau=tau)
         none = funnel_table(d, "y", "n", "u", correction="none")
         add = funnel_table(d, "y", "n", "u", correction="additive")
         mult = funnel_table(d, "y", "n", "u", correction="multiplicative")
+        addw = funnel_table(d, "y", "n", "u", correction="additive", tau2_estimator="winsorised")
         auto = funnel_table(d, "y", "n", "u")
-        for key, t in (("none", none), ("add", add), ("mult", mult)):
+        for key, t in (("none", none), ("add", add), ("mult", mult), ("addw", addw)):
             out[f"{key}_95"] += int((t.position_95 != "conforme").sum())
             out[f"{key}_998"] += int((t.position_998 != "conforme").sum())
         out["corrected"] += int(auto.attrs["correction"] != "aucune")
@@ -101,11 +102,6 @@ def _schools(rng, n=6000, acad_effect=0.0, low_ips_unit=True, k=20):
     inscrit = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
     return pd.DataFrame({"code_academie": acad, "ips_10": ips_10, "niveau": niveau, "rural": rural,
                          "inscrit": inscrit, "un": 1}), u
-
-
-def _schools_frame(rng, **kw):
-    out = _schools(rng, **kw)
-    return out
 
 
 def confounding(datasets: int, seed: int = 3) -> dict:
@@ -192,7 +188,9 @@ def main(argv=None) -> int:
         "| limites | hors 95 % | hors 99,8 % |", "|---|---:|---:|",
         f"| sans correction | {_pct(od['none_95'], od['units'])} | {_pct(od['none_998'], od['units'])} |",
         f"| multiplicative (φ) | {_pct(od['mult_95'], od['units'])} | {_pct(od['mult_998'], od['units'])} |",
-        f"| additive (τ², effets aléatoires) | {_pct(od['add_95'], od['units'])} | "
+        f"| additive, τ² de Spiegelhalter sur z winsorisés | {_pct(od['addw_95'], od['units'])} | "
+        f"{_pct(od['addw_998'], od['units'])} |",
+        f"| additive, τ² des moments (par défaut) | {_pct(od['add_95'], od['units'])} | "
         f"{_pct(od['add_998'], od['units'])} |", "",
         f"La correction automatique a été déclenchée dans {_pct(od['corrected'], od['units'] // 60)} des jeux.", "",
         f"### 3. Confusion par la composition ({cf['datasets']} jeux)", "",

@@ -47,7 +47,8 @@ def _small(series: pd.Series, threshold: int) -> pd.Series:
 
 
 def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable[str] | None = None,
-             denominators: Mapping[str, str] | None = None, threshold: int | None = None) -> pd.DataFrame:
+             denominators: Mapping[str, str] | None = None, threshold: int | None = None,
+             implied: Iterable[str] | bool = False) -> pd.DataFrame:
     """Return a copy of ``df`` with small counts and fragile rates replaced by ``c``.
 
     Parameters
@@ -64,6 +65,11 @@ def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable
         column not listed in ``count_cols`` (it is then read, not suppressed).
     threshold : int, optional
         Suppression threshold (default :data:`config.DISCLOSURE_THRESHOLD`).
+    implied : iterable of str or bool, optional
+        Rate columns (True: all of them) that are a count divided by their denominator:
+        they are also suppressed when that implied count (rate × denominator) is below the
+        threshold — otherwise a published share and its published denominator would give
+        back a suppressed count (60 % of 5 schools = 3).
 
     Returns
     -------
@@ -93,8 +99,15 @@ def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable
         raise ConfigError(f"Taux sans dénominateur déclaré : {', '.join(no_denominator)}.")
     out = df.copy()
     masks = {c: _small(df[c], t) for c in set(count_cols) | set(denominators.values())}
+    implied_cols = set(rate_cols) if implied is True else set(implied or [])
     for col in rate_cols:
         mask = masks[denominators[col]] | df[denominators[col]].isna()
+        if col in implied_cols:
+            rate = pd.to_numeric(df[col].where(~df[col].map(is_suppressed)), errors="coerce")
+            den = pd.to_numeric(df[denominators[col]].where(~df[denominators[col]].map(is_suppressed)),
+                                errors="coerce")
+            count = (rate * den).round(6)
+            mask |= count.notna() & (count < t)
         out[col] = _replace(out[col], mask)
     for col in count_cols:
         out[col] = _replace(out[col], masks[col])

@@ -105,6 +105,14 @@ def _position(value, low, high) -> np.ndarray:
 # over-dispersion (Spiegelhalter 2005)
 # ---------------------------------------------------------------------------
 
+def winsor_consistency(winsor: float) -> float:
+    """Mean square of a standard normal winsorised at ``winsor`` in each tail (0.679 at 10 %)."""
+    if winsor <= 0:
+        return 1.0
+    c = float(stats.norm.ppf(1 - winsor))
+    return 1 - 2 * (c * float(stats.norm.pdf(c)) + winsor) + 2 * c * c * winsor
+
+
 def overdispersion(z: np.ndarray, s2: np.ndarray, winsor: float = 0.1) -> dict:
     """Estimate over-dispersion from z-scores (Spiegelhalter 2005).
 
@@ -115,7 +123,9 @@ def overdispersion(z: np.ndarray, s2: np.ndarray, winsor: float = 0.1) -> dict:
     s2 : array
         Within-unit variances of the indicator (rate scale).
     winsor : float
-        Share winsorised in each tail (10 % by default).
+        Share winsorised in each tail (10 % by default). The mean square of the
+        winsorised z-scores is divided by its value under N(0, 1)
+        (:func:`winsor_consistency`) so that phi is consistent.
 
     Returns
     -------
@@ -134,7 +144,9 @@ def overdispersion(z: np.ndarray, s2: np.ndarray, winsor: float = 0.1) -> dict:
                 "overdispersed": False, "n_units": i}
     lo, hi = np.quantile(z, [winsor, 1 - winsor])
     zw = np.clip(z, lo, hi)
-    phi = float(np.mean(zw ** 2))
+    # winsorising shrinks the mean square of N(0, 1) z-scores to k < 1 (0.68 at 10 %): divide by k so that
+    # phi estimates the variance ratio itself (else tau2 is underestimated and the corrected limits too narrow)
+    phi = float(np.mean(zw ** 2)) / winsor_consistency(winsor)
     stat = i * phi
     p = float(stats.chi2.sf(stat, i - 1))
     w = 1.0 / s2
@@ -182,7 +194,7 @@ def _aggregate(data: pd.DataFrame, numerator: str, denominator: str, unit: str, 
 
 def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str, *, kind: str = "proportion",
                  target: float | None = None, correction: str = "auto", winsor: float = 0.1,
-                 exact_below: float = EXACT_BELOW) -> pd.DataFrame:
+                 exact_below: float = EXACT_BELOW, tau2_estimator: str = "moments") -> pd.DataFrame:
     """Compare units' rates with funnel-plot control limits.
 
     Parameters
@@ -206,6 +218,12 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
         winsorised z-scores is significant (p < 0.05), and none otherwise.
     winsor : float
         Share of z-scores winsorised in each tail to estimate over-dispersion.
+    tau2_estimator : {"moments", "winsorised"}
+        Between-unit variance of the additive limits: method of moments on the raw
+        z-scores (DerSimonian-Laird, default: keeps the nominal false-flag rate in
+        ``benchmarks/simulate_gaps.py``) or Spiegelhalter's formula on the
+        winsorised φ (more robust to a few extreme units, but too narrow when
+        unit sizes vary widely). Over-dispersion is always *detected* on winsorised z.
     exact_below : float
         Uncorrected limits are exact (interpolated binomial or Poisson quantiles)
         when the expected count n·p0 or n·(1 − p0) is below this.
@@ -243,7 +261,13 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
     s2 = p0 * (1 - p0) / n if kind == "proportion" else p0 / n
     s = np.sqrt(s2)
     z = (rate - p0) / s
+    if tau2_estimator not in ("moments", "winsorised"):
+        raise DataError.single(source, f"estimateur de τ² inconnu : {tau2_estimator!r} (moments ou winsorised).")
     od = overdispersion(z, s2, winsor)
+    od["tau2_winsorised"] = od["tau2"]
+    od["tau2_moments"] = _dl(rate, s2, p0)
+    od["tau2"] = od["tau2_moments"] if tau2_estimator == "moments" else od["tau2_winsorised"]
+    od["tau2_estimator"] = tau2_estimator
     method = correction
     if correction == "auto":
         method = "additive" if od["overdispersed"] else "none"
@@ -391,8 +415,6 @@ def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str]
     source = "données (observed_vs_expected)"
     if family not in ("binomial", "poisson"):
         raise DataError.single(source, f"famille inconnue : {family!r} (« binomial » ou « poisson »).")
-    if family == "poisson" and exposure is None:
-        pass  # counts without exposure are allowed (expected counts)
     if family == "binomial" and exposure is not None:
         raise DataError.single(source, "l'exposition ne s'utilise qu'avec la famille « poisson ».", column=exposure)
     check_dataframe(data, source)
@@ -860,12 +882,12 @@ def publishable_oe(table: pd.DataFrame, unit: str, schools: pd.DataFrame, thresh
 
 
 def funnel_figure(table: pd.DataFrame, names: pd.Series | None = None, *, ylabel: str = "", xlabel: str = "",
-                  threshold: int = 0, max_labels: int = 30):
+                  threshold: int = 0, max_labels: int = 15):
     """Funnel plot: units (marker shape = position), 95 % and 99.8 % limits, reference line.
 
     Units whose denominator is below ``threshold`` are not drawn (disclosure).
     Labels: every unit when there are at most ``max_labels``, else those outside
-    the 99.8 % limits.
+    the 99.8 % limits and the three most extreme on each side (the data table lists all).
     """
     import matplotlib.pyplot as plt
     pct = table.attrs.get("kind") == "proportion"
@@ -887,7 +909,12 @@ def funnel_figure(table: pd.DataFrame, names: pd.Series | None = None, *, ylabel
             ax.scatter(t.loc[sel, "denominator"], m * t.loc[sel, "rate"], marker=_MARKERS[pos], s=46,
                        color=colors[pos], edgecolor="black", linewidth=0.5, zorder=3,
                        label=POSITION_SYMBOLS[pos].split(" ", 1)[1].capitalize() + " (99,8 %)")
-    show = t.index if len(t) <= max_labels else t.index[t["position_998"] != "conforme"]
+    if len(t) <= max_labels:
+        show = t.index
+    else:  # units outside the limits, and the most extreme ones on each side
+        z = t["z_adjusted"]
+        show = t.index[(t["position_998"] != "conforme").to_numpy()].union(z.nlargest(3).index).union(
+            z.nsmallest(3).index)
     for i in show:
         ax.annotate(str(names.loc[i])[:28], (t.loc[i, "denominator"], m * t.loc[i, "rate"]), fontsize=7,
                     xytext=(3, 3), textcoords="offset points")

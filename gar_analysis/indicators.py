@@ -69,6 +69,9 @@ class Indicator:
         For a rate: the count it is computed on (suppressed with it).
     better : str or None
         ``"haut"`` when a higher value is better, ``"bas"`` when lower is better, None when neutral.
+    implied : bool
+        For a rate: it is a count divided by its denominator, so it is also suppressed when that
+        count (value × denominator) is below the threshold. False for medians and growth rates.
     """
 
     name: str
@@ -76,6 +79,7 @@ class Indicator:
     kind: str
     denominator: str | None = None
     better: str | None = "haut"
+    implied: bool = True
 
 
 INDICATORS: dict[str, Indicator] = {i.name: i for i in [
@@ -83,7 +87,7 @@ INDICATORS: dict[str, Indicator] = {i.name: i for i in [
     Indicator("inscrits", "Établissements inscrits au GAR", "count"),
     Indicator("part_inscrits", "Part des établissements inscrits au GAR", "percent", "etablissements"),
     Indicator("delai_median_jours", "Délai médian d'inscription après le premier établissement du projet ENT (jours)",
-              "days", "inscrits", better=None),
+              "days", "inscrits", better=None, implied=False),
     Indicator("avec_affectation", "Établissements inscrits avec au moins une affectation", "count"),
     Indicator("part_avec_affectation", "Part des inscrits avec au moins une affectation", "percent", "inscrits"),
     Indicator("actifs_mois", "Établissements actifs le mois de référence", "count"),
@@ -105,8 +109,10 @@ INDICATORS: dict[str, Indicator] = {i.name: i for i in [
     Indicator("part_acces_enseignants", "Part des accès faits par les enseignants", "percent", "acces", better=None),
     Indicator("part_acces_mobile_tablette", "Part des accès sur mobile ou tablette", "percent", "acces", better=None),
     Indicator("ressources_distinctes", "Ressources distinctes utilisées sur 12 mois", "count"),
-    Indicator("evolution_3_mois", "Évolution des accès des 3 derniers mois sur un an", "percent", "acces_3_mois"),
-    Indicator("evolution_mois_an", "Évolution des accès du mois de référence sur un an", "percent", "acces_mois"),
+    Indicator("evolution_3_mois", "Évolution des accès des 3 derniers mois sur un an", "percent", "acces_3_mois",
+              implied=False),
+    Indicator("evolution_mois_an", "Évolution des accès du mois de référence sur un an", "percent", "acces_mois",
+              implied=False),
     Indicator("acces_3_mois", "Accès des 3 derniers mois", "count"),
     Indicator("acces_mois", "Accès du mois de référence", "count"),
 ]}
@@ -436,7 +442,7 @@ def territory_values(tables, audience: str, code: str) -> pd.DataFrame:
     rows = []
     for name, ind in INDICATORS.items():
         a, b = lv.get(name, np.nan), nv.get(name, np.nan)
-        ratio = _ratio(a, b, ind)
+        ratio = _ratio(a, b, ind) if ind.kind != "count" else np.nan  # a count's ratio says nothing
         rows.append({"indicateur": name, "libelle": ind.label, "kind": ind.kind, "denominator": ind.denominator,
                      "valeur": a, "valeur_nationale": b, "ratio": ratio})
     out = pd.DataFrame(rows).set_index("indicateur", drop=False)
@@ -492,7 +498,10 @@ def _hidden(name: str, value: object, denom_of, threshold: int) -> bool:
         return not pd.isna(value) and float(value) < threshold
     if ind.denominator:
         d = denom_of(ind.denominator)
-        return is_suppressed(d) or pd.isna(d) or float(d) < threshold
+        if is_suppressed(d) or pd.isna(d) or float(d) < threshold:
+            return True
+        # a share and its published denominator must not give back a small count
+        return bool(ind.implied and not pd.isna(value) and round(float(value) * float(d), 6) < threshold)
     return False
 
 
@@ -582,7 +591,7 @@ def publishable_schools(df: pd.DataFrame, threshold: int | None = None) -> pd.Da
     from .disclosure import suppress
 
     return suppress(df, ["acces", "eleves"], rate_cols=["acces_par_eleve"],
-                    denominators={"acces_par_eleve": "eleves"}, threshold=threshold)
+                    denominators={"acces_par_eleve": "eleves"}, threshold=threshold, implied=True)
 
 
 # --------------------------------------------------------------------------- usage over time
@@ -1091,19 +1100,24 @@ def publishable_editeur(out: dict, threshold: int | None = None) -> dict:
     for k, d in (("part_acces_enseignants", "acces"), ("part_acces_mobile_tablette", "acces"),
                  ("acces_par_etablissement", "etablissements")):
         v[k] = suppress_value(v[k], out["valeurs"][d], threshold=t)
+        raw, den = out["valeurs"][k], out["valeurs"][d]
+        if not is_suppressed(v[k]) and not pd.isna(raw) and round(float(raw) * float(den), 6) < (
+                config.DISCLOSURE_THRESHOLD if t is None else t):
+            v[k] = config.SUPPRESSED  # implied count below the threshold
     res["valeurs"] = v
     res["mensuel"] = suppress(out["mensuel"], ["acces", "etablissements"], threshold=t)
     res["par_academie"] = suppress(out["par_academie"], ["acces", "etablissements"],
                                    rate_cols=["acces_par_etablissement", "ratio"],
                                    denominators={"acces_par_etablissement": "etablissements",
-                                                 "ratio": "etablissements"}, threshold=t)
+                                                 "ratio": "etablissements"}, threshold=t,
+                                   implied=["acces_par_etablissement"])
     pr = out["par_ressource"]
     rates = [c for c in ("part_acces_enseignants", "part_acces_mobile_tablette") if c in pr]
     res["par_ressource"] = suppress(pr, ["acces", "etablissements"], rate_cols=rates,
-                                    denominators={c: "acces" for c in rates}, threshold=t)
+                                    denominators={c: "acces" for c in rates}, threshold=t, implied=True)
     ps = out["par_support"].assign(_total=out["valeurs"]["acces"])
     res["par_support"] = suppress(ps, ["acces"], rate_cols=["part"], denominators={"part": "_total"},
-                                  threshold=t).drop(columns="_total")
+                                  threshold=t, implied=True).drop(columns="_total")
     return res
 
 
@@ -1143,8 +1157,14 @@ def suppress_registration(reg: pd.DataFrame, threshold: int | None = None) -> pd
     """Disclosure control of :func:`registration_by` (counts, and the share and ratio on small groups)."""
     from .disclosure import suppress
 
-    return suppress(reg, ["etablissements", "inscrits"], rate_cols=["part_inscrits", "ratio"],
-                    denominators={"part_inscrits": "etablissements", "ratio": "etablissements"}, threshold=threshold)
+    out = suppress(reg, ["etablissements", "inscrits"], rate_cols=["part_inscrits", "ratio"],
+                   denominators={"part_inscrits": "etablissements", "ratio": "etablissements"}, threshold=threshold,
+                   implied=["part_inscrits"])
+    hidden = out["part_inscrits"].map(is_suppressed).to_numpy()
+    if hidden.any():
+        out["ratio"] = out["ratio"].astype(object)
+        out.loc[hidden, "ratio"] = config.SUPPRESSED
+    return out
 
 
 def publishable_monthly(m: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
@@ -1152,7 +1172,7 @@ def publishable_monthly(m: pd.DataFrame, threshold: int | None = None) -> pd.Dat
     from .disclosure import suppress
 
     return suppress(m, ["acces", "etablissements_actifs", "inscrits"], rate_cols=["part_actifs"],
-                    denominators={"part_actifs": "inscrits"}, threshold=threshold)
+                    denominators={"part_actifs": "inscrits"}, threshold=threshold, implied=True)
 
 
 def publishable_mix(mix: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
@@ -1161,7 +1181,7 @@ def publishable_mix(mix: pd.DataFrame, threshold: int | None = None) -> pd.DataF
 
     total = mix.groupby("dimension")["acces"].transform("sum")
     out = suppress(mix.assign(_total=total), ["acces"], rate_cols=["part"], denominators={"part": "_total"},
-                   threshold=threshold)
+                   threshold=threshold, implied=True)
     return out.drop(columns="_total")
 
 
@@ -1192,7 +1212,7 @@ def publishable_budget(b: pd.DataFrame, threshold: int | None = None) -> pd.Data
     from .disclosure import suppress
 
     return suppress(b, ["acces"], rate_cols=["cout_par_acces"], denominators={"cout_par_acces": "acces"},
-                    threshold=threshold)
+                    threshold=threshold)  # euros per accès: the numerator is an amount, not a count
 
 
 def publishable_counts(df: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:

@@ -750,8 +750,6 @@ def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *,
     """
     d = prepare_design(data, outcome, factors, family=family, exposure=exposure, groups=groups,
                        references=references)
-    if family == "binomial" and exposure is None and d.trials is None:
-        pass
     notes = _check_support(d, family, groups)
     cov_kw = {}
     if groups is not None:
@@ -944,6 +942,12 @@ def forest_figure(result: SuccessFactors, *, title: str = ""):
         from matplotlib.ticker import FuncFormatter
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_fr(v, 2 if v < 1 else 1)))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        finite = np.concatenate([np.asarray(lo, float), np.asarray(hi, float)])
+        finite = finite[np.isfinite(finite) & (finite > 0)]
+        if finite.size:
+            ticks = [v for v in (0.1, 0.2, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 10, 20, 50, 100)
+                     if finite.min() / 1.2 <= v <= finite.max() * 1.2]
+            ax.set_xticks(ticks or [1.0])
     ax.set_yticks(y)
     ax.set_yticklabels(t["label"], fontsize=9)
     kind = {"binomial": "Rapport de cotes", "poisson": "Rapport de taux", "negative_binomial": "Rapport de taux",
@@ -951,7 +955,7 @@ def forest_figure(result: SuccessFactors, *, title: str = ""):
     ax.set_xlabel(f"{kind} (intervalle à 95 %)")
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 

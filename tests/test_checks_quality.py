@@ -49,6 +49,7 @@ def test_truth_records_are_complete(sample_checked):
         assert a["uai"] or "ligne" in a
 
 
+@pytest.mark.slow
 def test_planting_is_deterministic():
     import numpy as np
 
@@ -92,3 +93,19 @@ def test_real_open_data_findings(tmp_path):
     # GAR rules have no GAR file to read: skipped, one information each
     skipped = f[f["message"].str.contains("non effectué")]
     assert {"acces_sans_abonnement", "rupture_serie", "depense_incoherente"} <= set(skipped["regle"])
+
+
+def test_check_external_file_on_a_published_layout(tmp_path):
+    from gar_analysis.checks.realdata import check_external_file
+
+    p = tmp_path / "effectifs.csv"
+    p.write_text("\ufeffAnnee_scolaire;Numero_d_etablissement;Nombre_d_eleves\n"
+                 "2018-2019;0350002M;768\n2018-2019;0351122O;12\n2019-2020;0350002M;770\n2019-2020;0350002M;771\n",
+                 encoding="utf-8")
+    f = check_external_file(p, "Numero_d_etablissement", ("Annee_scolaire", "Numero_d_etablissement"),
+                            source="effectifs.csv")
+    inv = f[f["regle"] == "uai_invalide"]
+    assert inv[["ligne", "uai"]].values.tolist() == [[3, "0351122O"]]
+    assert "« E »" in inv.iloc[0]["message"]
+    dup = f[f["regle"] == "doublon"]
+    assert dup[["ligne", "uai"]].values.tolist() == [[5, "0350002M"]] and "ligne 4" in dup.iloc[0]["message"]

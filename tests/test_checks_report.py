@@ -173,3 +173,15 @@ def test_palette_contrast(fg, bg):
     assert fg in CSS and bg in CSS or bg == "#ffffff"
     l1, l2 = sorted([_luminance(fg), _luminance(bg)], reverse=True)
     assert (l1 + 0.05) / (l2 + 0.05) >= 4.5
+
+
+def test_report_accepts_processed_constats_table(planted_findings, tmp_path):
+    """The dashboards pass the processed `constats` table (parquet, extra columns, "" for no UAI)."""
+    t = planted_findings.copy()
+    t["uai"] = t["uai"].fillna("")
+    t["code_departement"] = "35"
+    t.to_parquet(tmp_path / "constats.parquet", index=False)
+    back = pd.read_parquet(tmp_path / "constats.parquet")
+    frag = quality_report_html(back, title="Qualité des données — Ille-et-Vilaine", standalone=False)
+    assert "Part des lignes concernées" in frag and "–" in frag
+    assert 'id="qualite-uai_invalide"' in frag

@@ -68,3 +68,15 @@ def test_is_suppressed_and_single_values():
     assert suppress_value(0.3, 4, threshold=5) == "c" and suppress_value(0.3, 40, threshold=5) == 0.3
     assert suppress_value(0.3, "c") == "c"
     assert suppress_value(0.3, np.nan) == "c"
+
+
+def test_implied_count_of_a_share_is_protected():
+    # 60 % of 5 schools gives back 3 registered schools: the share must go too
+    df = pd.DataFrame({"etablissements": [5, 50, 5], "part": [0.6, 0.06, 1.0], "indice": [0.6, 0.06, 1.0]})
+    out = suppress(df, ["etablissements"], rate_cols=["part", "indice"],
+                   denominators={"part": "etablissements", "indice": "etablissements"}, threshold=5,
+                   implied=["part"])
+    assert out["part"].tolist() == ["c", "c", 1.0]  # 3 and 3 schools hidden, 5 shown
+    assert out["indice"].tolist() == [0.6, 0.06, 1.0]  # not declared implied: denominator rule only
+    every = suppress(df, [], rate_cols=["part"], denominators={"part": "etablissements"}, threshold=5, implied=True)
+    assert every["part"].tolist() == ["c", "c", 1.0]

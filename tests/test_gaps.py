@@ -90,7 +90,10 @@ def test_overdispersion_estimates_match_formula():
     s2 = np.full(10, 0.01)
     od = overdispersion(z, s2, winsor=0.1)
     lo, hi = np.quantile(z, [0.1, 0.9])
-    phi = np.mean(np.clip(z, lo, hi) ** 2)
+    c = 1.2815515655446004  # Φ⁻¹(0.9)
+    k = 1 - 2 * (c * math.exp(-c * c / 2) / math.sqrt(2 * math.pi) + 0.1) + 2 * c * c * 0.1
+    assert k == pytest.approx(0.6787, abs=1e-3)
+    phi = np.mean(np.clip(z, lo, hi) ** 2) / k
     assert od["phi"] == pytest.approx(phi)
     w = 1 / s2
     assert od["tau2"] == pytest.approx(max(0, (10 * phi - 9) / (w.sum() - (w ** 2).sum() / w.sum())))

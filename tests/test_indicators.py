@@ -449,3 +449,26 @@ def test_values_table_formats_each_kind(tables):
     assert "Accès des 3 derniers mois" not in t.index
     assert set(t.columns) == {"valeur", "valeur_nationale", "ratio"}
     assert list(ind.values_table(pub, national=False).columns) == ["indicateur", "valeur"]
+
+
+def test_publishable_protects_implied_counts_and_counts_have_no_ratio(tables):
+    values = pd.DataFrame({"indicateur": ["etablissements", "inscrits", "part_inscrits", "eleves",
+                                          "acces_par_eleve", "delai_median_jours"],
+                           "valeur": [5, 3, 0.6, 300, 0.01, 2.0], "valeur_nationale": [500, 300, 0.6, 3e4, 2.0, 30],
+                           "ratio": [np.nan, np.nan, 1.0, np.nan, 0.005, 0.07]})
+    values.index = values.indicateur
+    pub = ind.publishable(values, 5)
+    assert pub.at["part_inscrits", "valeur"] == "c"  # 60 % of 5 = 3 schools
+    assert pub.at["acces_par_eleve", "valeur"] == "c"  # 0.01 × 300 pupils = 3 accès
+    assert pub.at["etablissements", "valeur"] == 5
+    v = ind.territory_values(tables, "academie", "14")
+    assert v.loc[[k for k, i in ind.INDICATORS.items() if i.kind == "count"], "ratio"].isna().all()
+
+
+def test_suppress_registration_hides_ratio_with_its_share():
+    reg = pd.DataFrame({"niveau": ["college", "lycee"], "secteur": ["public", "public"],
+                        "etablissements": [10, 40], "inscrits": [3, 30], "part_inscrits": [0.3, 0.75],
+                        "part_nationale": [0.5, 0.5], "ratio": [0.6, 1.5]})
+    out = ind.suppress_registration(reg, 5)
+    assert out.inscrits.tolist() == ["c", 30] and out.part_inscrits.tolist() == ["c", 0.75]
+    assert out.ratio.tolist() == ["c", 1.5]

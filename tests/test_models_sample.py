@@ -54,12 +54,13 @@ def test_negative_binomial_alpha_recovered(sample):
     assert abs(d["alpha"] - sample["truth"]["usage"]["alpha"]) < 4 * d["alpha_se"] + 0.05
 
 
-@pytest.mark.parametrize("model", ["adoption", "usage"])
-def test_largest_planted_academie_effects_are_found(sample, model):
+@pytest.mark.parametrize("model, min_corr", [("adoption", 0.5), ("usage", 0.8)])
+def test_largest_planted_academie_effects_are_found(sample, model, min_corr):
+    """Académie effects: binary registration carries less information per school than accès counts."""
     planted = pd.Series(sample["truth"][model]["academie"], dtype=float)
     ge = sample[model].group_effects.set_index("group")["effect"]
     common = planted.index.intersection(ge.index)
-    assert np.corrcoef(planted[common], ge[common])[0, 1] > 0.6
+    assert np.corrcoef(planted[common], ge[common])[0, 1] > min_corr
     top_planted = set(planted[common].nlargest(5).index)
     top_found = set(ge[common].nlargest(8).index)
     assert len(top_planted & top_found) >= 3

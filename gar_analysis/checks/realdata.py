@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..config import SHARED_OPENDATA_DIR
@@ -130,4 +129,4 @@ def check_real_files(out: str | Path, opendata: str | Path = SHARED_OPENDATA_DIR
     return res
 
 
-__all__ = ["build_real_data_dir", "check_external_file", "check_real_files", "np"]
+__all__ = ["build_real_data_dir", "check_external_file", "check_real_files"]

@@ -9,6 +9,7 @@ headings start at ``h2``.
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime
 
 import pandas as pd
@@ -38,7 +39,8 @@ padding:.6rem .8rem;background:#ffffff}
 .gq .card.erreur{border-left-color:var(--err)}.gq .card.avertissement{border-left-color:var(--warn)}
 .gq .card strong{display:block;font-size:1.6rem}
 .gq .tw{overflow-x:auto;margin:.5rem 0 1rem}
-.gq table{border-collapse:collapse;width:100%;font-size:.95rem}
+.gq table{border-collapse:collapse;width:100%;min-width:34rem;font-size:.95rem}
+.gq table.wide{min-width:46rem}
 .gq caption{text-align:left;font-weight:600;padding:.3rem 0;color:var(--fg)}
 .gq th,.gq td{border:1px solid var(--line);padding:.35rem .5rem;text-align:left;vertical-align:top}
 .gq thead th{background:var(--bg-alt)}.gq td.n{text-align:right;white-space:nowrap}
@@ -86,8 +88,9 @@ def _table(caption: str, header: list[str], rows: list[list[str]], numeric: set[
                 cls = ' class="n"' if i in numeric else ""
                 cells.append(f"<td{cls}>{c}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="tw"><table><caption>{caption}</caption><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+    label = html.escape(re.sub(r"<[^>]+>", "", caption), quote=True)
+    return (f'<div class="tw" role="region" aria-label="{label}" tabindex="0"><table><caption>{caption}</caption>'
+            f'<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
 
 
 def departement_of_uai(uai: pd.Series) -> pd.Series:
@@ -164,9 +167,9 @@ def quality_report_html(findings: pd.DataFrame, *, title: str = "Qualité des do
         parts.append(f"<p><strong>Aucune erreur ni aucun avertissement</strong> sur les {fmt_int(ran)} contrôles "
                      "effectués : les données sont cohérentes au regard de ces règles.</p>")
     else:
-        parts.append(f"<p>{fmt_int(ran)} contrôles effectués. Les plus nombreux en premier ci-dessous ; "
-                     "le détail de chaque règle donne les premières lignes à corriger avec leur numéro de ligne "
-                     "dans le fichier (l'en-tête est la ligne 1).</p>")
+        parts.append(f"<p>{fmt_int(ran)} contrôles effectués. Le tableau ci-dessous compte les constats de "
+                     "chaque règle ; le détail de chaque règle donne les premières lignes à corriger avec leur "
+                     "numéro de ligne dans le fichier (l'en-tête est la ligne 1).</p>")
     # ---------------------------------------------------------------- by rule
     parts.append(f'<{h(2)} id="{uid}-regles">Constats par règle</{h(2)}>')
     by_rule = f.groupby(["regle", "gravite"]).size().unstack(fill_value=0).reindex(columns=list(GRAVITES),

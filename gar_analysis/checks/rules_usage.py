@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .context import Context, fast_isin, fmt_int, month_start, source_path
+from .context import Context, fast_isin, fmt_int, source_path
 from .registry import concat_findings, make_findings, rule
 from .rules_values import active_subscriptions
 
@@ -217,4 +217,4 @@ def mois_manquant(ctx: Context) -> pd.DataFrame:
     return make_findings("mois_manquant", "avertissement", source_path("gar/acces"), msg, uai=uai, mois=mois)
 
 
-__all__ = ["SeriesModel", "month_start"]
+__all__ = ["SeriesModel", "series_model"]

@@ -1,7 +1,6 @@
 """Rules on values: periods, negative counts, capacities, IPS and budgets."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from .context import IPS_FILES, Context, fast_isin, fmt_int, month_start, source_path
@@ -258,4 +257,4 @@ def depense_incoherente(ctx: Context) -> pd.DataFrame:
     return make_findings("depense_incoherente", "erreur", source_path("budget/depenses"), msg, ligne=sub.index)
 
 
-__all__ = ["NON_NEGATIVE", "active_subscriptions", "np"]
+__all__ = ["NON_NEGATIVE", "active_subscriptions"]

@@ -279,12 +279,14 @@ def table_html(df: pd.DataFrame, caption: str, *, note: str | None = None, forma
     kinds = {c: (formats or {}).get(c) or column_kind(str(c), shown[c]) for c in shown.columns}
     head = "".join(f'<th scope="col" style="{_STYLE_CELL.format(align="left" if kinds[c] == "text" else "right")}">'
                    f"{_esc(labels.get(str(c), c))}</th>" for c in shown.columns)
+    # long text columns keep a readable width (the table scrolls in its container instead)
+    wide = {c for c in shown.columns if kinds[c] == "text" and len(text) and text[c].str.len().max() > 14}
     rows = []
     for i in range(len(text)):
         cells = []
         for j, c in enumerate(shown.columns):
             align = "left" if kinds[c] == "text" else "right"
-            style = _STYLE_CELL.format(align=align)
+            style = _STYLE_CELL.format(align=align) + (";min-width:9em" if c in wide else "")
             value = _esc(text.iat[i, j])
             if kinds[c] != "text" or (len(value) <= 12 and " " not in value):
                 style += ";white-space:nowrap"  # numbers and dates never break

@@ -10,6 +10,8 @@ collapse keeps the month reported, and so on. The quality checks
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pandas as pd
 
@@ -58,6 +60,7 @@ class _Planter:
         self.n = n
         self.taken: set[str] = set()
         self.truth: list[dict] = []
+        self._groups: dict = {}
         acces = frames["gar/acces"]
         mt = acces.groupby(["uai", "mois"], sort=True).agg(total=("acces", "sum"), lignes=("acces", "size"))
         self.mt = mt.reset_index()
@@ -68,6 +71,17 @@ class _Planter:
         self.register = set(ann["Identifiant_de_l_etablissement"].astype(str))
 
     # ------------------------------------------------------------------ helpers
+    def rows(self, df: pd.DataFrame, uai: str) -> pd.DataFrame:
+        """Return the rows of ``df`` with this UAI (positions grouped once per frame: no full scan)."""
+        key = id(df)
+        hit = self._groups.get(key)
+        if hit is None or hit[0]() is not df or hit[1] != len(df):
+            self._groups = {k: v for k, v in self._groups.items() if v[0]() is not None}
+            hit = (weakref.ref(df), len(df), df.groupby(df["uai"].to_numpy(), sort=False).indices)
+            self._groups[key] = hit
+        pos = hit[2].get(uai)
+        return df.iloc[pos] if pos is not None else df.iloc[:0]
+
     def pick(self, candidates, k=None) -> list[str]:
         """Pick up to ``k`` distinct, unused UAIs among candidates (marked as used)."""
         k = self.n if k is None else k
@@ -114,9 +128,9 @@ class _Planter:
             bad = _corrupt(u, i)
             target = ("gar/acces", "gar/acces", "dnma/audience", "crm/actions")[i % 4]
             df = {"gar/acces": acces, "dnma/audience": au, "crm/actions": act}[target]
-            rows = df[df["uai"] == u]
+            rows = self.rows(df, u)
             if not len(rows):
-                target, df, rows = "gar/acces", acces, acces[acces["uai"] == u]
+                target, df, rows = "gar/acces", acces, self.rows(acces, u)
             row = rows.iloc[[int(self.rng.integers(len(rows)))]].copy()
             row["uai"] = bad
             self.append(target, row)
@@ -137,10 +151,10 @@ class _Planter:
         for i, u in enumerate(self.pick(self.schools.index)):
             name = targets[i % len(targets)]
             df = self.f[name]
-            rows = df[df["uai"] == u]
+            rows = self.rows(df, u)
             if not len(rows):
                 name, df = "gar/acces", self.f["gar/acces"]
-                rows = df[df["uai"] == u]
+                rows = self.rows(df, u)
             row = rows.iloc[[int(self.rng.integers(len(rows)))]].copy()
             self.append(name, row)
             self.add(regle="doublon", source=f"{name}.csv", uai=u, mois=row["mois"].iloc[0] if "mois" in row else "",
@@ -151,10 +165,10 @@ class _Planter:
         for i, u in enumerate(self.pick(self.schools.index)):
             name = targets[i % len(targets)]
             df = self.f[name]
-            rows = df[df["uai"] == u]
+            rows = self.rows(df, u)
             if not len(rows):
                 name, df = "gar/acces", self.f["gar/acces"]
-                rows = df[df["uai"] == u]
+                rows = self.rows(df, u)
             row = rows.iloc[[int(self.rng.integers(len(rows)))]].copy()
             new = self.fresh_uai(u)
             row["uai"] = new
@@ -167,7 +181,7 @@ class _Planter:
             unknown = f"R9{900 + i:03d}"
             if i % 4 == 3:  # a subscription to an unknown resource (a copy: the real one stays)
                 ab = self.f["gar/abonnements"]
-                rows = ab[ab["uai"] == u]
+                rows = self.rows(ab, u)
                 if len(rows):
                     row = rows.iloc[[0]].copy()
                     row["id_ressource"] = unknown
@@ -175,7 +189,7 @@ class _Planter:
                     self.append("gar/abonnements", row)
                     self.add(regle="ressource_inconnue", source="gar/abonnements.csv", uai=u, id_ressource=unknown)
                     continue
-            idx = acces.index[acces["uai"] == u]
+            idx = self.rows(acces, u).index
             j = idx[int(self.rng.integers(len(idx)))]
             acces.loc[j, "id_ressource"] = unknown     # a typo in place: the school's totals are unchanged
             self.add(regle="ressource_inconnue", source="gar/acces.csv", uai=u, mois=acces.at[j, "mois"],
@@ -232,7 +246,7 @@ class _Planter:
         for u in self.pick(self.schools.index.intersection(subscribed.index)):
             free = [r for r in catalogue if r not in subscribed[u]]
             res = free[int(self.rng.integers(len(free)))]
-            src = acces[acces["uai"] == u]
+            src = self.rows(acces, u)
             row = src.iloc[[int(self.rng.integers(len(src)))]].copy()
             row["id_ressource"] = res
             row["acces"] = int(self.rng.integers(1, 6))
@@ -259,7 +273,7 @@ class _Planter:
         for i, u in enumerate(self.pick(self.busy(min_active=6, min_median=50))):
             kind = i % 4
             if kind == 0:   # a small line of a busy month: the school's monthly total barely moves
-                sub = acces[acces["uai"] == u]
+                sub = self.rows(acces, u)
                 tot = sub.groupby("mois")["acces"].transform("sum")
                 small = sub[(sub["acces"] <= 0.1 * tot) & (tot >= 50)]
                 if not len(small):
@@ -271,7 +285,7 @@ class _Planter:
                              id_ressource=acces.at[j, "id_ressource"])
                     continue
             if kind == 1:
-                idx = aff.index[aff["uai"] == u]
+                idx = self.rows(aff, u).index
                 if len(idx):
                     j = idx[int(self.rng.integers(len(idx)))]
                     aff.loc[j, "affectations"] = -int(aff.at[j, "affectations"])
@@ -279,7 +293,7 @@ class _Planter:
                              id_ressource=aff.at[j, "id_ressource"])
                     continue
             if kind == 2:
-                idx = au.index[au["uai"] == u]
+                idx = self.rows(au, u).index
                 if len(idx):
                     j = idx[int(self.rng.integers(len(idx)))]
                     au.loc[j, "visiteurs"] = -max(1, int(au.at[j, "visiteurs"]))
@@ -298,7 +312,7 @@ class _Planter:
         eff = eff[~eff.index.duplicated()]
         el = acc[(acc["profil"] == "eleve") & acc["uai"].isin(eff.dropna().index)]
         for u in self.pick(el["uai"]):
-            j = el.index[el["uai"] == u]
+            j = self.rows(el, u).index
             j = j[int(self.rng.integers(len(j)))]
             acc.loc[j, "accedants"] = int(np.ceil(eff[u] * self.rng.uniform(1.3, 2.0))) + 5
             self.add(regle="accedants_sup_effectif", source="gar/accedants.csv", uai=u)
@@ -308,7 +322,7 @@ class _Planter:
         lic = ab.groupby(["uai", "id_ressource"])["licences"].sum()
         el = aff[aff["profil"] == "eleve"]
         for u in self.pick(el["uai"]):
-            j = el.index[el["uai"] == u]
+            j = self.rows(el, u).index
             j = j[int(self.rng.integers(len(j)))]
             total = int(lic.get((u, aff.at[j, "id_ressource"]), 0))
             aff.loc[j, "affectations"] = total + int(self.rng.integers(5, 60))
@@ -322,7 +336,8 @@ class _Planter:
             m = self.inner_term_month(u, min_total=150)
             if m is None:
                 continue
-            rows = acces.index[(acces["uai"] == u) & (acces["mois"] == m)]
+            r = self.rows(acces, u)
+            rows = r.index[(r["mois"] == m).to_numpy()]
             if i % 2 == 0:   # spike: a month loaded many times over
                 acces.loc[rows, "acces"] = acces.loc[rows, "acces"] * int(self.rng.integers(8, 16))
             else:            # collapse: the month keeps one small line
@@ -339,7 +354,8 @@ class _Planter:
             m = self.inner_term_month(u, min_total=150)
             if m is None:
                 continue
-            drop.extend(acces.index[(acces["uai"] == u) & (acces["mois"] == m)])
+            r = self.rows(acces, u)
+            drop.extend(r.index[(r["mois"] == m).to_numpy()])
             self.add(regle="mois_manquant", source="gar/acces.csv", uai=u, mois=m)
         self.f["gar/acces"] = acces.drop(index=drop).reset_index(drop=True)
 

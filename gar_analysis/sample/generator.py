@@ -142,6 +142,14 @@ def _multinomial_rows(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) ->
     return rng.multinomial(np.asarray(n, dtype=np.int64), p)
 
 
+def _take(values, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Return ``values[codes]`` as a pandas string array (vectorised in Arrow: fast for millions of rows)."""
+    import pyarrow as pa
+
+    table = pa.array(np.asarray(values, dtype=object).astype(str).tolist(), pa.large_string())
+    return pd.array(table.take(pa.array(np.asarray(codes, dtype=np.int64))), dtype="str")
+
+
 @dataclass
 class Period:
     """The simulated period and its school years."""
@@ -591,11 +599,11 @@ def _usage(s, cat, res, period, acad_u, rng):
         parts.append((sch, mon + cols[0], rr, pp, su, cnt))
     sch, mon, rr, pp, su, cnt = (np.concatenate(x) for x in zip(*parts))
     order = np.lexsort((su, pp, rr, s.uai.to_numpy().argsort().argsort()[sch], mon))
-    acces = pd.DataFrame({"mois": np.asarray(period.months)[mon[order]],
-                          "uai": s.uai.to_numpy()[sch[order]],
-                          "id_ressource": cat.id_ressource.to_numpy()[rr[order]],
-                          "profil": np.asarray(PROFILS)[pp[order]],
-                          "support": np.asarray(SUPPORTS)[su[order]],
+    acces = pd.DataFrame({"mois": _take(period.months, mon[order]),
+                          "uai": _take(s.uai, sch[order]),
+                          "id_ressource": _take(cat.id_ressource, rr[order]),
+                          "profil": _take(PROFILS, pp[order]),
+                          "support": _take(SUPPORTS, su[order]),
                           "acces": cnt[order]})
     arrays = {"sch": sch[order], "mon": mon[order], "res": rr[order], "prof": pp[order], "cnt": cnt[order]}
     return acces, year_totals, arrays
@@ -702,8 +710,8 @@ def _accedants_actifs(s, acc, arrays, period, rng):
     frac = rng.uniform(0.3, 0.6, len(uk))
     act = np.minimum.reduce([tot, cap[year, sch, prof], np.maximum(1, np.round(tot * frac)).astype(np.int64)])
     keep = act > 0
-    return pd.DataFrame({"mois": np.asarray(period.months)[mon[keep]], "uai": s.uai.to_numpy()[sch[keep]],
-                         "profil": np.asarray(PROFILS)[prof[keep]], "accedants_actifs": act[keep]})
+    return pd.DataFrame({"mois": _take(period.months, mon[keep]), "uai": _take(s.uai, sch[keep]),
+                         "profil": _take(PROFILS, prof[keep]), "accedants_actifs": act[keep]})
 
 
 def _audience(s, p, arrays, period, rng):
@@ -729,8 +737,8 @@ def _audience(s, p, arrays, period, rng):
     rank = s.uai.to_numpy().argsort().argsort()
     order = np.lexsort((rank[si], mi))
     si, mi = si[order], mi[order]
-    return pd.DataFrame({"mois": np.asarray(period.months)[mi], "uai": s.uai.to_numpy()[si],
-                         "ent": p.ent.to_numpy()[proj[si]], "visites": visites[si, mi],
+    return pd.DataFrame({"mois": _take(period.months, mi), "uai": _take(s.uai, si),
+                         "ent": _take(p.ent, proj[si]), "visites": visites[si, mi],
                          "visiteurs": visiteurs[si, mi]})
 
 
@@ -921,13 +929,14 @@ _ACADEMIE_LABEL = {"28": "LA REUNION"}
 
 
 def _ips_labels(s: pd.DataFrame) -> dict[str, np.ndarray]:
-    deps = territories.departements().set_index("code_departement")
-    aca = deps.nom_academie.reindex(s.code_departement).to_numpy()
-    aca = np.asarray([_ACADEMIE_LABEL.get(c, territories.slug(a).upper().replace(" ", "-"))
-                      for c, a in zip(s.code_academie, aca)])
-    dep = np.asarray([territories.slug(x).upper().replace(" ", "-")
-                      for x in deps.nom_departement.reindex(s.code_departement)])
-    return {"aca": aca, "dep": dep, "code_dep": np.asarray([d.zfill(3) for d in s.code_departement]),
+    """Académie and département labels as the IPS files write them (upper case, hyphens)."""
+    deps = territories.departements()
+    aca = {c: _ACADEMIE_LABEL.get(c, territories.slug(n).upper().replace(" ", "-"))
+           for c, n in zip(deps.code_academie, deps.nom_academie)}
+    dep = {c: territories.slug(n).upper().replace(" ", "-") for c, n in zip(deps.code_departement,
+                                                                           deps.nom_departement)}
+    return {"aca": s.code_academie.map(aca).to_numpy(), "dep": s.code_departement.map(dep).to_numpy(),
+            "code_dep": s.code_departement.str.zfill(3).to_numpy(),
             "secteur": np.where(s.secteur == "prive", "privé sous contrat", "public")}
 
 
@@ -1048,14 +1057,14 @@ def build_frames(seed: int = config.SAMPLE_SEED, scale: str = "default", years: 
             "projet_ent": p.projet_ent.to_numpy()[reg.projet.to_numpy()]}),
         "gar/ressources": cat[["id_ressource", "nom", "editeur", "type_ressource", "degre"]].copy(),
         "gar/abonnements": pd.DataFrame({
-            "id_abonnement": ab.id_abonnement, "uai": s.uai.to_numpy()[ab.s],
-            "id_ressource": cat.id_ressource.to_numpy()[ab.r],
+            "id_abonnement": ab.id_abonnement, "uai": _take(s.uai, ab.s.to_numpy()),
+            "id_ressource": _take(cat.id_ressource, ab.r.to_numpy()),
             "date_debut": _fmt_dates(ab.date_debut.to_numpy().astype("datetime64[D]")),
             "date_fin": _fmt_dates(ab.date_fin.to_numpy().astype("datetime64[D]")),
             "licences": ab.licences.to_numpy(), "montant_ht": ab.montant_ht.to_numpy()}),
         "gar/affectations": pd.DataFrame({
-            "mois": np.asarray(period.months)[mon], "uai": s.uai.to_numpy()[sch],
-            "id_ressource": cat.id_ressource.to_numpy()[r], "profil": np.asarray(PROFILS)[pr],
+            "mois": _take(period.months, mon), "uai": _take(s.uai, sch),
+            "id_ressource": _take(cat.id_ressource, r), "profil": _take(PROFILS, pr),
             "affectations": val}),
         "gar/accedants": pd.DataFrame({"annee_scolaire": acc.annee_scolaire, "uai": acc.uai,
                                        "profil": np.asarray(PROFILS)[acc.p], "accedants": acc.accedants}),
