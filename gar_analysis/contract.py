@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from .errors import DataError, Problem
 
@@ -320,8 +319,10 @@ def _convert(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
     return s.where(~empty), pd.Series(False, index=s.index)
 
 
-def _schema(fs: FileSpec) -> pa.DataFrameSchema:
+def _schema(fs: FileSpec):
     """Build the pandera schema that checks nullability and vocabularies."""
+    import pandera.pandas as pa  # imported on first validation: keeps report kernels light
+
     columns = {}
     for col in fs.columns:
         checks = [pa.Check.isin(list(col.values))] if col.values else []
@@ -363,9 +364,11 @@ def validate(df: pd.DataFrame, fs: FileSpec, path: Path) -> pd.DataFrame:
             problems.append(Problem(str(path), int(line), col.name,
                                     f"valeur « {value} » illisible : {_KIND_LABEL[col.kind]} est attendu(e)."))
         out[col.name] = converted
+    from pandera.errors import SchemaErrors
+
     try:
         _schema(fs).validate(out[fs.names], lazy=True)
-    except pa.errors.SchemaErrors as exc:
+    except SchemaErrors as exc:
         fc = exc.failure_cases
         for row in fc.itertuples():
             if row.index is None or pd.isna(row.index):

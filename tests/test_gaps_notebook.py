@@ -39,6 +39,7 @@ def test_ecarts_territoriaux_national(sample_build, tmp_path, monkeypatch):
         assert words in text, words
     assert "▲" in text or "●" in text  # positions said by symbol and text, not colour only
     assert summary is not None and set(summary) == {"points_forts", "a_corriger"}
+    assert summary["points_forts"]  # the sample plants académie effects: some stand out
     for sentence in summary["points_forts"]:
         assert "au-dessus de l'attendu" in sentence and "partager" in sentence
     for sentence in summary["a_corriger"]:

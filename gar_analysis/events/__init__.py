@@ -27,11 +27,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="moteur : duckdb (une machine, par défaut) ou spark (grappe, option « spark »)")
     parser.add_argument("--threshold", type=int, default=None, metavar="N",
                         help="seuil de secret statistique des accédants distincts (défaut : GAR_SEUIL_SECRET ou 5)")
-    parser.add_argument("--memory-limit", default="2GB", help="mémoire maximale de DuckDB (défaut : 2GB)")
-    parser.add_argument("--threads", type=int, default=None, help="fils d'exécution DuckDB (défaut : tous les CPU)")
+    parser.add_argument("--memory-limit", default="2600MB", metavar="TAILLE",
+                        help="mémoire maximale de DuckDB (défaut : 2600MB)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="fils d'exécution DuckDB (défaut : tous les CPU)")
     parser.add_argument("--temp-dir", default=None, metavar="REP",
                         help="répertoire temporaire (débordement sur disque)")
-    parser.add_argument("--spark-master", default=None, metavar="URL", help="maître Spark (défaut : local[*])")
+    parser.add_argument("--spark-master", default=None, metavar="URL",
+                        help="maître Spark (défaut : local[*])")
 
 
 def run(args: argparse.Namespace) -> int:

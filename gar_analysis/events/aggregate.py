@@ -299,7 +299,9 @@ def _support_filter_needed(con) -> bool:
                             f"OR support NOT IN ({_in_list(SUPPORTS)})").fetchone()[0])
 
 
-def _duckdb_connect(memory_limit: str | None, threads: int | None, temp_directory: str | Path) -> duckdb.DuckDBPyConnection:
+def _duckdb_connect(memory_limit: str | None, threads: int | None,
+                    temp_directory: str | Path) -> duckdb.DuckDBPyConnection:
+    """Open an in-memory DuckDB with bounded memory, spilling to ``temp_directory``."""
     cfg = {"threads": int(threads or os.cpu_count() or 1), "preserve_insertion_order": False,
            "temp_directory": str(temp_directory)}
     if memory_limit:
@@ -448,7 +450,7 @@ def _copy(con, table: str, path: Path, options: str) -> None:
 
 
 def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str = "duckdb",
-                     threshold: int | None = None, memory_limit: str | None = "2GB",
+                     threshold: int | None = None, memory_limit: str | None = "2600MB",
                      threads: int | None = None, temp_directory: str | Path | None = None,
                      spark_master: str | None = None) -> AggregationResult:
     """Aggregate raw events into ``gar/acces.csv`` and ``gar/accedants_actifs.csv``.

@@ -613,7 +613,6 @@ def _usage(s, cat, res, period, acad_u, rng):
 
 def _abonnements(s, cat, res, period, rng):
     """Yearly subscriptions of each registered school to its resources, with licences and amounts."""
-    n = len(s)
     teachers = np.maximum(1, np.round(s.nombre_eleves.to_numpy() / np.where(s.niveau == "ecole", 22, 13)))
     rows = []
     reg = s.date_inscription.to_numpy()
@@ -639,7 +638,6 @@ def _abonnements(s, cat, res, period, rng):
 def _affectations(s, ab, period):
     """Licences assigned each month of an active subscription (never above its licences)."""
     months = period.month_starts()
-    nm = len(months)
     rows = []
     second = (s.niveau != "ecole").to_numpy()
     for y in sorted(ab.year.unique()):
@@ -695,7 +693,6 @@ def _accedants(s, period, rng):
 
 def _accedants_actifs(s, acc, arrays, period, rng):
     """Distinct active accédants per month and profil (≤ accès, ≤ accédants of the year)."""
-    nm = len(period.months)
     n = len(s)
     key = (arrays["mon"].astype(np.int64) * n + arrays["sch"]) * 4 + arrays["prof"]
     uk, inv = np.unique(key, return_inverse=True)
