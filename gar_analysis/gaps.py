@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from . import config
+from .stats import dersimonian_laird_tau2
 from .errors import DataError, Problem
 from .models import (_inverse_link, _problems_for, check_columns, check_dataframe, check_no_missing, fmt_fr,
                      numeric_column, prepare_design)
@@ -265,7 +266,7 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
         raise DataError.single(source, f"estimateur de τ² inconnu : {tau2_estimator!r} (moments ou winsorised).")
     od = overdispersion(z, s2, winsor)
     od["tau2_winsorised"] = od["tau2"]
-    od["tau2_moments"] = _dl(rate, s2, p0)
+    od["tau2_moments"] = dersimonian_laird_tau2(rate, s2, p0)
     od["tau2"] = od["tau2_moments"] if tau2_estimator == "moments" else od["tau2_winsorised"]
     od["tau2_estimator"] = tau2_estimator
     method = correction
@@ -304,7 +305,7 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
     out["phi"] = od["phi"]
     out["tau2"] = od["tau2"] if method == "additive" else 0.0
     # empirical-Bayes shrinkage (DerSimonian-Laird τ², unwinsorised)
-    tau2 = _dl(rate, s2, p0)
+    tau2 = dersimonian_laird_tau2(rate, s2, p0)
     b = tau2 / (tau2 + s2)
     out["shrunk_rate"] = p0 + b * (rate - p0)
     post_sd = np.sqrt(b * s2)
@@ -314,19 +315,6 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
                       "overdispersion": od, "shrinkage_tau2": tau2, "numerator": numerator,
                       "denominator": denominator, "unit": unit, "avertissement": CAVEAT_GAPS})
     return out
-
-
-def _dl(est, s2, target) -> float:
-    est = np.asarray(est, float)
-    s2 = np.asarray(s2, float)
-    ok = np.isfinite(est) & (s2 > 0)
-    est, s2 = est[ok], s2[ok]
-    if len(est) < 2:
-        return 0.0
-    w = 1.0 / s2
-    q = float((w * (est - target) ** 2).sum())
-    denom = w.sum() - (w ** 2).sum() / w.sum()
-    return max(0.0, (q - (len(est) - 1)) / denom) if denom > 0 else 0.0
 
 
 def funnel_curve(table: pd.DataFrame, n_points: int = 200) -> pd.DataFrame:
@@ -469,7 +457,7 @@ def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str]
     out["position_998"] = np.where(out["ci_low_998"] > 1, "au-dessus",
                                    np.where(out["ci_high_998"] < 1, "en-dessous", "conforme"))
     s2 = se ** 2
-    tau2 = _dl(out["ratio"].to_numpy(), s2, 1.0)
+    tau2 = dersimonian_laird_tau2(out["ratio"].to_numpy(), s2, 1.0)
     b = tau2 / (tau2 + s2)
     out["shrunk_ratio"] = 1 + b * (out["ratio"] - 1)
     post = np.sqrt(b * s2)

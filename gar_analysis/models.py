@@ -38,6 +38,7 @@ import patsy
 import statsmodels.api as sm
 from scipy import stats
 
+from .stats import dersimonian_laird_tau2
 from .errors import DataError, Problem
 
 FAMILIES = ("binomial", "poisson", "negative_binomial", "gaussian")
@@ -688,25 +689,13 @@ def _eb_group_effects(d: _Design, family: str, mu: np.ndarray, dispersion: float
     agg = df.groupby("group", sort=True)[["o", "e", "v"]].sum()
     ratio = agg["o"] / agg["e"]
     s2 = agg["v"] / agg["e"] ** 2
-    tau2 = _dl_tau2(ratio.to_numpy(), s2.to_numpy(), 1.0)
+    tau2 = dersimonian_laird_tau2(ratio.to_numpy(), s2.to_numpy(), 1.0)
     b = tau2 / (tau2 + s2) if tau2 > 0 else 0.0 * s2
     shrunk = 1 + b * (ratio - 1)
     post_sd = np.sqrt(b * s2)
     re = pd.DataFrame({"group": agg.index, "effect": np.log(shrunk.clip(lower=1e-9)).to_numpy(),
                        "std_error": (post_sd / shrunk.clip(lower=1e-9)).to_numpy()})
     return _finish_groups(re, True)
-
-
-def _dl_tau2(est: np.ndarray, s2: np.ndarray, target: float) -> float:
-    """DerSimonian-Laird between-unit variance around a fixed target."""
-    ok = s2 > 0
-    est, s2 = est[ok], s2[ok]
-    if len(est) < 2:
-        return 0.0
-    w = 1.0 / s2
-    q = float((w * (est - target) ** 2).sum())
-    denom = w.sum() - (w ** 2).sum() / w.sum()
-    return max(0.0, (q - (len(est) - 1)) / denom) if denom > 0 else 0.0
 
 
 def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *, family: str = "binomial",
