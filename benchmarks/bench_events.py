@@ -13,8 +13,10 @@ Steps:
    memory read with ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``:
 
    - ``duckdb``: :func:`gar_analysis.events.aggregate_events` (validation,
-     findings, CSV + Parquet outputs, atomic writes);
-   - ``sql``: the bare DuckDB grouping queries alone (the practical limit);
+     findings, CSV + Parquet outputs, atomic writes; distinct accédants counted
+     on 64-bit hashes with integer group keys);
+   - ``sql``: the bare DuckDB grouping queries alone, as written naively
+     (``count(DISTINCT id_accedant)`` on the string, no memory limit);
    - ``pandas``: plain pandas, read everything then ``groupby`` (only up to
      ``--pandas-max`` events: beyond, compare per-event throughput);
    - ``spark`` (``--spark``): the PySpark engine.
@@ -159,6 +161,8 @@ def main(argv=None) -> int:
     p.add_argument("--pandas-max", type=float, default=1e7, help="taille maximale pour la variante pandas")
     p.add_argument("--spark", action="store_true", help="mesurer aussi le moteur PySpark")
     p.add_argument("--spark-max", type=float, default=1e7)
+    p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=None,
+                   help="variantes à mesurer (défaut : sql, duckdb, pandas jusqu'à --pandas-max, spark si --spark)")
     p.add_argument("--generate-only", action="store_true")
     p.add_argument("--child", nargs=3, metavar=("VARIANT", "EVENTS", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -179,6 +183,8 @@ def main(argv=None) -> int:
             order.append("spark")
         if n <= args.pandas_max:
             order.append("pandas")
+        if args.variants:
+            order = [v for v in order if v in args.variants]
         for v in order:
             r = measure_isolated(v, dirs[n], n)
             results.append(r)

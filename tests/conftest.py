@@ -89,3 +89,21 @@ def tiny_manifest(tmp_path):
                 "constats": {"erreur": 3, "avertissement": 12}}
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return SimpleNamespace(processed_dir=folder, manifest=manifest)
+
+
+CHROMIUM = os.environ.get("GAR_CHROMIUM", "/usr/bin/chromium")
+#: Flags for Debian's Chromium as root on a machine without network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium per test session (Playwright's sync API allows one loop per process)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium absent ({CHROMIUM}) : lancez « make browser ».")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -11,35 +11,20 @@ beside the screenshots. Skipped when Chromium or Playwright is absent
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from conftest import _shared_dir
+from conftest import CHROMIUM, _shared_dir
 from gar_analysis import config
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("GAR_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORTS = {"telephone": {"width": 390, "height": 844}, "ordinateur": {"width": 1280, "height": 800}}
 ARTIFACTS = config.ROOT / "test-artifacts"
 #: One territory per audience (editeur: the first publisher of the catalogue).
 TERRITORIES = {"national": "FR", "region_academique": "53", "academie": "14", "region": "84",
                "departement": "35", "editeur": None}
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium absent ({CHROMIUM}) : lancez « make browser ».")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="session")

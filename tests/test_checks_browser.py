@@ -1,7 +1,6 @@
 """The HTML quality report in a real browser: axe-core audit and phone layout."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -13,8 +12,6 @@ from test_checks_rules import clean_world, plant_all, write_world  # noqa: E402
 from gar_analysis.checks import quality_report_html, run_checks  # noqa: E402
 
 pytestmark = pytest.mark.browser
-CHROMIUM = os.environ.get("GAR_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +26,6 @@ def report(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium absent ({CHROMIUM}) : lancez « make browser ».")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.mark.parametrize("width", [390, 1280])

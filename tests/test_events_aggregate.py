@@ -233,3 +233,38 @@ def test_spark_engine_gives_identical_outputs(bad_events, tmp_path):
     pd.testing.assert_frame_equal(a.findings, b.findings)
     assert (a.n_events, a.n_excluded, a.sous_seuil) == (b.n_events, b.n_excluded, b.sous_seuil)
     assert np.isclose(a.n_events, b.n_events) and b.engine == "spark"
+
+
+# --------------------------------------------------------------------------- distinct counts on hashes
+
+def test_keyed_distinct_equals_string_distinct(bad_events, tmp_path, monkeypatch):
+    """The two-phase count on integer keys, and its fallback on strings, give the same files."""
+    import gar_analysis.events.aggregate as agg
+
+    aggregate_events(bad_events, tmp_path / "keyed")
+    calls = []
+
+    def collide(con):  # as if two (mois, uai, profil) groups shared a 64-bit key
+        calls.append(con.execute("SELECT count(*) FROM groupes").fetchone()[0])
+        return False
+
+    monkeypatch.setattr(agg, "_keys_unique", collide)
+    aggregate_events(bad_events, tmp_path / "strings")
+    assert calls and calls[0] > 0
+    for name in ("gar/acces.csv", "gar/accedants_actifs.csv", "constats_evenements.csv"):
+        assert (tmp_path / "keyed" / name).read_bytes() == (tmp_path / "strings" / name).read_bytes(), name
+
+
+def test_hash_distinct_is_exact_on_near_identical_pseudonyms(tmp_path):
+    """200 000 pseudonyms differing by one character in a single group: the hash count is exact."""
+    n = 200_000
+    ids = [f"{i:016x}" for i in range(n)] + [f"{i:016x}" for i in range(0, n, 7)]  # repeats
+    t = pa.table({"horodatage": pa.array([pd.Timestamp("2024-03-04 10:00")] * len(ids), pa.timestamp("us")),
+                  "uai": ["0750001A"] * len(ids), "id_accedant": ids, "profil": ["eleve"] * len(ids),
+                  "id_ressource": ["R1"] * len(ids), "support": ["mobile"] * len(ids)})
+    (tmp_path / "ev" / "mois=2024-03").mkdir(parents=True)
+    pq.write_table(t, tmp_path / "ev" / "mois=2024-03" / "part-0.parquet")
+    r = aggregate_events(tmp_path / "ev", tmp_path / "out")
+    actifs = read_contract_file(tmp_path / "out", "gar/accedants_actifs")
+    assert actifs["accedants_actifs"].astype(int).tolist() == [n]
+    assert r.n_events == len(ids)
