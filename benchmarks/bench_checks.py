@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_checks.py                      # generates the national sample in a temp dir
     python benchmarks/bench_checks.py --data /tmp/nat      # reuses a generated data directory
-    python benchmarks/bench_checks.py --data /tmp/nat --write   # also writes docs/benchmarks_checks.md
+    python benchmarks/bench_checks.py --data /tmp/nat --write   # also writes docs/benchmarks.md
 
 Measures, in one process: the loading of every file (the loaders' cost
 counts), then each rule, in wall-clock and CPU seconds, plus peak memory. The
@@ -66,7 +66,7 @@ def measure(data: Path) -> dict:
 
 
 def to_markdown(res: dict, data: Path, scale: str, years: int) -> str:
-    """Return the results as the markdown of docs/benchmarks_checks.md."""
+    """Return the results as the markdown of docs/benchmarks.md."""
     from gar_analysis.checks.report import fmt_int
 
     def s(x):
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=None, help="data directory (default: generate one)")
     p.add_argument("--scale", default="national")
     p.add_argument("--years", type=int, default=1)
-    p.add_argument("--write", action="store_true", help="write docs/benchmarks_checks.md")
+    p.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
     args = p.parse_args(argv)
     data = args.data
     if data is None:
@@ -119,9 +119,9 @@ def main(argv=None) -> int:
     md = to_markdown(res, data, args.scale, args.years)
     print(md)
     if args.write:
-        from gar_analysis.io import atomic_write_text
+        from _docs import write_section
 
-        atomic_write_text(ROOT / "docs" / "benchmarks_checks.md", md)
+        write_section("benchmarks.md", "bench_checks", md)
     return 0
 
 

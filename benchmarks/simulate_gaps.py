@@ -12,7 +12,7 @@ Measures (each over ``--datasets`` simulated datasets):
 3. confounding by composition: a low-IPS territory with no effect, flagged by the raw funnel vs by O/E;
 4. shrinkage: mean squared error of raw vs empirical-Bayes rates and O/E ratios against the truth.
 
-``--write`` replaces the figures section of docs/quality_gaps.md.
+``--write`` replaces the figures section of docs/quality.md.
 """
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gar_analysis.gaps import funnel_table, observed_vs_expected  # noqa: E402
-from gar_analysis.io import atomic_write_text  # noqa: E402
 
 
 def _units(rng, k=30, p0=0.35, tau=0.0):
@@ -209,13 +208,9 @@ def main(argv=None) -> int:
         f"{100 * sh['oe_better']:.0f} % |", ""])
     print(md)
     if args.write:
-        path = ROOT / "docs" / "quality_gaps.md"
-        start, end = "<!-- simulate_gaps:start -->", "<!-- simulate_gaps:end -->"
-        text = path.read_text(encoding="utf-8") if path.exists() else f"# Qualité des écarts territoriaux\n\n{start}\n{end}\n"
-        if start not in text:
-            text += f"\n{start}\n{end}\n"
-        head, rest = text.split(start, 1)
-        atomic_write_text(path, f"{head}{start}\n{md}{end}{rest.split(end, 1)[1]}")
+        from _docs import write_section
+
+        write_section("quality.md", "simulate_gaps", md)
     return 0
 
 

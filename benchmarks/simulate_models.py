@@ -6,7 +6,7 @@ Usage::
 
 For each family (binomial, poisson, negative_binomial, gaussian) and each
 dataset, the 95 % interval of every term is checked against its true value.
-``--write`` replaces the figures section of docs/quality_models.md.
+``--write`` replaces the figures section of docs/quality.md.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gar_analysis.io import atomic_write_text  # noqa: E402
 from gar_analysis.models import fit_success_factors  # noqa: E402
 
 TRUTH = {"Intercept": -0.4, "referent": 0.9, "formation": 0.5, "convention": 0.3, "ips_10": 0.3, "rural": -0.2,
@@ -98,7 +97,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", type=int, default=100)
     p.add_argument("--schools", type=int, default=1500)
-    p.add_argument("--write", action="store_true", help="write the figures into docs/quality_models.md")
+    p.add_argument("--write", action="store_true", help="write the figures into docs/quality.md")
     args = p.parse_args(argv)
     t0 = time.time()
     rows = []
@@ -141,14 +140,9 @@ def _markdown(summary: pd.DataFrame, details: pd.DataFrame, args, elapsed: float
 
 
 def _write(md: str) -> None:
-    path = ROOT / "docs" / "quality_models.md"
-    start, end = "<!-- simulate_models:start -->", "<!-- simulate_models:end -->"
-    text = path.read_text(encoding="utf-8") if path.exists() else f"# Qualité des modèles\n\n{start}\n{end}\n"
-    if start not in text:
-        text += f"\n{start}\n{end}\n"
-    head, rest = text.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    atomic_write_text(path, f"{head}{start}\n{md}{end}{tail}")
+    from _docs import write_section
+
+    write_section("quality.md", "simulate_models", md)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Long simulations of the territorial comparisons (run with -m slow); figures in docs/quality_gaps.md."""
+"""Long simulations of the territorial comparisons (run with -m slow); figures in docs/quality.md."""
 from __future__ import annotations
 
 import importlib.util
