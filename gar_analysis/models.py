@@ -623,7 +623,7 @@ def _check_support(d: _Design, family: str, groups: str | None) -> list[str]:
                            "l'effet de ce facteur est indéterminé (rapport infini) et ne doit pas être interprété.")
     if groups is not None:
         ng = d.groups.nunique()
-        if ng < 20:
+        if 2 <= ng < 20:
             out.append(f"Seulement {ng} groupes « {groups} » : les intervalles robustes par groupe sont "
                        "approximatifs avec moins d'une vingtaine de groupes.")
     return out
@@ -740,8 +740,12 @@ def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *,
     d = prepare_design(data, outcome, factors, family=family, exposure=exposure, groups=groups,
                        references=references)
     notes = _check_support(d, family, groups)
+    cluster = groups is not None and d.groups.nunique() >= 2
+    if groups is not None and not cluster:
+        notes.append(f"Un seul groupe « {groups} » dans les données : ni intervalles robustes par groupe ni modèle "
+                     "multiniveau ; les erreurs standard sont celles du modèle.")
     cov_kw = {}
-    if groups is not None:
+    if cluster:
         codes = pd.factorize(d.groups, sort=True)[0]
         cov_kw = {"cov_type": "cluster", "cov_kwds": {"groups": codes}}
     with warnings.catch_warnings(record=True) as caught:
@@ -763,7 +767,7 @@ def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *,
     names = list(d.X.columns)
     bse = np.sqrt(np.clip(np.diag(cov.loc[names, names].to_numpy()), 0, None))
     zstat = params.to_numpy() / np.where(bse > 0, bse, np.nan)
-    if used == "gaussian" and groups is None:
+    if used == "gaussian" and not cluster:
         pvals = res.pvalues[names].to_numpy()
         tq = stats.t.ppf(0.975, res.df_resid)
         table = _effects_table(names, params, bse, pvals, ratio=False, z=tq)
@@ -796,7 +800,7 @@ def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *,
         used_label = "quasi-" + used
     else:
         used_label = used
-    if groups is not None and extra.get("dispersion", 1.0) > 1.5:
+    if cluster and extra.get("dispersion", 1.0) > 1.5:
         notes.append(f"Sur-dispersion (dispersion = {fmt_fr(extra['dispersion'], 2)}) : les intervalles robustes par "
                      "groupe en tiennent compte.")
     if d.X.shape[0] <= 200000:
@@ -808,7 +812,7 @@ def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *,
     me = _marginal_effects(d, used, params, cov.loc[names, names], outcome, exposure, n_draws=marginal_draws)
 
     ml = ml_method = gfx = None
-    if groups is not None and multilevel:
+    if cluster and multilevel:
         ml, ml_method, gfx, ml_notes = _multilevel(d, used, groups)
         notes += ml_notes
         if gfx is None:
@@ -827,9 +831,9 @@ def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *,
                 ml_method = ("effets de groupe par rapport observé / attendu rétréci (Bayes empirique) : "
                              "statsmodels n'offre pas de modèle multiniveau de comptage avec exposition")
     table.attrs["famille"] = used_label
-    table.attrs["erreurs_standard"] = "robustes par groupe" if groups else "modèle"
+    table.attrs["erreurs_standard"] = "robustes par groupe" if cluster else "modèle"
     return SuccessFactors(table=table, family=used, requested_family=family, outcome=outcome, factors=list(factors),
-                          exposure=exposure, groups=groups, cov_type="cluster" if groups else "model",
+                          exposure=exposure, groups=groups, cov_type="cluster" if cluster else "model",
                           marginal_effects=me, diagnostics=diagnostics, warnings=list(dict.fromkeys(notes)),
                           multilevel=ml, multilevel_method=ml_method, group_effects=gfx, model=res)
 

@@ -128,3 +128,10 @@ def test_format_frame_guesses_kinds():
                        "cout_par_acces": [0.123], "nom": ["x"]})
     f = d.format_frame(df)
     assert f.iloc[0].tolist() == [f"50,0{NNBSP}%", "1,23", "12,3", "3", f"0,12{NNBSP}€", "x"]
+
+
+def test_fmt_number_survives_huge_values():
+    from gar_analysis.reporting.display import fmt_number
+
+    assert fmt_number(3.2e40, 2) == "3,2E40"
+    assert fmt_number(-1e20) == "-1E20"

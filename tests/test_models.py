@@ -197,3 +197,14 @@ def test_object_booleans_are_binary_factors():
     d["inscrit"] = d["inscrit"].astype(object)
     r = fit_success_factors(d, "inscrit", ["referent", "ips_10"])
     assert "referent" in set(r.table["term"])
+
+
+def test_a_single_group_falls_back_to_model_errors_with_a_warning():
+    # an académie with one département (Paris, La Réunion…) clustered by département
+    d, _ = simulate(n=1500, seed=5)
+    d["code_departement"] = "75"
+    r = fit_success_factors(d, "inscrit", FACTORS, groups="code_departement")
+    plain = fit_success_factors(d, "inscrit", FACTORS)
+    assert r.cov_type == "model" and r.multilevel is None
+    assert any("Un seul groupe" in w for w in r.warnings)
+    pd.testing.assert_series_equal(r.table["std_error"], plain.table["std_error"])

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_scientific
 
 from .. import config
 from ..disclosure import is_suppressed
@@ -120,6 +120,8 @@ def fmt_number(x: object, decimals: int = 0) -> str:
     value = float(x)
     if math.isinf(value):
         return MISSING
+    if abs(value) >= 1e15:  # beyond decimal quantisation (e.g. an infinite odds ratio under separation)
+        return format_scientific(value, format="0.##E0", locale=LOCALE)
     value = round(value, decimals)
     if value == 0:
         value = 0.0  # no "-0"
