@@ -427,7 +427,8 @@ def _scan_spark(con, files: list[tuple[Path, str, bool]], events_dir: Path, tmp:
     a, b = tmp / "acces_brut", tmp / "actifs_brut"
     spark.sql(scan_acces_sql(clean, checked)).write.mode("overwrite").parquet(str(a))
     con.execute(f"CREATE TEMP TABLE acces_brut AS SELECT * FROM read_parquet('{a}/*.parquet')")
-    spark.sql(actifs_sql(clean, checked, _support_filter_needed(con), id_hash="xxhash64")).write.mode("overwrite").parquet(str(b))
+    actifs = actifs_sql(clean, checked, _support_filter_needed(con), id_hash="xxhash64")
+    spark.sql(actifs).write.mode("overwrite").parquet(str(b))
     con.execute(f"CREATE TEMP TABLE actifs_brut AS SELECT * FROM read_parquet('{b}/*.parquet')")
     for name in views:
         spark.catalog.dropTempView(name)
