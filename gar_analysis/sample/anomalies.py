@@ -146,16 +146,18 @@ class _Planter:
             self.append("referentiel/annuaire", row)
             self.add(regle="uai_invalide", source="referentiel/annuaire.csv", uai=bad)
 
+    def one_line(self, uai, name):
+        """Return a copy of one random line of ``uai`` in file ``name`` (else in gar/acces)."""
+        rows = self.rows(self.f[name], uai)
+        if not len(rows):
+            name = "gar/acces"
+            rows = self.rows(self.f[name], uai)
+        return name, rows.iloc[[int(self.rng.integers(len(rows)))]].copy()
+
     def doublon(self):
         targets = ("gar/acces", "gar/affectations", "dnma/audience", "gar/accedants", "gar/etablissements")
         for i, u in enumerate(self.pick(self.schools.index)):
-            name = targets[i % len(targets)]
-            df = self.f[name]
-            rows = self.rows(df, u)
-            if not len(rows):
-                name, df = "gar/acces", self.f["gar/acces"]
-                rows = self.rows(df, u)
-            row = rows.iloc[[int(self.rng.integers(len(rows)))]].copy()
+            name, row = self.one_line(u, targets[i % len(targets)])
             self.append(name, row)
             self.add(regle="doublon", source=f"{name}.csv", uai=u, mois=row["mois"].iloc[0] if "mois" in row else "",
                      id_ressource=row["id_ressource"].iloc[0] if "id_ressource" in row else "")
@@ -163,13 +165,7 @@ class _Planter:
     def uai_inconnu(self):
         targets = ("gar/acces", "gar/affectations", "dnma/audience", "gar/etablissements", "crm/actions")
         for i, u in enumerate(self.pick(self.schools.index)):
-            name = targets[i % len(targets)]
-            df = self.f[name]
-            rows = self.rows(df, u)
-            if not len(rows):
-                name, df = "gar/acces", self.f["gar/acces"]
-                rows = self.rows(df, u)
-            row = rows.iloc[[int(self.rng.integers(len(rows)))]].copy()
+            name, row = self.one_line(u, targets[i % len(targets)])
             new = self.fresh_uai(u)
             row["uai"] = new
             self.append(name, row)
