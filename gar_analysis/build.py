@@ -25,6 +25,7 @@ from .contract import PROFILS, SUPPORTS
 from .errors import DataError
 from .io import atomic_write_parquet, atomic_write_text, sha256_file
 from .sources import DataDir
+from .territories import normalize_departement
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,6 @@ def _crm_facts(ds: DataDir, schools: pd.DataFrame) -> pd.DataFrame:
         for niveau, (kind, col) in FUNDING_AUTHORITY.items():
             codes = set(sig.loc[sig["type"] == kind, "code"].dropna())
             if kind == "departement":
-                from .territories import normalize_departement
-
                 codes = {normalize_departement(c) for c in codes}
             conv |= (schools["niveau"] == niveau) & schools[col].isin(codes)
         facts["convention"] = conv.to_numpy()
