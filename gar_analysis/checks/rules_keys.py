@@ -28,6 +28,14 @@ def _school_actors(ctx: Context) -> pd.DataFrame:
     return sel
 
 
+def _uai_columns(ctx: Context, names) -> list[tuple[str, pd.DataFrame, str]]:
+    """Return (file, frame, UAI column) for the files present, plus the CRM's school actors (column ``code``)."""
+    targets = [(n, ctx.frame(n), "uai") for n in ctx.present(names)]
+    if ctx.has("crm/acteurs"):
+        targets.append(("crm/acteurs", _school_actors(ctx), "code"))
+    return targets
+
+
 @rule("uai_invalide", "UAI invalide", "erreur", any_of=(*UAI_FILES, "crm/acteurs"),
       explication="Un UAI comporte 7 chiffres suivis d'une lettre de contrôle calculée à partir des chiffres ; "
                   "une valeur qui ne respecte pas ce format ne désigne aucun établissement.",
@@ -36,10 +44,7 @@ def _school_actors(ctx: Context) -> pd.DataFrame:
 def uai_invalide(ctx: Context) -> pd.DataFrame:
     """Flag UAIs that are not 7 digits and the right check letter."""
     out = []
-    targets = [(n, ctx.frame(n), "uai") for n in ctx.present(UAI_FILES)]
-    if ctx.has("crm/acteurs"):
-        targets.append(("crm/acteurs", _school_actors(ctx), "code"))
-    for name, df, col in targets:
+    for name, df, col in _uai_columns(ctx, UAI_FILES):
         s = df[col]
         valid, expected = ctx.uai_valid(name) if col == "uai" else uai_status(s)
         bad = ~valid & s.notna().to_numpy()
@@ -117,10 +122,7 @@ def doublon(ctx: Context) -> pd.DataFrame:
 def uai_inconnu(ctx: Context) -> pd.DataFrame:
     """Flag valid UAIs absent from the register (one finding per file and UAI)."""
     out = []
-    targets = [(n, ctx.frame(n), "uai") for n in ctx.present(GAR_FILES)]
-    if ctx.has("crm/acteurs"):
-        targets.append(("crm/acteurs", _school_actors(ctx), "code"))
-    for name, df, col in targets:
+    for name, df, col in _uai_columns(ctx, GAR_FILES):
         if col == "uai":
             unknown = ctx.uai_valid(name)[0] & ~ctx.uai_known(name)
         else:
