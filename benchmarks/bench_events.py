@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_events.py --sizes 1e6 1e7 1e8 --pandas-max 1e7
+    .venv/bin/python benchmarks/bench_events.py --sizes 1e6 1e7 1e8 --repeat 3
 
 Steps:
 
@@ -17,12 +17,19 @@ Steps:
      on 64-bit hashes with integer group keys);
    - ``sql``: the bare DuckDB grouping queries alone, as written naively
      (``count(DISTINCT id_accedant)`` on the string, no memory limit);
-   - ``pandas``: plain pandas, read everything then ``groupby`` (only up to
-     ``--pandas-max`` events: beyond, compare per-event throughput);
+   - ``pandas``: plain pandas, read everything then ``groupby``. It runs at a
+     size only when its estimated peak (``PANDAS_BYTES_PER_EVENT``) fits in the
+     available memory and the size is at most ``--pandas-max``; otherwise the
+     comparison is per-event throughput on the largest size that fits;
+   - ``pandas_str`` (``--variants``): the same, reading the dictionary columns as
+     plain strings (what pandas gets from files written without Arrow metadata,
+     e.g. by Spark), to show whether the file layout favours the baseline;
    - ``spark`` (``--spark``): the PySpark engine.
 
-Results are printed as a Markdown table and written to
-``benchmarks/out/bench_events.json``.
+With ``--repeat K`` every measurement is taken K times, variants interleaved
+(round-robin, so that drifting load hits each alike); the table gives the
+median, the JSON every run. Results are printed as a Markdown table and written
+to ``benchmarks/out/bench_events.json``.
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -42,6 +50,10 @@ OUT = ROOT / "benchmarks" / "out"
 N_SCHOOLS = 10_000
 N_RESOURCES = 500
 SEED = 20241
+# Peak memory of the pandas variant per event, measured at 10 M and 100 M events
+# (1.68 GB and 13.99 GB): used to skip it where it would not fit.
+PANDAS_BYTES_PER_EVENT = 140
+PANDAS_BASE_BYTES = 400 * 2**20
 
 
 def label(n: int) -> str:
@@ -100,17 +112,29 @@ def variant_sql(events: Path, out: Path) -> dict:
     return {"acces_rows": a.num_rows, "actifs_rows": b.num_rows}
 
 
-def variant_pandas(events: Path, out: Path) -> dict:
+def variant_pandas(events: Path, out: Path, plain_strings: bool = False) -> dict:
     import pandas as pd
+    import pyarrow as pa
 
-    df = pd.read_parquet(events)  # every partition, mois from the directory names
+    kwargs = {}
+    if plain_strings:  # as if the files carried no Arrow dictionary types
+        kwargs["schema"] = pa.schema([("horodatage", pa.timestamp("us")), ("uai", pa.string()),
+                                      ("id_accedant", pa.string()), ("profil", pa.string()),
+                                      ("id_ressource", pa.string()), ("support", pa.string()),
+                                      ("mois", pa.string())])
+    df = pd.read_parquet(events, **kwargs)  # every partition, mois from the directory names
     acces = df.groupby(["mois", "uai", "id_ressource", "profil", "support"], observed=True).size()
     actifs = df.groupby(["mois", "uai", "profil"], observed=True)["id_accedant"].nunique()
     acces = acces[acces > 0]
     return {"acces_rows": int(len(acces)), "actifs_rows": int((actifs > 0).sum()), "events": int(len(df))}
 
 
-VARIANTS = {"duckdb": variant_duckdb, "sql": variant_sql, "pandas": variant_pandas, "spark": variant_spark}
+def variant_pandas_str(events: Path, out: Path) -> dict:
+    return variant_pandas(events, out, plain_strings=True)
+
+
+VARIANTS = {"duckdb": variant_duckdb, "sql": variant_sql, "pandas": variant_pandas,
+            "pandas_str": variant_pandas_str, "spark": variant_spark}
 
 
 def child(variant: str, events: str, out: str) -> None:
@@ -158,7 +182,9 @@ def machine() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7, 1e8])
-    p.add_argument("--pandas-max", type=float, default=1e7, help="taille maximale pour la variante pandas")
+    p.add_argument("--pandas-max", type=float, default=1e9,
+                   help="taille maximale pour la variante pandas (et la mémoire disponible)")
+    p.add_argument("--repeat", type=int, default=1, help="mesures par variante et taille (médiane)")
     p.add_argument("--spark", action="store_true", help="mesurer aussi le moteur PySpark")
     p.add_argument("--spark-max", type=float, default=1e7)
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=None,
@@ -181,14 +207,19 @@ def main(argv=None) -> int:
         order = ["sql", "duckdb"]
         if args.spark and n <= args.spark_max:
             order.append("spark")
-        if n <= args.pandas_max:
-            order.append("pandas")
+        order += ["pandas", "pandas_str"] if args.variants else ["pandas"]
         if args.variants:
             order = [v for v in order if v in args.variants]
-        for v in order:
-            r = measure_isolated(v, dirs[n], n)
-            results.append(r)
-            print(json.dumps(r), flush=True)
+        for v in [v for v in order if v.startswith("pandas")]:
+            if not pandas_fits(n, args.pandas_max):
+                order.remove(v)
+                print(f"{v} {label(n)} : non lancé (mémoire estimée {pandas_need(n) / 2**30:.1f} Go, "
+                      f"disponible {mem_available() / 2**30:.1f} Go, --pandas-max {args.pandas_max:g})", flush=True)
+        for _ in range(args.repeat):
+            for v in order:
+                r = measure_isolated(v, dirs[n], n)
+                results.append(r)
+                print(json.dumps(r), flush=True)
     report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "machine": machine(), "results": results}
     (OUT / "bench_events.json").write_text(json.dumps(report, indent=1))
@@ -196,6 +227,27 @@ def main(argv=None) -> int:
     (OUT / f"bench_events-{stamp}.json").write_text(json.dumps(report, indent=1))
     print(markdown(report))
     return 0
+
+
+def pandas_need(n: int) -> int:
+    """Return the estimated peak memory (bytes) of the pandas variant on ``n`` events."""
+    return PANDAS_BASE_BYTES + PANDAS_BYTES_PER_EVENT * n
+
+
+def mem_available() -> int:
+    """Return the memory available now (``MemAvailable``, bytes), or all memory if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def pandas_fits(n: int, pandas_max: float) -> bool:
+    """Tell whether the pandas variant should run on ``n`` events (size cap, 90 % of free memory)."""
+    return n <= pandas_max and pandas_need(n) <= 0.9 * mem_available()
 
 
 def measure_isolated(variant: str, events: Path, n: int) -> dict:
@@ -210,18 +262,61 @@ def measure_isolated(variant: str, events: Path, n: int) -> dict:
     return json.loads(line[4:])
 
 
+def summarise(results: list[dict]) -> list[dict]:
+    """Group the runs by (size, variant): median time, CPU and peak memory, range of the times."""
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["n"], r["variant"]), []).append(r)
+    out = []
+    for (n, variant), runs in groups.items():
+        ok = [r for r in runs if "error" not in r]
+        row = {"n": n, "variant": variant, "runs": len(runs), "failed": len(runs) - len(ok)}
+        if ok:
+            row.update({k: statistics.median(r[k] for r in ok) for k in ("seconds", "cpu_s", "peak_mb")})
+            row.update(min_s=min(r["seconds"] for r in ok), max_s=max(r["seconds"] for r in ok),
+                       load_min=min(min(r["load_before"], r["load_after"]) for r in ok),
+                       load_max=max(max(r["load_before"], r["load_after"]) for r in ok))
+        out.append(row)
+    return out
+
+
+def ratios(summary: list[dict]) -> list[str]:
+    """Return the target ratios per size: DuckDB against pandas and against the bare SQL."""
+    by = {(r["n"], r["variant"]): r for r in summary if "seconds" in r}
+    lines = []
+    for n in sorted({r["n"] for r in summary}):
+        d = by.get((n, "duckdb"))
+        if not d:
+            continue
+        parts = []
+        for base in ("pandas", "pandas_str"):
+            if (n, base) in by:
+                b = by[(n, base)]
+                parts.append(f"{base} / duckdb : durée × {b['seconds'] / d['seconds']:.2f}, "
+                             f"mémoire duckdb / {base} {d['peak_mb'] / b['peak_mb']:.2f}")
+        if (n, "sql") in by:
+            parts.append(f"duckdb / sql : × {d['seconds'] / by[(n, 'sql')]['seconds']:.2f}")
+        if parts:
+            lines.append(f"- {label(n)} : " + " ; ".join(parts))
+    return lines
+
+
 def markdown(report: dict) -> str:
-    """Format the results as a Markdown table."""
-    rows = ["| événements | variante | durée (s) | CPU (s) | débit (M év./s) | mémoire max (Mo) | charge 1 min |",
-            "|---:|---|---:|---:|---:|---:|---:|"]
-    for r in report["results"]:
-        if "error" in r:
-            rows.append(f"| {label(r['n'])} | {r['variant']} | échec | | | | |")
+    """Format the results (medians over repeats) as a Markdown table, then the ratios."""
+    summary = summarise(report["results"])
+    rows = ["| événements | variante | mesures | durée (s), médiane [min – max] | CPU (s) | débit (M év./s) "
+            "| mémoire max (Mo) | charge 1 min |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in summary:
+        if "seconds" not in r:
+            rows.append(f"| {label(r['n'])} | {r['variant']} | {r['runs']} | échec | | | | |")
             continue
         rate = r["n"] / r["seconds"] / 1e6
-        rows.append(f"| {label(r['n'])} | {r['variant']} | {r['seconds']:.1f} | {r['cpu_s']:.0f} | {rate:.2f} "
-                    f"| {r['peak_mb']:.0f} | {r['load_before']} → {r['load_after']} |")
-    return f"{report['date']} — {report['machine']}\n\n" + "\n".join(rows)
+        rows.append(f"| {label(r['n'])} | {r['variant']} | {r['runs'] - r['failed']} "
+                    f"| {r['seconds']:.1f} [{r['min_s']:.1f} – {r['max_s']:.1f}] | {r['cpu_s']:.0f} | {rate:.2f} "
+                    f"| {r['peak_mb']:.0f} | {r['load_min']} – {r['load_max']} |")
+    return (f"{report['date']} — {report['machine']}\n\n" + "\n".join(rows) + "\n\n"
+            + "\n".join(ratios(summary)))
 
 
 if __name__ == "__main__":
