@@ -8,6 +8,8 @@ workers wait for the first one), through the public APIs only
 from __future__ import annotations
 
 import fcntl
+import functools
+import importlib.util
 import json
 import os
 import warnings
@@ -16,6 +18,35 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@functools.cache
+def _load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """Return a loader of the scripts of ``benchmarks/`` by name (``"simulate_gaps"``), each loaded once."""
+    return _load_benchmark
+
+
+@pytest.fixture(scope="session")
+def generated_events(tmp_path_factory):
+    """Clean raw events from ``generate_events``: 12,000 in a few files per month (read-only)."""
+    from gar_analysis.events import generate_events
+    from gar_analysis.events.demo import write_demo_data_dir
+
+    base = tmp_path_factory.mktemp("ev")
+    data = write_demo_data_dir(base / "data", n_schools=20, n_resources=10, seed=3)
+    generate_events(data, 12_000, base / "evenements", seed=9, chunk_size=400)
+    return base / "evenements"
+
 
 PARAMETERS_CELL = ('audience = "national"\nterritoire = "FR"\nprocessed_dir = ""\nseuil_secret = 5\n'
                    'run_id = ""')

@@ -1,49 +1,31 @@
 """The raw-event benchmark script: its variants agree, and its summary is right."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-from gar_analysis.events import generate_events
-from gar_analysis.events.demo import write_demo_data_dir
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_events.py"
-
-
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_events", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_benchmark):
+    return load_benchmark("bench_events")
 
 
-@pytest.fixture(scope="module")
-def events(tmp_path_factory):
-    base = tmp_path_factory.mktemp("bench")
-    data = write_demo_data_dir(base / "data", n_schools=15, n_resources=8, seed=5)
-    generate_events(data, 6_000, base / "evenements", seed=11, chunk_size=500)
-    return base / "evenements"
-
-
-def test_variants_compute_the_same_tables(bench, events, tmp_path):
-    runs = {v: bench.VARIANTS[v](events, tmp_path / v) for v in ("duckdb", "sql", "pandas", "pandas_str")}
-    assert runs["duckdb"]["events"] == 6_000
+def test_variants_compute_the_same_tables(bench, generated_events, tmp_path):
+    runs = {v: bench.VARIANTS[v](generated_events, tmp_path / v) for v in ("duckdb", "sql", "pandas", "pandas_str")}
+    assert runs["duckdb"]["events"] == 12_000
     for v in ("sql", "pandas", "pandas_str"):
         assert (runs[v]["acces_rows"], runs[v]["actifs_rows"]) == (runs["duckdb"]["acces_rows"],
                                                                    runs["duckdb"]["actifs_rows"]), v
 
 
-def test_pandas_str_reads_plain_strings(bench, events, monkeypatch):
+def test_pandas_str_reads_plain_strings(bench, generated_events, monkeypatch):
     import pandas as pd
 
     seen = []
     real = pd.read_parquet
     monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
-    bench.variant_pandas(events, Path("."))
-    bench.variant_pandas_str(events, Path("."))
+    bench.variant_pandas(generated_events, Path("."))
+    bench.variant_pandas_str(generated_events, Path("."))
     assert isinstance(seen[0]["uai"].dtype, pd.CategoricalDtype)  # as generated: Arrow dictionary types
     assert not isinstance(seen[1]["uai"].dtype, pd.CategoricalDtype)
 

@@ -14,18 +14,14 @@ import pytest
 from gar_analysis.cli import main
 from gar_analysis.contract import PROFILS, SUPPORTS, read_contract_file
 from gar_analysis.errors import ConfigError, DataError
-from gar_analysis.events import aggregate_events, discover, generate_events
+from gar_analysis.events import aggregate_events, discover
 from gar_analysis.events.aggregate import FINDING_COLUMNS
-from gar_analysis.events.demo import write_demo_data_dir
 
 
 @pytest.fixture(scope="module")
-def events(tmp_path_factory):
-    """Clean generated events (a few files per month)."""
-    base = tmp_path_factory.mktemp("ev")
-    data = write_demo_data_dir(base / "data", n_schools=20, n_resources=10, seed=3)
-    generate_events(data, 12_000, base / "evenements", seed=9, chunk_size=400)
-    return base / "evenements"
+def events(generated_events):
+    """Clean generated events (conftest ``generated_events``)."""
+    return generated_events
 
 
 def read_events(path):

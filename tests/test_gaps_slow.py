@@ -1,21 +1,12 @@
 """Long simulations of the territorial comparisons (run with -m slow); figures in docs/quality.md."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "simulate_gaps.py"
-
-
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("simulate_gaps", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_benchmark):
+    return load_benchmark("simulate_gaps")
 
 
 @pytest.mark.slow
