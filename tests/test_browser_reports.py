@@ -2,7 +2,9 @@
 
 One dashboard per audience is produced from the session sample, then opened at
 390×844 (phone) and 1280×800 (laptop): no horizontal overflow, headline
-figures and charts present, no network request, screenshots saved in
+figures and charts present, no network request; at 320 px, with and without
+the WCAG text-spacing style, no horizontal overflow and no clipped text.
+Screenshots are saved in
 ``test-artifacts/``. axe-core audits the index and every report: zero
 violations of impact ``serious`` or ``critical``; all findings are saved as JSON
 beside the screenshots. Skipped when Chromium or Playwright is absent
@@ -105,6 +107,41 @@ def test_reports_fit_the_screen_with_figures_and_charts(browser, browser_run, vi
                     box = img.bounding_box()
                     assert box["x"] >= 0 and box["x"] + box["width"] <= VIEWPORTS[viewport]["width"] + 1
                 assert "Provenance" in page.locator("footer").inner_text()
+        finally:
+            page.close()
+
+
+#: WCAG 1.4.12 / RGAA 10.12 text spacing, applied as a user style sheet would.
+TEXT_SPACING = ("* { line-height: 1.5 !important; letter-spacing: 0.12em !important;"
+                " word-spacing: 0.16em !important; } p { margin-bottom: 2em !important; }")
+#: Elements whose text is cut off: hidden overflow (or ellipsis) with more content than room
+#: (visually hidden text for screen readers, 1 px by design, excepted).
+CLIPPED_JS = """[...document.querySelectorAll('body *')].filter(e => {
+  const r = e.getBoundingClientRect();
+  if (r.width <= 1 || r.height <= 1 || e.closest('.visuellement-cache')) return false;
+  const s = getComputedStyle(e);
+  const hides = [s.overflow, s.overflowX, s.overflowY].includes('hidden') || s.textOverflow === 'ellipsis';
+  return hides && e.innerText && e.innerText.trim()
+         && (e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1);
+}).map(e => e.tagName + '.' + e.className)"""
+
+
+def test_reports_reflow_at_320_px_and_keep_text_with_spacing(browser, browser_run):
+    """RGAA 10.11 (320 CSS px without horizontal scrolling) and 10.12 (text spacing without loss)."""
+    run_dir, index = browser_run
+    pages = [("index", run_dir / "index.html")] + [(f"{r['audience']}-{r['territoire']}", run_dir / r["html"])
+                                                   for r in index["reports"] if r["statut"] == "ok"]
+    for name, path in pages:
+        page, _ = _open(browser, path, {"width": 320, "height": 640})
+        try:
+            for spacing in (False, True):
+                if spacing:
+                    page.add_style_tag(content=TEXT_SPACING)
+                widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth,"
+                                       " document.body.scrollWidth]")
+                assert widths[0] <= widths[1] + 1 and widths[2] <= widths[1] + 1, (name, spacing, widths)
+                assert page.evaluate(CLIPPED_JS) == [], (name, spacing)
+            page.screenshot(path=str(ARTIFACTS / f"{name}-320-espacement.png"), full_page=True)
         finally:
             page.close()
 
