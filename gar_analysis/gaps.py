@@ -890,7 +890,10 @@ def funnel_figure(table: pd.DataFrame, names: pd.Series | None = None, *, ylabel
     ax.plot(curve["denominator"], m * curve["lower_95"], ls="--", color="0.45", lw=1)
     ax.plot(curve["denominator"], m * curve["upper_998"], ls=":", color="0.1", lw=1.2, label="Limites à 99,8 %")
     ax.plot(curve["denominator"], m * curve["lower_998"], ls=":", color="0.1", lw=1.2)
-    colors = {"au-dessus": "#0173b2", "conforme": "#949494", "en-dessous": "#de8f05"}
+    from .reporting.display import chart_palette
+
+    pal = chart_palette()  # blue, grey, orange, each ≥ 3:1 against the background
+    colors = {"au-dessus": pal[0], "conforme": pal[7], "en-dessous": pal[1]}
     for pos in POSITIONS:
         sel = t["position_998"] == pos
         if sel.any():

@@ -157,22 +157,16 @@ def test_report_limits_rows_and_counts_french(planted_findings):
     assert "12\u202f345" in html
 
 
-def _luminance(hex_color: str) -> float:
-    rgb = [int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
-    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
-    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
-
-
 @pytest.mark.parametrize("fg,bg", [("#1a1a1a", "#ffffff"), ("#4a4a4a", "#ffffff"), ("#ffffff", "#a4001d"),
                                    ("#ffffff", "#7a4100"), ("#ffffff", "#1f4e79"), ("#0b4f8a", "#ffffff"),
                                    ("#1a1a1a", "#f3f4f6"), ("#1a1a1a", "#fff4d6"), ("#1a1a1a", "#eef5ee"),
                                    ("#4a4a4a", "#f3f4f6")])
 def test_palette_contrast(fg, bg):
     from gar_analysis.checks.report import CSS
+    from gar_analysis.reporting.display import contrast_ratio
 
     assert fg in CSS and bg in CSS or bg == "#ffffff"
-    l1, l2 = sorted([_luminance(fg), _luminance(bg)], reverse=True)
-    assert (l1 + 0.05) / (l2 + 0.05) >= 4.5
+    assert contrast_ratio(fg, bg) >= 4.5
 
 
 def test_report_accepts_processed_constats_table(planted_findings, tmp_path):

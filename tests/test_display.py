@@ -112,8 +112,33 @@ def test_banner_section_and_style():
     with pytest.raises(ValueError):
         d.section_html("x", 7)
     pal = d.setup_style()
+    assert [tuple(c) for c in pal] == list(d.chart_palette())
+    import matplotlib as mpl
+    cycle = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    assert mpl.colors.to_hex(cycle[1]) == mpl.colors.to_hex(d.chart_palette()[1])  # darkened orange in use
+
+
+def test_chart_palette_contrasts_with_the_background_and_keeps_hues():
+    import colorsys
+
     import seaborn as sns
-    assert list(pal) == list(sns.color_palette("colorblind"))
+
+    base = sns.color_palette("colorblind")
+    pal = d.chart_palette()
+    assert len(pal) == len(base) == 10
+    assert min(d.contrast_ratio(c, "#ffffff") for c in base) < 1.5  # seaborn's yellow: why this exists
+    for old, new in zip(base, pal):
+        assert 3.1 <= d.contrast_ratio(new, "#ffffff") < 3.4 or new == tuple(old)  # darkened no more than needed
+        h_old, _, s_old = colorsys.rgb_to_hls(*old)
+        h_new, _, s_new = colorsys.rgb_to_hls(*new)
+        assert abs(h_old - h_new) < 0.01 and abs(s_old - s_new) < 0.02
+    assert pal[0] == tuple(base[0])  # already dark enough: unchanged
+
+
+def test_contrast_ratio_matches_wcag_examples():
+    assert d.contrast_ratio("#000000", "#ffffff") == pytest.approx(21.0)
+    assert d.contrast_ratio("#777777", "#ffffff") == pytest.approx(4.48, abs=0.01)
+    assert d.contrast_ratio("#ffffff", "#ffffff") == pytest.approx(1.0)
 
 
 def test_show_functions_return_markup(capsys):
