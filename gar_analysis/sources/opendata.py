@@ -38,8 +38,8 @@ from .. import config, territories
 from ..errors import DataError, GarAnalysisError, Problem
 from ..io import atomic_path, atomic_write_text
 from .referentiel import (
-    Layout, Problems, _academies, _col, _Collector, _departements, _finish, _number, _rentrees, _secteurs, _string,
-    field_id, read_table,
+    Layout, Problems, _academies, _coordinates, _departements, _Load, _number, _regions, _rentrees, _secteurs,
+    _string, field_id,
 )
 
 log = logging.getLogger(__name__)
@@ -577,13 +577,9 @@ def load_ivac(path: str | Path) -> pd.DataFrame:
         ``"None"`` and empty cells are NA; ``NS``/``ND`` are NA and listed in
         ``attrs["problemes"]``.
     """
-    path = Path(path)
-    raw, layout = read_table(path, IVAC_LAYOUTS, what="indicateurs de valeur ajoutée des collèges")
-    col = _Collector(path)
-    get = lambda k: _col(raw, layout, k)  # noqa: E731
-    idx = raw.index
-    out = pd.DataFrame(index=idx)
-    out["uai"] = _string(get("uai")[0], idx).str.upper()
+    ld = _Load.read(path, IVAC_LAYOUTS, "indicateurs de valeur ajoutée des collèges")
+    col, get, idx, out = ld.col, ld.get, ld.index, ld.out
+    out["uai"] = ld.text("uai").str.upper()
     s, h = get("session")
     out["session"] = _number(s, h, "int", col)
     s, h = get("secteur")
@@ -597,8 +593,7 @@ def load_ivac(path: str | Path) -> pd.DataFrame:
             continue
         s = s.mask(s.str.upper().isin(["NONE", "NAN"]), "")
         out[key] = _number(s, h, "int" if key.startswith("nb_") else "float", col)
-    col.raise_errors()
-    return _finish(out[IVAC_COLUMNS], col, layout)
+    return ld.finish(out[IVAC_COLUMNS])
 
 
 GEOLOC_LAYOUTS = (
@@ -621,36 +616,23 @@ def load_geoloc(path: str | Path) -> pd.DataFrame:
     Missing coordinates stay NA and are counted in ``attrs["problemes"]``
     (e.g. overseas collectivities); overseas départements outside the 101 are kept and reported.
     """
-    path = Path(path)
-    raw, layout = read_table(path, GEOLOC_LAYOUTS, what="géolocalisation des établissements")
-    col = _Collector(path)
-    get = lambda k: _col(raw, layout, k)  # noqa: E731
-    idx = raw.index
-    out = pd.DataFrame(index=idx)
-    out["uai"] = _string(get("uai")[0], idx).str.upper()
-    out["nom"] = _string(get("nom")[0], idx)
-    out["nature"] = _string(get("nature")[0], idx)
+    ld = _Load.read(path, GEOLOC_LAYOUTS, "géolocalisation des établissements")
+    col, get, idx, out = ld.col, ld.get, ld.index, ld.out
+    out["uai"] = ld.text("uai").str.upper()
+    out["nom"] = ld.text("nom")
+    out["nature"] = ld.text("nature")
     s, h = get("secteur")
     out["secteur"] = _secteurs(s, h, idx, col)
-    out["code_commune"] = _string(get("code_commune")[0], idx)
+    out["code_commune"] = ld.text("code_commune")
     s, h = get("code_departement")
     out["code_departement"] = _departements(s, h, idx, col)
     (ca, hca), (la, hla) = get("code_academie"), get("libelle_academie")
     out["code_academie"] = _academies(ca, la, out["code_departement"], (hca, hla), col)
-    from .referentiel import _regions
-
     out["code_region"] = _regions(get("code_region")[0], out["code_departement"])
-    for key in ("latitude", "longitude"):
-        s, h = get(key)
-        out[key] = _number(s, h, "float", col)
-    missing = out["latitude"].isna() | out["longitude"].isna()
-    if missing.any():
-        col.problem(out.index[missing][0], get("latitude")[1],
-                    f"coordonnées absentes pour {int(missing.sum())} établissement(s) : non placés sur les cartes.")
-    out["appariement"] = _string(get("appariement")[0], idx)
-    out["etat"] = _string(get("etat")[0], idx)
-    col.raise_errors()
-    return _finish(out[GEOLOC_COLUMNS], col, layout)
+    _coordinates(ld)
+    out["appariement"] = ld.text("appariement")
+    out["etat"] = ld.text("etat")
+    return ld.finish(out[GEOLOC_COLUMNS])
 
 
 EFFECTIFS_LAYOUTS = (
@@ -681,20 +663,15 @@ def load_effectifs(path: str | Path) -> pd.DataFrame:
     and year, index = physical line. UAIs are kept as published (invalid ones
     such as pseudo-UAIs ending in « O » are for the quality checks to report).
     """
-    path = Path(path)
-    raw, layout = read_table(path, EFFECTIFS_LAYOUTS, what="effectifs d'élèves")
-    col = _Collector(path)
-    get = lambda k: _col(raw, layout, k)  # noqa: E731
-    idx = raw.index
-    out = pd.DataFrame(index=idx)
-    out["uai"] = _string(get("uai")[0], idx).str.upper()
+    ld = _Load.read(path, EFFECTIFS_LAYOUTS, "effectifs d'élèves")
+    col, get, out = ld.col, ld.get, ld.out
+    out["uai"] = ld.text("uai").str.upper()
     s, h = get("rentree_scolaire")
     out["rentree_scolaire"] = _rentrees(s, h, col)
     s, h = get("effectifs")
     out["effectifs"] = _number(s, h, "int", col)
-    out["nom"] = _string(get("nom")[0], idx)
-    col.raise_errors()
-    return _finish(out[EFFECTIFS_COLUMNS], col, layout)
+    out["nom"] = ld.text("nom")
+    return ld.finish(out[EFFECTIFS_COLUMNS])
 
 
 def load_contours_academies(path: str | Path) -> pd.DataFrame:
@@ -755,13 +732,9 @@ def load_cog(path: str | Path) -> pd.DataFrame:
 
     Returns ``code, nom, type, parent, code_departement, code_region`` (strings, NA when absent).
     """
-    path = Path(path)
-    raw, layout = read_table(path, COG_LAYOUTS, what="code officiel géographique")
-    col = _Collector(path)
-    idx = raw.index
-    out = pd.DataFrame({k: _string(_col(raw, layout, k)[0], idx)
-                        for k in ("code", "nom", "type", "parent", "code_departement", "code_region")}, index=idx)
-    return _finish(out, col, layout)
+    ld = _Load.read(path, COG_LAYOUTS, "code officiel géographique")
+    keys = ("code", "nom", "type", "parent", "code_departement", "code_region")
+    return ld.finish(pd.DataFrame({k: ld.text(k) for k in keys}, index=ld.index))
 
 
 def load_gar_catalog(path: str | Path) -> dict[str, dict]:
@@ -810,26 +783,22 @@ def load_gar_opendata(path: str | Path) -> pd.DataFrame:
         layouts = tuple(GAR_OPENDATA_LAYOUTS.values())
         from .referentiel import _detect
 
-        layout = _detect(path, raw.columns, layouts, "données ouvertes du GAR")
+        ld = _Load(path, raw, _detect(path, raw.columns, layouts, "données ouvertes du GAR"))
     else:
-        raw, layout = read_table(path, tuple(GAR_OPENDATA_LAYOUTS.values()), what="données ouvertes du GAR")
-    col = _Collector(path)
-    get = lambda k: _col(raw, layout, k)  # noqa: E731
-    idx = raw.index
-    out = pd.DataFrame(index=idx)
+        ld = _Load.read(path, tuple(GAR_OPENDATA_LAYOUTS.values()), "données ouvertes du GAR")
+    col, get, idx, out, layout = ld.col, ld.get, ld.index, ld.out, ld.layout
     if layout.name == "gar-academie":
         (ca, hca), (lib, hlib) = get("code_academie"), get("libelle")
         out["code_academie"] = _academies(ca, lib, pd.Series(pd.NA, index=idx, dtype="string"), (hca, hlib), col)
         out["libelle"] = _string(lib, idx)
     else:
         key = "degre" if layout.name == "gar-degre" else "profil"
-        out[key] = _string(get(key)[0], idx)
+        out[key] = ld.text(key)
     for m in _GAR_MEASURES:
         s, h = get(m)
         if s is not None:
             out[m] = _number(s, h, "int", col)
-    col.raise_errors()
-    return _finish(out, col, layout)
+    return ld.finish(out)
 
 
 def _geojson_as_table(path: Path) -> pd.DataFrame:

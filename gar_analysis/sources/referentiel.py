@@ -502,6 +502,51 @@ def _finish(df: pd.DataFrame, col: _Collector, layout: Layout) -> pd.DataFrame:
     return df
 
 
+def _coordinates(ld: "_Load") -> None:
+    """Parse ``latitude`` and ``longitude`` into ``ld.out``; report the lines without coordinates."""
+    for key in ("latitude", "longitude"):
+        s, h = ld.get(key)
+        ld.out[key] = _number(s, h, "float", ld.col)
+    missing = ld.out["latitude"].isna() | ld.out["longitude"].isna()
+    if missing.any():
+        ld.col.problem(ld.index[missing][0], ld.get("latitude")[1],
+                       f"coordonnées absentes pour {int(missing.sum())} ligne(s) : établissement(s) non placé(s) "
+                       "sur les cartes (compléter la géolocalisation).")
+
+
+class _Load:
+    """One layout-driven load: the raw table, its layout, the problems collected, the frame being built.
+
+    Loaders read columns with :meth:`get` (``(series or None, header or None)``)
+    or :meth:`text`, fill :attr:`out` (indexed by physical line), and return
+    :meth:`finish`, which raises the collected errors first.
+    """
+
+    def __init__(self, path: str | Path, raw: pd.DataFrame, layout: Layout):
+        self.raw, self.layout = raw, layout
+        self.col = _Collector(Path(path))
+        self.index = raw.index
+        self.out = pd.DataFrame(index=self.index)
+
+    @classmethod
+    def read(cls, path: str | Path, layouts: tuple[Layout, ...], what: str) -> "_Load":
+        """Read ``path`` with :func:`read_table` (the first matching layout)."""
+        raw, layout = read_table(path, layouts, what=what)
+        return cls(path, raw, layout)
+
+    def get(self, key: str) -> tuple[pd.Series | None, str | None]:
+        return _col(self.raw, self.layout, key)
+
+    def text(self, key: str) -> pd.Series:
+        """Return column ``key`` as stripped strings (NA when empty or absent)."""
+        return _string(self.get(key)[0], self.index)
+
+    def finish(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Raise the collected errors, else return ``df`` with its index name and attributes."""
+        self.col.raise_errors()
+        return _finish(df, self.col, self.layout)
+
+
 # --------------------------------------------------------------------------- annuaire
 
 _NIVEAUX = {"ecole": "ecole", "college": "college", "lycee": "lycee"}
@@ -533,13 +578,9 @@ def load_annuaire(path: str | Path) -> pd.DataFrame:
     >>> ann = load_annuaire("fr-en-annuaire-education.csv")  # doctest: +SKIP
     >>> ann.groupby("niveau").size()                          # doctest: +SKIP
     """
-    path = Path(path)
-    raw, layout = read_table(path, ANNUAIRE_LAYOUTS, what="annuaire de l'éducation")
-    col = _Collector(path)
-    get = lambda key: _col(raw, layout, key)  # noqa: E731
-    idx = raw.index
-    out = pd.DataFrame(index=idx)
-    out["uai"] = _string(get("uai")[0], idx).str.upper()
+    ld = _Load.read(path, ANNUAIRE_LAYOUTS, "annuaire de l'éducation")
+    col, get, idx, out = ld.col, ld.get, ld.index, ld.out
+    out["uai"] = ld.text("uai").str.upper()
     out["nom"] = _string(get("nom")[0], idx)
     type_s, _ = get("type_etablissement")
     out["type_etablissement"] = _string(type_s, idx)
@@ -567,14 +608,7 @@ def load_annuaire(path: str | Path) -> pd.DataFrame:
         col.problem(lines[0], h_ep, f"éducation prioritaire « {value} » non reconnue (REP, REP+ ou vide attendu) : "
                     f"{len(lines)} ligne(s) comptées hors éducation prioritaire.")
     out["education_prioritaire"] = ep_norm.where(ok, "").astype("string")
-    for key in ("latitude", "longitude"):
-        s, h = get(key)
-        out[key] = _number(s, h, "float", col)
-    no_coords = out["latitude"].isna() | out["longitude"].isna()
-    if no_coords.any():
-        col.problem(out.index[no_coords][0], get("latitude")[1],
-                    f"coordonnées absentes pour {int(no_coords.sum())} ligne(s) : établissement(s) non placé(s) "
-                    "sur les cartes (compléter la géolocalisation).")
+    _coordinates(ld)
     out["etat"] = _string(get("etat")[0], idx)
     s, h = get("nombre_eleves")
     out["nombre_eleves"] = (_number(s, h, "int", col, report_tokens=False) if s is not None
@@ -588,8 +622,7 @@ def load_annuaire(path: str | Path) -> pd.DataFrame:
     empty_uai = out["uai"].isna()
     for line in out.index[empty_uai][:1000]:
         col.error(line, get("uai")[1], "valeur manquante : l'identifiant UAI est obligatoire.")
-    col.raise_errors()
-    return _finish(out[ANNUAIRE_COLUMNS], col, layout)
+    return ld.finish(out[ANNUAIRE_COLUMNS])
 
 
 # --------------------------------------------------------------------------- IPS
@@ -654,15 +687,12 @@ def load_ips(path: str | Path, niveau: str | None = None) -> pd.DataFrame:
             raise ValueError(f"niveau inconnu : {niveau!r} (ecole, college ou lycee).")
         # the expected level's layout first; a simpler layout (e.g. no standard deviation) still loads
         layouts = tuple(sorted(IPS_LAYOUTS, key=lambda lay: lay.niveau != niveau))
-    raw, layout = read_table(path, layouts, what="indices de position sociale (IPS)")
-    col = _Collector(path)
+    ld = _Load.read(path, layouts, "indices de position sociale (IPS)")
+    col, get, idx, out, layout = ld.col, ld.get, ld.index, ld.out, ld.layout
     if niveau is not None and layout.niveau != niveau and layout.niveau == "lycee":
         col.problem(1, None, f"disposition de fichier {layout.name} lue comme IPS de niveau {niveau} : "
                     "vérifier que le fichier est le bon.")
-    get = lambda key: _col(raw, layout, key)  # noqa: E731
-    idx = raw.index
-    out = pd.DataFrame(index=idx)
-    out["uai"] = _string(get("uai")[0], idx).str.upper()
+    out["uai"] = ld.text("uai").str.upper()
     s, h = get("rentree_scolaire")
     out["rentree_scolaire"] = _rentrees(s, h, col)
     out["niveau"] = pd.Series(niveau or layout.niveau, index=idx, dtype="string")
@@ -699,8 +729,7 @@ def load_ips(path: str | Path, niveau: str | None = None) -> pd.DataFrame:
     empty_uai = out["uai"].isna()
     for line in out.index[empty_uai][:1000]:
         col.error(line, get("uai")[1], "valeur manquante : l'identifiant UAI est obligatoire.")
-    col.raise_errors()
-    return _finish(out[IPS_COLUMNS], col, layout)
+    return ld.finish(out[IPS_COLUMNS])
 
 
 # --------------------------------------------------------------------------- communes
@@ -728,13 +757,9 @@ def load_communes(path: str | Path) -> pd.DataFrame:
         nouvelle and its commune déléguée share a code) the commune is kept and
         ``attrs["doublons"]`` counts the other lines.
     """
-    path = Path(path)
-    raw, layout = read_table(path, COMMUNES_LAYOUTS, what="population des communes")
-    col = _Collector(path)
-    get = lambda key: _col(raw, layout, key)  # noqa: E731
-    idx = raw.index
-    out = pd.DataFrame(index=idx)
-    code = _string(get("code_commune")[0], idx)
+    ld = _Load.read(path, COMMUNES_LAYOUTS, "population des communes")
+    col, get, idx, out = ld.col, ld.get, ld.index, ld.out
+    code = ld.text("code_commune")
     out["code_commune"] = code.where(code.isna() | (code.str.len() != 4), "0" + code.fillna(""))
     s, h = get("population")
     out["population"] = _number(s, h, "int", col)
@@ -752,7 +777,7 @@ def load_communes(path: str | Path) -> pd.DataFrame:
     order = pd.DataFrame({"code": out["code_commune"], "rank": rank, "line": idx}, index=idx)
     keep = ~order.sort_values(["rank", "line"]).duplicated("code").reindex(idx)
     doublons = int((~keep).sum())
-    out = _finish(out.loc[keep, COMMUNES_COLUMNS], col, layout)
+    out = ld.finish(out.loc[keep, COMMUNES_COLUMNS])
     out.attrs["doublons"] = doublons
     return out
 
