@@ -42,11 +42,20 @@ def test_planted_terms_are_estimated_near_their_value(sample, model):
 
 
 @pytest.mark.parametrize("model", ["adoption", "usage"])
-def test_every_95_interval_covers_the_planted_value(sample, model):
+def test_95_intervals_miss_the_planted_values_no_more_than_chance_allows(sample, model):
+    """With exact 95 % coverage, more than ``allowed`` misses among the planted terms has probability < 1 %.
+
+    A seed-independent check (requiring every interval to cover would fail by chance
+    for some seeds); coverage itself is measured over 100 datasets (test_models_slow).
+    """
+    from scipy.stats import binom
+
     t = sample[model].table.set_index("term")
-    missed = [term for term, value in _terms(sample["truth"][model]).items()
-              if not t.loc[term, "ci_low"] <= value <= t.loc[term, "ci_high"]]
-    assert missed == []
+    terms = _terms(sample["truth"][model])
+    missed = [term for term, value in terms.items() if not t.loc[term, "ci_low"] <= value <= t.loc[term, "ci_high"]]
+    allowed = int(binom.ppf(0.99, len(terms), 0.05))
+    assert len(terms) >= 5 and allowed < len(terms) / 2
+    assert len(missed) <= allowed, (model, missed)
 
 
 def test_negative_binomial_alpha_recovered(sample):
