@@ -50,9 +50,9 @@ OUT = ROOT / "benchmarks" / "out"
 N_SCHOOLS = 10_000
 N_RESOURCES = 500
 SEED = 20241
-# Peak memory of the pandas variant per event, measured at 10 M and 100 M events
-# (1.68 GB and 13.99 GB): used to skip it where it would not fit.
-PANDAS_BYTES_PER_EVENT = 140
+# Peak memory of the pandas variants per event, measured at 10 M and 100 M events
+# (pandas 1.70 and 13.99 GB, pandas_str 2.41 and 19.20 GB): used to skip them where they would not fit.
+PANDAS_BYTES_PER_EVENT = {"pandas": 140, "pandas_str": 195}
 PANDAS_BASE_BYTES = 400 * 2**20
 
 
@@ -211,9 +211,9 @@ def main(argv=None) -> int:
         if args.variants:
             order = [v for v in order if v in args.variants]
         for v in [v for v in order if v.startswith("pandas")]:
-            if not pandas_fits(n, args.pandas_max):
+            if not pandas_fits(v, n, args.pandas_max):
                 order.remove(v)
-                print(f"{v} {label(n)} : non lancé (mémoire estimée {pandas_need(n) / 2**30:.1f} Go, "
+                print(f"{v} {label(n)} : non lancé (mémoire estimée {pandas_need(v, n) / 2**30:.1f} Go, "
                       f"disponible {mem_available() / 2**30:.1f} Go, --pandas-max {args.pandas_max:g})", flush=True)
         for _ in range(args.repeat):
             for v in order:
@@ -229,9 +229,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def pandas_need(n: int) -> int:
-    """Return the estimated peak memory (bytes) of the pandas variant on ``n`` events."""
-    return PANDAS_BASE_BYTES + PANDAS_BYTES_PER_EVENT * n
+def pandas_need(variant: str, n: int) -> int:
+    """Return the estimated peak memory (bytes) of a pandas variant on ``n`` events."""
+    return PANDAS_BASE_BYTES + PANDAS_BYTES_PER_EVENT[variant] * n
 
 
 def mem_available() -> int:
@@ -245,9 +245,9 @@ def mem_available() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def pandas_fits(n: int, pandas_max: float) -> bool:
-    """Tell whether the pandas variant should run on ``n`` events (size cap, 90 % of free memory)."""
-    return n <= pandas_max and pandas_need(n) <= 0.9 * mem_available()
+def pandas_fits(variant: str, n: int, pandas_max: float) -> bool:
+    """Tell whether a pandas variant should run on ``n`` events (size cap, 90 % of free memory)."""
+    return n <= pandas_max and pandas_need(variant, n) <= 0.9 * mem_available()
 
 
 def measure_isolated(variant: str, events: Path, n: int) -> dict:

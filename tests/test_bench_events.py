@@ -51,6 +51,9 @@ def test_summary_takes_medians_and_ratios(bench):
 
 def test_pandas_runs_only_where_it_fits(bench, monkeypatch):
     monkeypatch.setattr(bench, "mem_available", lambda: 24 * 2**30)
-    assert bench.pandas_fits(100_000_000, 1e9)  # ≈ 14 GB of 24
-    assert not bench.pandas_fits(200_000_000, 1e9)  # ≈ 28 GB
-    assert not bench.pandas_fits(10_000_000, 1e6)  # size cap
+    assert bench.pandas_fits("pandas", 100_000_000, 1e9)  # ≈ 14 GB of 24
+    assert bench.pandas_fits("pandas_str", 100_000_000, 1e9)  # ≈ 20 GB
+    assert not bench.pandas_fits("pandas", 200_000_000, 1e9)  # ≈ 28 GB
+    assert not bench.pandas_fits("pandas_str", 120_000_000, 1e9)  # ≈ 23.8 GB, pandas alone would fit
+    assert bench.pandas_fits("pandas", 120_000_000, 1e9)
+    assert not bench.pandas_fits("pandas", 10_000_000, 1e6)  # size cap
