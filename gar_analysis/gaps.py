@@ -526,7 +526,7 @@ def unit_name(unit: str, code: str, schools: pd.DataFrame | None = None) -> str:
     """Readable name of a unit (académie, département, région or school)."""
     from . import territories as t
     if unit == "code_academie":
-        return f"Académie de {t.academie_name(code)}"
+        return t.academie_label(code, capitalize=True)
     if unit == "code_departement":
         return t.departement_name(code)
     if unit == "code_region":

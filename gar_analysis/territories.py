@@ -131,6 +131,23 @@ def academie_name(code: str) -> str:
     return names.get(code, code)
 
 
+#: Académies named with an article (« académie de la Guyane »); the others take none.
+_ACADEMIE_ARTICLES = {"Guadeloupe": "la ", "Guyane": "la ", "Martinique": "la "}
+
+
+def academie_label(code: str, *, capitalize: bool = False) -> str:
+    """Return « académie de Rennes », « académie d'Amiens », « académie de la Guyane » for a code (or a name).
+
+    French elision before a vowel and the article of the overseas académies, as
+    the ministry writes them; ``capitalize`` starts with « Académie ».
+    """
+    name = academie_name(str(code))
+    article = _ACADEMIE_ARTICLES.get(name, "")
+    de = "d'" if not article and name[:1].upper() in "AEIOUYÀÂÉÈÊÎÏÔÛ" else "de "
+    label = f"académie {de}{article}{name}"
+    return "A" + label[1:] if capitalize else label
+
+
 def departement_name(code: str) -> str:
     """Return the département's name for its code (the code itself when unknown)."""
     d = departements()
@@ -183,7 +200,7 @@ def territory_name(audience: str, code: str) -> str:
     if level == "national":
         return "France entière"
     if level == "code_academie":
-        return f"académie de {academie_name(code)}"
+        return academie_label(code)
     if level == "code_region" and audience == "region":
         return f"région {region_name(code)}"
     if level == "code_region":

@@ -38,3 +38,13 @@ def test_audiences_and_codes():
     with pytest.raises(ConfigError, match="Valeurs possibles"):
         t.territory_codes("mairie")
     assert t.territory_name("academie", "14") == "académie de Rennes"
+    assert t.territory_name("academie", "02") == "académie d'Aix-Marseille"
+
+
+def test_academie_labels_follow_french_usage():
+    labels = {t.academie_name(c): t.academie_label(c) for c in t.academies().code_academie}
+    assert labels["Amiens"] == "académie d'Amiens" and labels["Orléans-Tours"] == "académie d'Orléans-Tours"
+    assert labels["Guyane"] == "académie de la Guyane" and labels["La Réunion"] == "académie de La Réunion"
+    assert labels["Rennes"] == "académie de Rennes" and labels["Mayotte"] == "académie de Mayotte"
+    assert sum(v.startswith("académie d'") for v in labels.values()) == 3
+    assert t.academie_label("Amiens", capitalize=True) == "Académie d'Amiens"  # a name works too

@@ -357,7 +357,7 @@ def _projects(s: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         rows.append(("departement", dep.code_departement, f"ENT collèges {dep.nom_departement}",
                      "2018-09-01", 5 * 365))
     for aca in territories.academies().itertuples():
-        rows.append(("academie", aca.code_academie, f"ENT écoles académie de {aca.nom_academie}",
+        rows.append(("academie", aca.code_academie, f"ENT écoles {territories.academie_label(aca.code_academie)}",
                      "2020-09-01", 4 * 365 + 60))
     p = pd.DataFrame(rows, columns=["perimetre", "code", "projet_ent", "debut", "etendue"])
     n = len(p)
@@ -751,7 +751,7 @@ def _crm(s, communes, p, auth, cat, rng):
     deps = territories.departements()
     acteurs = []
     for a in territories.academies().itertuples():
-        acteurs.append(("academie", f"Académie de {a.nom_academie}", a.code_academie))
+        acteurs.append(("academie", territories.academie_label(a.code_academie, capitalize=True), a.code_academie))
     for r in territories.regions().itertuples():
         acteurs.append(("region", f"Région {r.nom_region}", r.code_region))
     for d in deps.itertuples():

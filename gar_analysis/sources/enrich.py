@@ -410,10 +410,11 @@ def opendata_summary(table: pd.DataFrame) -> tuple[list[str], list[str]]:
         forts.append(f"{total:,} accès aux ressources via le GAR publiés pour {len(known)} académies.".replace(",", "\u202f"))
         if "acces_par_etablissement" in known and known["acces_par_etablissement"].notna().any():
             top = known.sort_values("acces_par_etablissement", ascending=False).iloc[0]
-            forts.append(f"Usage le plus intense rapporté au nombre d'établissements : académie de {top.nom_academie}.")
+            forts.append("Usage le plus intense rapporté au nombre d'établissements : "
+                         f"{territories.academie_label(top.code_academie)}.")
             low = known.sort_values("acces_par_etablissement").iloc[0]
-            corriger.append(f"Accompagner en priorité l'académie de {low.nom_academie}, où l'usage rapporté au "
-                            "nombre d'établissements est le plus faible.")
+            corriger.append(f"Accompagner en priorité l'{territories.academie_label(low.code_academie)}, où l'usage "
+                            "rapporté au nombre d'établissements est le plus faible.")
         absent = table.loc[table["acces"].isna(), "nom_academie"].tolist()
         if absent:
             corriger.append("Compléter les données publiées pour : " + ", ".join(absent) + ".")
