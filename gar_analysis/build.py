@@ -25,7 +25,7 @@ from .contract import PROFILS, SUPPORTS
 from .errors import DataError
 from .io import atomic_write_parquet, atomic_write_text, sha256_file
 from .sources import DataDir
-from .territories import normalize_departement
+from .territories import departements, normalize_departement
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,35 @@ def _pivot_sum(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
 def _register(ds: DataDir) -> pd.DataFrame:
     reg = ds.annuaire.drop_duplicates("uai", keep="first").copy()
     reg["ep"] = reg["education_prioritaire"].fillna("").ne("")
-    return reg.reset_index(drop=True)
+    return place_by_register(reg).reset_index(drop=True)
+
+
+def place_by_register(schools: pd.DataFrame) -> pd.DataFrame:
+    """Place each school in the académie and région of its département, as the territorial register does.
+
+    A school whose ``code_academie`` or ``code_region`` disagrees with its département (the check
+    ``territoire_incoherent``) would otherwise be counted by two territories' pages, or by none.
+    Its codes are replaced by the register's and ``territoire_corrige`` is True, so that pages can
+    say how many schools were moved. A département unknown to the register leaves the row as it is.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"uai": ["0384510W"], "code_departement": ["38"], "code_academie": ["04"],
+    ...                    "code_region": ["75"]})
+    >>> place_by_register(df)[["code_academie", "code_region", "territoire_corrige"]].values.tolist()
+    [['08', '84', True]]
+    """
+    ref = departements().set_index("code_departement")
+    out = schools.copy()
+    dep = out["code_departement"].astype("string")
+    moved = pd.Series(False, index=out.index)
+    for col in ("code_academie", "code_region"):
+        expected = dep.map(ref[col]).astype("string")
+        differs = expected.notna() & out[col].astype("string").ne(expected).fillna(True)
+        out.loc[differs, col] = expected[differs]
+        moved |= differs
+    out["territoire_corrige"] = moved.to_numpy()
+    return out
 
 
 def _ips(ds: DataDir) -> pd.DataFrame:

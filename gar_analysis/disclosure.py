@@ -1,14 +1,18 @@
 """Statistical disclosure control: small counts are published as ``c``.
 
-Any published count below :data:`gar_analysis.config.DISCLOSURE_THRESHOLD`
-(default 5) is replaced by the marker ``c`` (*secret statistique*), and so is
-any rate whose denominator is below the threshold. Zero is a count like any
-other below the threshold: it is suppressed too (publishing "0" next to "c"
-would let a reader tell the two apart).
+What is suppressed is decided once (``docs/indicators.md``, section « Secret
+statistique »): a count of people or of their acts (pupils, teachers, accédants,
+accès, affectations) from 1 to :data:`gar_analysis.config.DISCLOSURE_THRESHOLD` − 1
+is replaced by the marker ``c`` (*secret statistique*), and so is a rate built on
+one (its denominator small, or the count it implies small). Zero is shown as zero:
+it reveals no one. Counts of schools, conventions and actions are facts about
+public institutions: they are shown, and so are rates on them — pass only the
+people columns as ``count_cols``.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -40,9 +44,9 @@ def _threshold(threshold: int | None) -> int:
 
 
 def _small(series: pd.Series, threshold: int) -> pd.Series:
-    """Mask of numeric cells below the threshold (already-suppressed cells included)."""
+    """Mask of numeric cells from 1 to threshold − 1 (already-suppressed cells included; zero is shown)."""
     num = pd.to_numeric(series.where(~series.map(is_suppressed)), errors="coerce")
-    small = num.notna() & (num < threshold)
+    small = num.notna() & (num > 0) & (num < threshold)
     return small | series.map(is_suppressed)
 
 
@@ -56,20 +60,20 @@ def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable
     df : pandas.DataFrame
         Table to publish.
     count_cols : iterable of str
-        Count columns: a value below the threshold becomes ``c``.
+        Counts of people (or of their acts): a value from 1 to threshold − 1 becomes ``c``.
     rate_cols : iterable of str, optional
-        Rate (or ratio) columns: a value becomes ``c`` when its denominator is
-        below the threshold (or suppressed). Each needs an entry in ``denominators``.
+        Rate (or ratio) columns: a value becomes ``c`` when its denominator is a count
+        of people that is suppressed. Each needs an entry in ``denominators``.
     denominators : mapping of str to str, optional
-        Rate column → its denominator column. The denominator may also be a
-        column not listed in ``count_cols`` (it is then read, not suppressed).
+        Rate column → its denominator column. A denominator not listed in ``count_cols``
+        (a count of schools) is read, not suppressed, and does not suppress its rate.
     threshold : int, optional
         Suppression threshold (default :data:`config.DISCLOSURE_THRESHOLD`).
     implied : iterable of str or bool, optional
         Rate columns (True: all of them) that are a count divided by their denominator:
-        they are also suppressed when that implied count (rate × denominator) is below the
-        threshold — otherwise a published share and its published denominator would give
-        back a suppressed count (60 % of 5 schools = 3).
+        they are also suppressed when that implied count of people (rate × denominator) is
+        from 1 to threshold − 1 — otherwise a published share and its published denominator
+        would give back a suppressed count (60 % of 5 = 3).
 
     Returns
     -------
@@ -83,9 +87,9 @@ def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable
 
     Examples
     --------
-    >>> df = pd.DataFrame({"n": [2, 40], "inscrits": [1, 30], "part": [0.5, 0.75]})
-    >>> suppress(df, ["n", "inscrits"], rate_cols=["part"], denominators={"part": "n"}).values.tolist()
-    [['c', 'c', 'c'], [40, 30, 0.75]]
+    >>> df = pd.DataFrame({"eleves": [2, 40, 0], "acces": [1, 30, 0], "part": [0.5, 0.75, np.nan]})
+    >>> suppress(df, ["eleves", "acces"], rate_cols=["part"], denominators={"part": "eleves"}).values.tolist()
+    [['c', 'c', 'c'], [40, 30, 0.75], [0, 0, nan]]
     """
     t = _threshold(threshold)
     count_cols = list(count_cols)
@@ -98,16 +102,17 @@ def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable
     if no_denominator:
         raise ConfigError(f"Taux sans dénominateur déclaré : {', '.join(no_denominator)}.")
     out = df.copy()
-    masks = {c: _small(df[c], t) for c in set(count_cols) | set(denominators.values())}
+    masks = {c: _small(df[c], t) for c in count_cols}
     implied_cols = set(rate_cols) if implied is True else set(implied or [])
     for col in rate_cols:
-        mask = masks[denominators[col]] | df[denominators[col]].isna()
+        den = denominators[col]
+        mask = masks[den] if den in masks else df[den].map(is_suppressed)
         if col in implied_cols:
             rate = pd.to_numeric(df[col].where(~df[col].map(is_suppressed)), errors="coerce")
             den = pd.to_numeric(df[denominators[col]].where(~df[denominators[col]].map(is_suppressed)),
                                 errors="coerce")
             count = (rate * den).round(6)
-            mask |= count.notna() & (count < t)
+            mask |= count.notna() & (count > 0) & (count < t)
         out[col] = _replace(out[col], mask)
     for col in count_cols:
         out[col] = _replace(out[col], masks[col])
@@ -151,3 +156,62 @@ def suppress_value(value: object, denominator: object = None, *, threshold: int 
     if isinstance(ref, (int, float, np.integer, np.floating)) and ref < t:
         return config.SUPPRESSED
     return value
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a table's columns are, for :func:`publish`.
+
+    Parameters
+    ----------
+    people : tuple of str
+        Counts of people or of their acts (suppressed from 1 to threshold − 1).
+    rates : mapping of str to str
+        Rate column → its denominator column.
+    implied : tuple of str
+        Rates that are a count of people divided by their denominator.
+    """
+
+    people: tuple[str, ...] = ()
+    rates: Mapping[str, str] = field(default_factory=dict)
+    implied: tuple[str, ...] = ()
+
+
+def with_spec(frame: pd.DataFrame, spec: Spec) -> pd.DataFrame:
+    """Attach a disclosure spec to a table (``frame.attrs["disclosure"]``) and return it."""
+    frame.attrs["disclosure"] = spec
+    return frame
+
+
+def publish(frame: pd.DataFrame, spec: Spec | None = None, *, threshold: int | None = None) -> pd.DataFrame:
+    """Return a table safe to print: the one publish step of every page, digest and download.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A table from the package (its spec in ``attrs["disclosure"]``) or any table with ``spec``.
+    spec : Spec, optional
+        What the columns are; default: the spec the producing function attached.
+    threshold : int, optional
+        Suppression threshold (default :data:`config.DISCLOSURE_THRESHOLD`).
+
+    Raises
+    ------
+    ConfigError
+        When the table carries no spec: an undeclared table is never published as it is.
+
+    Examples
+    --------
+    >>> m = with_spec(pd.DataFrame({"mois": ["2024-01"], "acces": [3], "inscrits": [2]}), Spec(people=("acces",)))
+    >>> publish(m).values.tolist()
+    [['2024-01', 'c', 2]]
+    """
+    spec = spec if spec is not None else frame.attrs.get("disclosure")
+    if not isinstance(spec, Spec):
+        raise ConfigError("Tableau sans règle de secret statistique déclarée : il ne peut pas être publié tel quel.")
+    out = suppress(frame, [c for c in spec.people if c in frame.columns],
+                   rate_cols=[c for c in spec.rates if c in frame.columns],
+                   denominators={k: v for k, v in spec.rates.items() if k in frame.columns},
+                   threshold=threshold, implied=[c for c in spec.implied if c in frame.columns])
+    out.attrs["disclosure"] = spec
+    return out

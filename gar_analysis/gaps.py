@@ -500,26 +500,10 @@ def rank_intervals(table: pd.DataFrame, estimate: str = "shrunk_rate", low: str 
     return out
 
 
-#: Unit of comparison per audience (the territories inside the audience's scope).
-AUDIENCE_UNITS = {"national": "code_academie", "region_academique": "code_academie", "academie": "code_departement",
-                  "departement": "uai", "region": "uai"}
-#: Schools in the scope of a local authority (collèges for départements, lycées for régions).
-AUDIENCE_LEVELS = {"departement": ("college",), "region": ("lycee",)}
-
-
 def select_scope(schools: pd.DataFrame, audience: str, territoire: str) -> pd.DataFrame:
-    """Schools of one audience's territory (all schools for ``national``)."""
-    from .territories import AUDIENCES
-    from .errors import ConfigError
-    if audience not in AUDIENCES or audience == "editeur":
-        raise ConfigError(f"Audience non prise en charge pour les écarts territoriaux : {audience!r}.")
-    level = AUDIENCES[audience][0]
-    out = schools
-    if level != "national":
-        out = out[out[level].astype(str) == str(territoire)]
-    if audience in AUDIENCE_LEVELS and "niveau" in out.columns:
-        out = out[out["niveau"].isin(AUDIENCE_LEVELS[audience])]
-    return out
+    """Schools of one audience's territory (all schools for ``national``): :meth:`Audience.scope`."""
+    from .territories import get_audience
+    return get_audience(audience, territorial=True).scope(schools, territoire)
 
 
 def unit_name(unit: str, code: str, schools: pd.DataFrame | None = None) -> str:
@@ -706,13 +690,8 @@ def _spot_sentence(row: dict, national: pd.Series, is_oe: bool, attrs: dict, thr
 
 #: Composition of a school used by the O/E model (columns of etablissements.parquet).
 DEFAULT_COVARIATES = ("ips_10", "log_eleves", "rural", "niveau", "secteur", "ep")
-UNIT_LABELS = {"code_academie": "académies", "code_departement": "départements", "code_region": "régions",
-               "uai": "établissements"}
 POSITION_SYMBOLS = {"au-dessus": "▲ au-dessus", "conforme": "● conforme", "en-dessous": "▼ en dessous"}
 _MARKERS = {"au-dessus": "^", "conforme": "o", "en-dessous": "v"}
-#: Audience → unit of comparison inside the territory.
-REPORT_UNITS = {"national": "code_academie", "region_academique": "code_departement",
-                "academie": "code_departement", "departement": "uai", "region": "uai"}
 
 
 def school_indicators(schools: pd.DataFrame) -> pd.DataFrame:
@@ -739,7 +718,8 @@ def territorial_analysis(schools: pd.DataFrame, audience: str, territoire: str, 
     """All comparisons of one report: funnels, O/E tables and bright spots.
 
     The reference values and the composition models are national (all schools);
-    the units compared are those inside the territory (:data:`REPORT_UNITS`).
+    the units compared are those inside the territory (``Audience.comparison_unit``), each
+    computed over the territory's own schools only.
 
     Returns
     -------
@@ -748,17 +728,19 @@ def territorial_analysis(schools: pd.DataFrame, audience: str, territoire: str, 
         ``oe`` (list of dicts: titre, table), ``spots`` (DataFrame),
         ``excluded`` (schools without complete composition), ``scope`` (schools).
     """
-    unit = REPORT_UNITS.get(audience)
-    if unit is None:
-        from .errors import ConfigError
-        raise ConfigError(f"Audience non prise en charge pour les écarts territoriaux : {audience!r}.")
+    from .territories import get_audience, unit_label
+    unit = get_audience(audience, territorial=True).comparison_unit
     s = school_indicators(schools)
     scope = select_scope(s, audience, territoire)
     if scope.empty:
         raise DataError.single("etablissements", f"aucun établissement pour le territoire {territoire!r} "
                                                  f"de l'audience {audience!r}.")
     in_scope = s.index.isin(scope.index)
-    out = {"unit": unit, "unit_label": UNIT_LABELS[unit], "funnels": [], "oe": [], "scope": scope}
+    # a unit of the territory is its schools inside the scope, never the same code's schools elsewhere
+    # (a foreign département's school listed by the académie, the collèges of a lycée's département…)
+    scope_units = set(scope[unit].astype(str))
+    s = s[~s[unit].astype(str).isin(scope_units) | in_scope]
+    out = {"unit": unit, "unit_label": unit_label(unit), "funnels": [], "oe": [], "scope": scope}
     per_school = unit == "uai"
     registered = s[(s["inscrit"] == 1)]
     expo = registered[pd.to_numeric(registered["nombre_eleves"], errors="coerce").fillna(0) > 0]
@@ -769,7 +751,6 @@ def territorial_analysis(schools: pd.DataFrame, audience: str, territoire: str, 
                       "proportion"))
     specs.append(("Accès par élève sur la période (établissements inscrits)", expo, "acces", "nombre_eleves",
                   "rate"))
-    scope_units = set(scope[unit].astype(str))
     for titre, frame, num, den, kind in specs:
         if not frame[unit].astype(str).isin(scope_units).any():
             continue

@@ -33,18 +33,12 @@ import pandas as pd
 
 from . import config
 from .contract import PROFILS, SUPPORTS
-from .disclosure import is_suppressed
+from .disclosure import Spec, is_suppressed, with_spec
 from .errors import ConfigError, DataError
-from .territories import (AUDIENCES, academie_name, departement_name, normalize_departement, region_name, slug,
-                          territory_codes, territory_name)
+from .numbers import MONTH_NAMES, fmt_number, fmt_percent
+from .territories import (AUDIENCES, academie_name, departement_name, get_audience, normalize_departement,
+                          region_name, slug, territory_codes, territory_name, unit_label)
 
-#: School level funded by a local-authority audience (conseil régional, conseil départemental).
-FUNDED_LEVEL = {"region": "lycee", "departement": "college"}
-#: Sub-unit of each audience for the "side by side" tables and charts.
-SUB_UNIT = {"national": "code_academie", "region_academique": "code_academie", "academie": "code_departement",
-            "region": "code_departement", "departement": "secteur"}
-SUB_UNIT_LABEL = {"code_academie": "académie", "code_departement": "département", "secteur": "secteur",
-                  "uai": "établissement"}
 #: Months excluded from the reference month (summer holidays).
 HOLIDAY_MONTHS = ("07", "08")
 #: Usage window (months).
@@ -55,66 +49,142 @@ EXPIRING_DAYS = 183
 
 @dataclass(frozen=True)
 class Indicator:
-    """An indicator of the dashboard.
+    """An indicator: one definition that every page, alt text, glossary and digest reads.
 
     Parameters
     ----------
     name : str
-        Column / key name.
+        Identifier (column / key name, and the glossary anchor).
     label : str
-        French label with its unit.
+        French label, as printed on every page.
     kind : str
-        ``count`` (suppressed below the threshold), ``percent``, ``decimal``, ``days``, ``euros``.
+        ``count``, ``percent``, ``decimal``, ``days``, ``euros``.
+    definition : str
+        Plain-French definition for the glossary.
+    numerator : str
+        What is counted (French), for a rate; for a count, what it counts.
     denominator : str or None
-        For a rate: the count it is computed on (suppressed with it).
+        For a rate: the indicator it is divided by (published beside it).
+    population : str
+        The schools it is computed on (French).
+    window : str
+        The period it covers (French).
+    people : bool
+        Whether it counts people or their acts (pupils, teachers, accès, affectations): such a
+        count, and a rate built on one, is suppressed below the threshold. Counts of schools,
+        conventions and actions are facts about public institutions and are shown.
     better : str or None
-        ``"haut"`` when a higher value is better, ``"bas"`` when lower is better, None when neutral.
+        ``"haut"`` when a higher value is better, ``"bas"`` when lower is better, None when neutral
+        (never called above or below).
     implied : bool
-        For a rate: it is a count divided by its denominator, so it is also suppressed when that
-        count (value × denominator) is below the threshold. False for medians and growth rates.
+        For a rate: a count divided by its denominator, so also suppressed when that count
+        (value × denominator) is a small count of people. False for medians and growth rates.
+    source : str
+        Source files (French).
     """
 
     name: str
     label: str
     kind: str
+    definition: str = ""
+    numerator: str = ""
     denominator: str | None = None
+    population: str = "établissements du périmètre"
+    window: str = "dernière situation connue"
+    people: bool = False
     better: str | None = "haut"
     implied: bool = True
+    source: str = "annuaire de l'éducation, GAR"
 
+
+_INS = "établissements inscrits au GAR du périmètre"
+_12M = "12 derniers mois des données"
+_REF = "mois de référence (dernier mois scolaire des données, hors juillet et août)"
 
 INDICATORS: dict[str, Indicator] = {i.name: i for i in [
-    Indicator("etablissements", "Établissements du périmètre", "count", better=None),
-    Indicator("inscrits", "Établissements inscrits au GAR", "count"),
-    Indicator("part_inscrits", "Part des établissements inscrits au GAR", "percent", "etablissements"),
+    Indicator("etablissements", "Établissements du périmètre", "count",
+              "Nombre d'établissements ouverts du périmètre, placés dans leur territoire selon le référentiel "
+              "(département du répertoire).", "établissements", better=None, source="annuaire de l'éducation"),
+    Indicator("inscrits", "Établissements inscrits au GAR", "count",
+              "Établissements ayant une date d'inscription au GAR.", "établissements inscrits"),
+    Indicator("part_inscrits", "Part des établissements inscrits au GAR", "percent",
+              "Établissements inscrits au GAR, rapportés aux établissements du périmètre.",
+              "établissements inscrits", "etablissements"),
     Indicator("delai_median_jours", "Délai médian d'inscription après le premier établissement du projet ENT (jours)",
-              "days", "inscrits", better=None, implied=False),
-    Indicator("avec_affectation", "Établissements inscrits avec au moins une affectation", "count"),
-    Indicator("part_avec_affectation", "Part des inscrits avec au moins une affectation", "percent", "inscrits"),
-    Indicator("actifs_mois", "Établissements actifs le mois de référence", "count"),
-    Indicator("part_actifs_mois", "Part des inscrits actifs le mois de référence", "percent", "inscrits"),
-    Indicator("projets_ent", "Projets ENT couverts", "count", better=None),
-    Indicator("mediacentres", "Médiacentres utilisés", "count", better=None),
-    Indicator("referents", "Établissements avec un référent GAR nommé", "count"),
-    Indicator("part_referents", "Part des établissements avec un référent GAR", "percent", "etablissements"),
-    Indicator("etablissements_formes", "Établissements ayant reçu une formation", "count"),
+              "days", "Médiane, sur les établissements inscrits, du nombre de jours entre l'inscription du premier "
+              "établissement de leur projet ENT et la leur.", "jours", "inscrits", _INS, better=None, implied=False),
+    Indicator("avec_affectation", "Établissements inscrits avec au moins une affectation", "count",
+              "Établissements inscrits ayant affecté au moins une ressource sur la période des données.",
+              "établissements", population=_INS, window="toute la période des données"),
+    Indicator("part_avec_affectation", "Part des inscrits avec au moins une affectation", "percent",
+              "Établissements inscrits avec au moins une affectation, rapportés aux établissements inscrits.",
+              "établissements avec affectation", "inscrits", _INS, "toute la période des données"),
+    Indicator("actifs_mois", "Établissements actifs le mois de référence", "count",
+              "Établissements inscrits ayant au moins un accès le mois de référence.", "établissements",
+              population=_INS, window=_REF),
+    Indicator("part_actifs_mois", "Part des inscrits actifs le mois de référence", "percent",
+              "Établissements inscrits ayant au moins un accès le mois de référence, rapportés aux "
+              "établissements inscrits.", "établissements actifs", "inscrits", _INS, _REF),
+    Indicator("projets_ent", "Projets ENT couverts", "count", "Projets ENT distincts des établissements inscrits.",
+              "projets ENT", population=_INS, better=None),
+    Indicator("mediacentres", "Médiacentres utilisés", "count",
+              "Médiacentres distincts des établissements inscrits.", "médiacentres", population=_INS, better=None),
+    Indicator("referents", "Établissements avec un référent GAR nommé", "count",
+              "Établissements dont un contact a le rôle de référent GAR dans le CRM.", "établissements",
+              source="CRM (contacts et acteurs)"),
+    Indicator("part_referents", "Part des établissements avec un référent GAR", "percent",
+              "Établissements avec un référent GAR nommé, rapportés aux établissements du périmètre.",
+              "établissements avec référent", "etablissements", source="CRM (contacts et acteurs)"),
+    Indicator("etablissements_formes", "Établissements ayant reçu une formation", "count",
+              "Établissements ayant reçu au moins une action de formation enregistrée dans le CRM.",
+              "établissements", window="toute la période du CRM", source="CRM (actions)"),
     Indicator("part_convention", "Part des établissements couverts par une convention GAR signée", "percent",
-              "etablissements"),
-    Indicator("eleves", "Élèves des établissements inscrits", "count", better=None),
-    Indicator("acces", "Accès sur 12 mois", "count"),
-    Indicator("acces_par_eleve", "Accès par élève sur 12 mois", "decimal", "eleves"),
-    Indicator("enseignants", "Enseignants accédants", "count", better=None),
-    Indicator("acces_par_enseignant", "Accès par enseignant accédant sur 12 mois", "decimal", "enseignants"),
-    Indicator("accedants", "Accédants", "count", better=None),
-    Indicator("affectations_par_accedant", "Affectations par accédant (mois de référence)", "decimal", "accedants"),
-    Indicator("part_acces_enseignants", "Part des accès faits par les enseignants", "percent", "acces", better=None),
-    Indicator("part_acces_mobile_tablette", "Part des accès sur mobile ou tablette", "percent", "acces", better=None),
-    Indicator("ressources_distinctes", "Ressources distinctes utilisées sur 12 mois", "count"),
-    Indicator("evolution_3_mois", "Évolution des accès des 3 derniers mois sur un an", "percent", "acces_3_mois",
-              implied=False),
-    Indicator("evolution_mois_an", "Évolution des accès du mois de référence sur un an", "percent", "acces_mois",
-              implied=False),
-    Indicator("acces_3_mois", "Accès des 3 derniers mois", "count"),
-    Indicator("acces_mois", "Accès du mois de référence", "count"),
+              "Établissements dont la collectivité de rattachement (commune, département ou région selon le "
+              "niveau) a signé une convention GAR, rapportés aux établissements du périmètre.",
+              "établissements couverts", "etablissements", source="CRM (contrats et acteurs)"),
+    Indicator("eleves", "Élèves des établissements inscrits", "count",
+              "Élèves des établissements inscrits (effectifs du répertoire ou de l'IPS).", "élèves", population=_INS,
+              people=True, better=None, source="annuaire de l'éducation, IPS"),
+    Indicator("acces", "Accès sur 12 mois", "count",
+              "Sessions GAR réussies vers une ressource, tous profils, sur 12 mois.", "accès", window=_12M,
+              people=True),
+    Indicator("acces_par_eleve", "Accès des élèves par élève sur 12 mois", "decimal",
+              "Accès faits par les élèves sur 12 mois, rapportés aux élèves des établissements inscrits.",
+              "accès des élèves", "eleves", _INS, _12M, people=True),
+    Indicator("enseignants", "Enseignants accédants", "count",
+              "Enseignants ayant accédé au moins une fois à une ressource dans la dernière année scolaire.",
+              "enseignants", population=_INS, window="dernière année scolaire des données", people=True, better=None),
+    Indicator("acces_par_enseignant", "Accès par enseignant accédant sur 12 mois", "decimal",
+              "Accès faits par les enseignants sur 12 mois, rapportés aux enseignants accédants.",
+              "accès des enseignants", "enseignants", _INS, _12M, people=True),
+    Indicator("accedants", "Accédants", "count",
+              "Personnes (tous profils) ayant accédé au moins une fois à une ressource dans la dernière année "
+              "scolaire.", "accédants", population=_INS, window="dernière année scolaire des données", people=True,
+              better=None),
+    Indicator("affectations_par_accedant", "Affectations par accédant (mois de référence)", "decimal",
+              "Affectations de ressources du mois de référence, rapportées aux accédants.", "affectations",
+              "accedants", _INS, _REF, people=True),
+    Indicator("part_acces_enseignants", "Part des accès faits par les enseignants", "percent",
+              "Accès des enseignants rapportés à tous les accès, sur 12 mois.", "accès des enseignants", "acces",
+              window=_12M, people=True, better=None),
+    Indicator("part_acces_mobile_tablette", "Part des accès sur mobile ou tablette", "percent",
+              "Accès depuis un mobile ou une tablette rapportés à tous les accès, sur 12 mois.",
+              "accès sur mobile ou tablette", "acces", window=_12M, people=True, better=None),
+    Indicator("ressources_distinctes", "Ressources distinctes utilisées sur 12 mois", "count",
+              "Ressources du catalogue ayant eu au moins un accès sur 12 mois ; les identifiants absents du "
+              "catalogue (signalés par les contrôles) ne sont pas comptés.", "ressources", window=_12M),
+    Indicator("evolution_3_mois", "Évolution des accès des 3 derniers mois sur un an", "percent",
+              "Accès des 3 derniers mois rapportés aux accès des 3 mêmes mois un an plus tôt, moins 1.",
+              "accès des 3 derniers mois", "acces_3_mois", window="3 derniers mois et les mêmes mois un an plus tôt",
+              people=True, implied=False),
+    Indicator("evolution_mois_an", "Évolution des accès du mois de référence sur un an", "percent",
+              "Accès du mois de référence rapportés aux accès du même mois un an plus tôt, moins 1.",
+              "accès du mois de référence", "acces_mois", window=_REF + " et le même mois un an plus tôt",
+              people=True, implied=False),
+    Indicator("acces_3_mois", "Accès des 3 derniers mois", "count", "Accès des 3 derniers mois des données.",
+              "accès", window="3 derniers mois", people=True),
+    Indicator("acces_mois", "Accès du mois de référence", "count", "Accès du mois de référence.", "accès",
+              window=_REF, people=True),
 ]}
 
 
@@ -223,29 +293,14 @@ def editeurs(tables) -> list[str]:
 def select(df: pd.DataFrame, audience: str, code: str) -> pd.DataFrame:
     """Return the rows of a school-level table within the audience's territory and scope.
 
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        A table with territory columns (``code_academie``…) and ``niveau``.
-    audience, code : str
-        The territory filter; ``national`` keeps the whole country.
+    See :meth:`gar_analysis.territories.Audience.scope`.
     """
-    if audience not in AUDIENCES or audience == "editeur":
-        raise ConfigError(f"Audience sans territoire scolaire : {audience!r}.")
-    level = AUDIENCES[audience][0]
-    mask = pd.Series(True, index=df.index)
-    if level != "national":
-        mask &= df[level].astype("string").eq(str(code)).fillna(False)
-    if audience in FUNDED_LEVEL and "niveau" in df.columns:
-        mask &= df["niveau"].astype("string").eq(FUNDED_LEVEL[audience]).fillna(False)
-    return df[mask.to_numpy()]
+    return get_audience(audience, territorial=True).scope(df, code)
 
 
 def reference(df: pd.DataFrame, audience: str) -> pd.DataFrame:
     """Return the national rows with the audience's scope (national lycées for ``region``…)."""
-    if audience in FUNDED_LEVEL and "niveau" in df.columns:
-        return df[df["niveau"].astype("string").eq(FUNDED_LEVEL[audience]).fillna(False).to_numpy()]
-    return df
+    return get_audience(audience).reference(df)
 
 
 def unit_name(unit: str, code: str, names: dict | None = None) -> str:
@@ -405,11 +460,70 @@ def aggregate(facts: pd.DataFrame, *, year_on_year: bool = True) -> dict[str, fl
 
 
 def _distinct_resources(t: Tables, uais: pd.Series, months: list[str]) -> float:
+    """Resources of the catalogue with at least one accès (ids the checks reject are not counted)."""
     if not t.has("acces_ressources"):
         return np.nan
     ar = t["acces_ressources"]
     ar = ar[ar["uai"].isin(set(uais)) & ar["mois"].astype(str).isin(months) & (_num(ar["acces"]) > 0)]
+    if t.has("ressources"):
+        ar = ar[ar["id_ressource"].isin(set(t["ressources"]["id_ressource"]))]
     return float(ar["id_ressource"].nunique())
+
+
+def exclusions(tables, audience: str, code: str) -> dict:
+    """What the figures of a territory leave out because the checks reject it.
+
+    Returns
+    -------
+    dict
+        ``ressources_inconnues`` (resource ids absent from the catalogue) and ``acces_ressources_inconnues``
+        (their accès over 12 months, in the territory); for ``national`` also ``etablissements_hors_annuaire``
+        (UAI with usage but absent from the register) and ``acces_hors_annuaire``; ``deplaces`` (schools of the
+        territory placed by the register because their codes disagreed with their département).
+    """
+    t = _tables(tables)
+    usage = t["usage_mensuel"]
+    months = window(usage)
+    local = select(t["etablissements"], audience, code)
+    out = {"ressources_inconnues": 0, "acces_ressources_inconnues": 0,
+           "deplaces": int(local["territoire_corrige"].fillna(False).astype(bool).sum())
+           if "territoire_corrige" in local else 0}
+    if t.has("acces_ressources") and t.has("ressources"):
+        ar = t["acces_ressources"]
+        ar = ar[ar["uai"].isin(set(local["uai"])) & ar["mois"].astype(str).isin(months)]
+        unknown = ar[~ar["id_ressource"].isin(set(t["ressources"]["id_ressource"])) & (_num(ar["acces"]) > 0)]
+        out["ressources_inconnues"] = int(unknown["id_ressource"].nunique())
+        out["acces_ressources_inconnues"] = int(_num(unknown["acces"]).sum())
+    if get_audience(audience).level == "national" and len(usage):
+        u = usage[usage["mois"].astype(str).isin(months) & ~usage["uai"].isin(set(t["etablissements"]["uai"]))]
+        u = u[_num(u["acces"]) > 0]
+        out["etablissements_hors_annuaire"] = int(u["uai"].nunique())
+        out["acces_hors_annuaire"] = int(_num(u["acces"]).sum())
+    return out
+
+
+def exclusions_text(excl: dict, threshold: int | None = None) -> str:
+    """One French sentence saying what the figures leave out (empty when nothing is)."""
+    t = config.DISCLOSURE_THRESHOLD if threshold is None else int(threshold)
+
+    def acces(n):
+        return "c" if 0 < n < t else fmt_number(n)
+
+    parts = []
+    if excl.get("ressources_inconnues"):
+        parts.append(f"{fmt_number(excl['ressources_inconnues'])} identifiant(s) de ressource absent(s) du catalogue "
+                     f"({acces(excl['acces_ressources_inconnues'])} accès)")
+    if excl.get("etablissements_hors_annuaire"):
+        parts.append(f"{acces(excl['acces_hors_annuaire'])} accès de {fmt_number(excl['etablissements_hors_annuaire'])} "
+                     "établissement(s) absent(s) de l'annuaire")
+    text = ""
+    if parts:
+        text = ("Les chiffres excluent ce que les contrôles de qualité rejettent : " + " ; ".join(parts)
+                + " (voir la page qualité).")
+    if excl.get("deplaces"):
+        text += (f" {fmt_number(excl['deplaces'])} établissement(s) dont les codes académie ou région ne concordaient "
+                 "pas avec leur département ont été rattachés au territoire de leur département, selon le référentiel.")
+    return text.strip()
 
 
 # --------------------------------------------------------------------------- territory values
@@ -439,21 +553,76 @@ def territory_values(tables, audience: str, code: str) -> pd.DataFrame:
     months = window(t["usage_mensuel"])
     lv["ressources_distinctes"] = _distinct_resources(t, local["uai"], months)
     nv["ressources_distinctes"] = _distinct_resources(t, nat["uai"], months)
+    missing = [name for name in INDICATORS if name not in lv]
+    if missing:
+        raise ConfigError(f"Indicateur(s) déclaré(s) mais non calculé(s) : {', '.join(missing)}.")
+    pos = positions(t, audience, code)
     rows = []
     for name, ind in INDICATORS.items():
-        a, b = lv.get(name, np.nan), nv.get(name, np.nan)
-        ratio = _ratio(a, b, ind) if ind.kind != "count" else np.nan  # a count's ratio says nothing
+        a, b = lv[name], nv.get(name, np.nan)
         rows.append({"indicateur": name, "libelle": ind.label, "kind": ind.kind, "denominator": ind.denominator,
-                     "valeur": a, "valeur_nationale": b, "ratio": ratio})
+                     "valeur": a, "valeur_nationale": b, "ratio": _ratio(a, b, ind),
+                     "position": pos.get(name)})
     out = pd.DataFrame(rows).set_index("indicateur", drop=False)
     out.attrs["mois_reference"] = facts.attrs.get("mois_reference")
     return out
 
 
+def _comparable(ind: Indicator) -> bool:
+    """Whether an indicator can be called above or below: a rate with a direction and a count denominator."""
+    return ind.kind in ("percent", "decimal") and ind.better is not None and ind.denominator is not None \
+        and ind.implied and INDICATORS[ind.denominator].kind == "count"
+
+
+def positions(tables, audience: str, code: str, level: str = "998") -> dict[str, str]:
+    """Call each comparable indicator of a territory above, below or within the national funnel.
+
+    The one rule of every card, sentence and digest: the territory is compared with the other
+    territories of its level (académies for an académie, départements' collèges for a département…)
+    in a funnel around the national value, with the same over-dispersion correction as the gaps page
+    (:func:`gar_analysis.gaps.funnel_table`); it is « au-dessus » or « en-dessous » only outside the
+    99.8 % limits. The national audience is the reference: no position.
+
+    Returns
+    -------
+    dict
+        Indicator name → ``"au-dessus"``, ``"conforme"`` or ``"en-dessous"`` (comparable indicators only).
+    """
+    from .gaps import funnel_table
+
+    aud = get_audience(audience, territorial=True)
+    if aud.level == "national":
+        return {}
+    t = _tables(tables)
+    facts = reference(school_facts(t), audience)
+    yoy = facts.attrs.get("an_disponible", False)
+    per_unit = {str(k): aggregate(g, year_on_year=yoy) for k, g in facts.groupby(aud.level, observed=True)}
+    if str(code) not in per_unit:
+        return {}
+    out = {}
+    for name, ind in INDICATORS.items():
+        if not _comparable(ind):
+            continue
+        frame = pd.DataFrame([{"unit": u, "den": v[ind.denominator], "num": v[name] * v[ind.denominator]}
+                              for u, v in per_unit.items()]).dropna()
+        frame = frame[frame["den"] > 0]
+        if str(code) not in set(frame["unit"]) or len(frame) < 3:
+            continue
+        kind = "proportion" if ind.kind == "percent" else "rate"
+        try:
+            table = funnel_table(frame.assign(num=frame["num"].round()), "num", "den", "unit", kind=kind)
+        except DataError:  # every unit at 0 % or 100 %: nothing to compare, no position
+            continue
+        row = table[table["unit"].astype(str) == str(code)]
+        if len(row):
+            out[name] = str(row[f"position_{level}"].iloc[0])
+    return out
+
+
 def _ratio(a: float, b: float, ind: Indicator) -> float:
-    if ind.name.startswith("evolution_"):
-        # a growth rate: compare growth factors (1 + rate)
-        return _div(1 + a, 1 + b) if not (pd.isna(a) or pd.isna(b)) else np.nan
+    """Value divided by the national value, for a rate only (a count's or a growth rate's ratio reads wrongly)."""
+    if ind.kind == "count" or ind.name.startswith("evolution_"):
+        return np.nan
     if pd.isna(a) or pd.isna(b) or b == 0:
         return np.nan
     return float(a) / float(b)
@@ -491,17 +660,26 @@ def publishable(values: pd.DataFrame, threshold: int | None = None) -> pd.DataFr
 
 
 def _hidden(name: str, value: object, denom_of, threshold: int) -> bool:
+    """Whether a published value is suppressed, by the rule of :class:`Indicator` ``people``.
+
+    A count of people (or of their acts) from 1 to threshold − 1 is hidden; zero is shown. A rate
+    is hidden with its denominator, and, when it is a count of people divided by its denominator,
+    when that implied count is from 1 to threshold − 1. Counts of schools, and rates on them, are shown.
+    """
     ind = INDICATORS.get(name)
     if ind is None or is_suppressed(value):
         return is_suppressed(value)
     if ind.kind == "count":
-        return not pd.isna(value) and float(value) < threshold
+        return ind.people and not pd.isna(value) and 0 < float(value) < threshold
     if ind.denominator:
         d = denom_of(ind.denominator)
-        if is_suppressed(d) or pd.isna(d) or float(d) < threshold:
+        if is_suppressed(d) or (INDICATORS[ind.denominator].people and not pd.isna(d) and 0 < float(d) < threshold):
             return True
-        # a share and its published denominator must not give back a small count
-        return bool(ind.implied and not pd.isna(value) and round(float(value) * float(d), 6) < threshold)
+        if pd.isna(d) or pd.isna(value):
+            return False
+        # a share of people and its published denominator must not give back a small count
+        implied = round(float(value) * float(d), 6)
+        return bool(ind.implied and ind.people and 0 < implied < threshold)
     return False
 
 
@@ -521,7 +699,7 @@ def by_unit(tables, audience: str, code: str, unit: str | None = None,
     sorted by name.
     """
     t = _tables(tables)
-    unit = unit or SUB_UNIT[audience]
+    unit = unit or get_audience(audience, territorial=True).dashboard_unit
     facts = school_facts(t)
     yoy = facts.attrs.get("an_disponible", False)
     local = select(facts, audience, code)
@@ -561,14 +739,14 @@ def registration_by(tables, audience: str, code: str, by: tuple[str, ...] = ("ni
     out["part_inscrits"] = out["inscrits"] / out["etablissements"]
     out["part_nationale"] = out["inscrits_nat"] / out["etablissements_nat"]
     out["ratio"] = out["part_inscrits"] / out["part_nationale"]
-    return out[[*by, "etablissements", "inscrits", "part_inscrits", "part_nationale", "ratio"]]
+    return with_spec(out[[*by, "etablissements", "inscrits", "part_inscrits", "part_nationale", "ratio"]], Spec())
 
 
 def school_list(tables, audience: str, code: str) -> pd.DataFrame:
     """Return one row per school of the territory (for a département's collèges, a région's lycées).
 
     Columns: ``uai, nom, niveau, inscrit, actif_mois, referent`` (``oui``/``non``), ``acces`` (12 months),
-    ``eleves``, ``acces_par_eleve``, ``anomalies`` (``oui`` when quality findings concern the school). Pass it through :func:`publishable_schools`
+    ``eleves``, ``acces_par_eleve``, ``anomalies`` (``oui`` when quality findings concern the school). Pass it through :func:`gar_analysis.disclosure.publish`
     before showing it.
     """
     facts = select(school_facts(tables), audience, code)
@@ -583,15 +761,8 @@ def school_list(tables, audience: str, code: str) -> pd.DataFrame:
         "eleves": pd.to_numeric(facts["nombre_eleves"], errors="coerce"),
         "acces_par_eleve": _num(facts["acces_eleve_12m"]) / pd.to_numeric(facts["nombre_eleves"], errors="coerce"),
         "anomalies": (_num(facts["anomalies"]) > 0).map(yes) if "anomalies" in facts else "non"})
-    return out.sort_values("nom").reset_index(drop=True)
-
-
-def publishable_schools(df: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
-    """Apply disclosure control to :func:`school_list`: accès and pupils below the threshold become ``c``."""
-    from .disclosure import suppress
-
-    return suppress(df, ["acces", "eleves"], rate_cols=["acces_par_eleve"],
-                    denominators={"acces_par_eleve": "eleves"}, threshold=threshold, implied=True)
+    return with_spec(out.sort_values("nom").reset_index(drop=True),
+                     Spec(people=("acces", "eleves"), rates={"acces_par_eleve": "eleves"}, implied=("acces_par_eleve",)))
 
 
 # --------------------------------------------------------------------------- usage over time
@@ -618,7 +789,7 @@ def monthly(tables, audience: str, code: str) -> pd.DataFrame:
         .fillna(0).astype("int64")
     out["inscrits"] = inscrits
     out["part_actifs"] = out["etablissements_actifs"] / inscrits if inscrits else np.nan
-    return out
+    return with_spec(out, Spec(people=("acces",)))
 
 
 def seasonality(monthly_df: pd.DataFrame) -> pd.DataFrame:
@@ -626,19 +797,17 @@ def seasonality(monthly_df: pd.DataFrame) -> pd.DataFrame:
 
     Columns: ``mois_calendaire (1–12), libelle, acces_moyen, indice``, school-year order (September first).
     """
-    from .reporting.display import _MONTHS
-
     if monthly_df.empty:
         return pd.DataFrame(columns=["mois_calendaire", "libelle", "acces_moyen", "indice"])
     m = monthly_df.assign(mois_calendaire=monthly_df["mois"].str[5:7].astype(int))
     avg = m.groupby("mois_calendaire")["acces"].mean()
     order = [9, 10, 11, 12, 1, 2, 3, 4, 5, 6, 7, 8]
     out = pd.DataFrame({"mois_calendaire": [k for k in order if k in avg.index]})
-    out["libelle"] = [_MONTHS[k - 1] for k in out["mois_calendaire"]]
+    out["libelle"] = [MONTH_NAMES[k - 1] for k in out["mois_calendaire"]]
     out["acces_moyen"] = out["mois_calendaire"].map(avg)
     mean = out["acces_moyen"].mean()
     out["indice"] = out["acces_moyen"] / mean * 100 if mean else np.nan
-    return out
+    return with_spec(out, Spec(people=("acces_moyen",), rates={"indice": "acces_moyen"}))
 
 
 def usage_mix(tables, audience: str, code: str) -> pd.DataFrame:
@@ -656,7 +825,8 @@ def usage_mix(tables, audience: str, code: str) -> pd.DataFrame:
         for c in cats:
             n = float(_num(u[f"acces_{c}"]).sum()) if f"acces_{c}" in u else 0.0
             rows.append({"dimension": dim, "categorie": labels[c], "acces": n, "part": _div(n, total)})
-    return pd.DataFrame(rows)
+    # a share is hidden with its accès (the total of a dimension is the sum of the published accès)
+    return with_spec(pd.DataFrame(rows), Spec(people=("acces",), rates={"part": "acces"}))
 
 
 def top_resources(tables, audience: str, code: str, n: int = 10) -> pd.DataFrame:
@@ -674,7 +844,8 @@ def top_resources(tables, audience: str, code: str, n: int = 10) -> pd.DataFrame
     else:
         out["nom"], out["editeur"] = out["id_ressource"], ""
     out = out.rename(columns={"nom": "ressource"}).sort_values("acces", ascending=False).head(n)
-    return out[["ressource", "editeur", "acces", "etablissements"]].reset_index(drop=True)
+    return with_spec(out[["ressource", "editeur", "acces", "etablissements"]].reset_index(drop=True),
+                     Spec(people=("acces",)))
 
 
 # --------------------------------------------------------------------------- CRM follow-up
@@ -791,9 +962,10 @@ def conventions_summary(conv: pd.DataFrame) -> pd.DataFrame:
     if conv.empty:
         return pd.DataFrame(columns=["type_acteur", "signees", "en_attente", "expirant"])
     g = conv.groupby("type_acteur")
-    return pd.DataFrame({"signees": g["statut"].apply(lambda s: int((s == "signe").sum())),
-                         "en_attente": g["statut"].apply(lambda s: int((s == "en_attente").sum())),
-                         "expirant": g["expire_bientot"].sum().astype(int)}).reset_index()
+    # conventions are facts about public institutions: shown whatever their number
+    return with_spec(pd.DataFrame({"signees": g["statut"].apply(lambda s: int((s == "signe").sum())),
+                                   "en_attente": g["statut"].apply(lambda s: int((s == "en_attente").sum())),
+                                   "expirant": g["expire_bientot"].sum().astype(int)}).reset_index(), Spec())
 
 
 def training_actions(tables, audience: str, code: str, freq: str = "Q") -> pd.DataFrame:
@@ -816,7 +988,8 @@ def training_actions(tables, audience: str, code: str, freq: str = "Q") -> pd.Da
     wide = wide.reindex(full, fill_value=0)
     wide["total"] = wide.sum(axis=1)
     wide.index = [f"{p.year}-T{p.quarter}" if freq == "Q" else str(p) for p in wide.index]
-    return wide.rename_axis("periode").reset_index().astype({c: "int64" for c in [*types, "total"]})
+    # support actions are facts about public institutions: shown whatever their number
+    return with_spec(wide.rename_axis("periode").reset_index().astype({c: "int64" for c in [*types, "total"]}), Spec())
 
 
 # --------------------------------------------------------------------------- budget
@@ -825,15 +998,19 @@ def training_actions(tables, audience: str, code: str, freq: str = "Q") -> pd.Da
 def budget(tables, audience: str, code: str) -> pd.DataFrame:
     """Return the digital-resource spending of the territory's local authorities per year.
 
-    Columns: ``annee, depenses_ressources_numeriques, dont_gar, part_gar, acces, cout_par_acces``
-    where ``acces`` counts the territory's accès of the same calendar year (all of them for a
-    territory, the funded level for a région or département) and ``cout_par_acces`` =
-    ``dont_gar / acces`` (euros).
+    Columns: ``annee, depenses_ressources_numeriques, dont_gar, part_gar, mois_acces, acces,
+    cout_pour_1000_acces`` where ``acces`` counts the territory's accès of the same calendar year
+    (all of them for a territory, the funded level for a région or département), ``mois_acces`` the
+    months of that year in the data, and ``cout_pour_1000_acces`` = ``1000 × dont_gar / acces``
+    (euros) — only for a complete year (12 months of data): a full year's spending is never divided
+    by part of a year's accès (NaN otherwise, shown « z »).
     """
     t = _tables(tables)
-    cols = ["annee", "depenses_ressources_numeriques", "dont_gar", "part_gar", "acces", "cout_par_acces"]
+    cols = ["annee", "depenses_ressources_numeriques", "dont_gar", "part_gar", "mois_acces", "acces",
+            "cout_pour_1000_acces"]
+    spec = Spec(people=("acces",), rates={"cout_pour_1000_acces": "acces"})
     if not t.has("budget"):
-        return pd.DataFrame(columns=cols)
+        return with_spec(pd.DataFrame(columns=cols), spec)
     b = t["budget"].copy()
     b["code"] = b["code"].astype(str)
     level = AUDIENCES[audience][0]
@@ -846,16 +1023,20 @@ def budget(tables, audience: str, code: str) -> pd.DataFrame:
         b = _actor_territory(b, t["etablissements"])
         b = b[_in_territory(b, audience, code, whole_regions=False)]
     if b.empty:
-        return pd.DataFrame(columns=cols)
+        return with_spec(pd.DataFrame(columns=cols), spec)
     y = b.groupby("annee")[["depenses_ressources_numeriques", "dont_gar"]].sum()
     usage = t["usage_mensuel"]
     local = select(t["etablissements"], audience, code)
     u = usage[usage["uai"].isin(set(local["uai"]))]
     per_year = u.groupby(u["mois"].astype(str).str[:4].astype(int))["acces"].sum()
+    months = pd.Series(_months(usage), dtype=str)
+    covered = months.groupby(months.str[:4].astype(int)).size() if len(months) else pd.Series(dtype=int)
     y["part_gar"] = y["dont_gar"] / y["depenses_ressources_numeriques"].where(y["depenses_ressources_numeriques"] > 0)
+    y["mois_acces"] = covered.reindex(y.index).fillna(0).astype("int64")
     y["acces"] = per_year.reindex(y.index).fillna(0).astype("int64")
-    y["cout_par_acces"] = y["dont_gar"] / y["acces"].where(y["acces"] > 0)
-    return y.reset_index()[cols]
+    complete = (y["mois_acces"] == 12) & (y["acces"] > 0)
+    y["cout_pour_1000_acces"] = (1000 * y["dont_gar"] / y["acces"]).where(complete)
+    return with_spec(y.reset_index()[cols], spec)
 
 
 # --------------------------------------------------------------------------- anomalies
@@ -886,7 +1067,9 @@ def anomalies_summary(found: pd.DataFrame) -> pd.DataFrame:
         "informations": g["gravite"].apply(lambda s: int((~s.isin(["erreur", "avertissement"])).sum())),
         "etablissements": g["uai"].apply(lambda s: int(s.fillna("").astype(str).replace("", np.nan).nunique())),
     }).reset_index()
-    return out.sort_values(["erreurs", "avertissements"], ascending=False).reset_index(drop=True)[cols]
+    # findings are facts about the data of public institutions: shown whatever their number
+    return with_spec(out.sort_values(["erreurs", "avertissements"], ascending=False).reset_index(drop=True)[cols],
+                     Spec())
 
 
 # --------------------------------------------------------------------------- publisher
@@ -971,8 +1154,6 @@ def editeur_usage(tables, editeur: str) -> dict[str, pd.DataFrame | dict]:
 
 
 def _fmt(value: float, kind: str) -> str:
-    from .reporting.display import fmt_number, fmt_percent
-
     if kind == "percent":
         return fmt_percent(value, 0 if abs(value) >= 0.1 else 1)
     if kind in ("decimal", "days"):
@@ -992,13 +1173,19 @@ MESSAGE_LEVERS = {
 }
 
 
-def key_messages(values: pd.DataFrame, threshold: int | None = None, *, margin: float = 0.1,
+def _good(position: object, ind: Indicator) -> bool | None:
+    """True for a favourable position, False for an unfavourable one, None within the limits."""
+    if position not in ("au-dessus", "en-dessous"):
+        return None
+    return (position == "au-dessus") == (ind.better == "haut")
+
+
+def key_messages(values: pd.DataFrame, threshold: int | None = None, *,
                  max_items: int = 4) -> tuple[list[str], list[str]]:
     """Turn :func:`territory_values` into French sentences: strengths first, then levers.
 
-    A rate at least ``margin`` above the national value (ratio ≥ 1 + margin) is a strength;
-    one at least ``margin`` below is something to work on, with a constructive lever.
-    Suppressed values are never quoted.
+    An indicator is a strength or a lever only when its ``position`` (:func:`positions`, the
+    interval rule of the cards) says so; suppressed values are never quoted.
 
     Returns
     -------
@@ -1008,17 +1195,19 @@ def key_messages(values: pd.DataFrame, threshold: int | None = None, *, margin: 
     pub = publishable(values, threshold)
     strong, weak = [], []
     for name, lever in MESSAGE_LEVERS.items():
-        if name not in pub.index:
+        if name not in pub.index or "position" not in values.columns:
             continue
         row, raw = pub.loc[name], values.loc[name]
-        if is_suppressed(row["valeur"]) or is_suppressed(row["ratio"]) or pd.isna(raw["ratio"]):
+        good = _good(raw["position"], INDICATORS[name])
+        if good is None or is_suppressed(row["valeur"]) or is_suppressed(row["ratio"]) or pd.isna(raw["ratio"]):
             continue
         ind = INDICATORS[name]
         text = (f"{ind.label} : {_fmt(raw['valeur'], ind.kind)}, "
-                f"pour {_fmt(raw['valeur_nationale'], ind.kind)} au niveau national")
-        if raw["ratio"] >= 1 + margin:
+                f"pour {_fmt(raw['valeur_nationale'], ind.kind)} au niveau national, au-delà des écarts "
+                "que le hasard explique")
+        if good:
             strong.append((raw["ratio"], f"{text}."))
-        elif raw["ratio"] <= 1 - margin:
+        else:
             weak.append((-raw["ratio"], f"{text} : piste d'action, {lever}."))
     strong.sort(reverse=True)
     weak.sort(reverse=True)
@@ -1034,34 +1223,57 @@ def title(audience: str, code: str) -> str:
 
 def unit_messages(units: pd.DataFrame, threshold: int | None = None, *, unit_label: str = "académies",
                   columns: tuple[str, ...] = ("part_inscrits", "part_actifs_mois", "acces_par_eleve"),
-                  n: int = 3) -> tuple[list[str], list[str]]:
-    """Name the leading and lagging sub-units (bright spots first) from :func:`by_unit` output.
+                  n: int = 3, national: dict | None = None) -> tuple[list[str], list[str]]:
+    """Name the sub-units outside the funnel limits around the national value (bright spots first).
 
-    Suppressed values are left out; a sentence needs at least ``2 * n`` publishable units.
+    A unit is named only when it lies outside the 99.8 % limits of :func:`gar_analysis.gaps.funnel_table`
+    (over-dispersion corrected), never because it is first or last of a list; at most ``n`` per side,
+    strongest first. Suppressed values are left out.
+
+    Parameters
+    ----------
+    units : pandas.DataFrame
+        Output of :func:`by_unit` (with each rate's denominator).
+    national : dict, optional
+        Indicator → national value (the funnel's target); default: the units' pooled value.
 
     Returns
     -------
     (list of str, list of str)
         ``points_forts``, ``a_corriger`` (with a constructive lever).
     """
+    from .gaps import funnel_table
+
     pub = publishable(units, threshold)
     strong, weak = [], []
     for col in columns:
-        if col not in pub.columns:
+        ind = INDICATORS.get(col)
+        if col not in pub.columns or ind is None or not _comparable(ind) or ind.denominator not in units.columns:
             continue
-        ok = pub[~pub[col].map(is_suppressed) & pub[col].notna()]
-        if len(ok) < 2 * n:
+        ok = units[~pub[col].map(is_suppressed) & units[col].notna() & (pd.to_numeric(units[ind.denominator]) > 0)]
+        if len(ok) < 3:
             continue
-        ok = ok.assign(_v=pd.to_numeric(ok[col])).sort_values("_v", ascending=False)
-        label = INDICATORS[col].label
-        label = label[0].lower() + label[1:]
-        fmt = lambda r: f"{r['nom']} ({_fmt(r['_v'], INDICATORS[col].kind)})"  # noqa: E731
-        top = ", ".join(fmt(r) for _, r in ok.head(n).iterrows())
-        low = ", ".join(fmt(r) for _, r in ok.tail(n).iloc[::-1].iterrows())
-        strong.append(f"{unit_label.capitalize()} en tête — {label} : {top}.")
-        lever = MESSAGE_LEVERS.get(col, "partager les pratiques des territoires en tête")
-        weak.append(f"{unit_label.capitalize()} où la marge de progrès est la plus grande — {label} : {low} ; "
-                    f"piste d'action : {lever}.")
+        frame = pd.DataFrame({"unit": ok["code"].astype(str), "den": pd.to_numeric(ok[ind.denominator]),
+                              "num": (pd.to_numeric(ok[col]) * pd.to_numeric(ok[ind.denominator])).round()})
+        target = (national or {}).get(col)
+        try:
+            table = funnel_table(frame, "num", "den", "unit", kind="proportion" if ind.kind == "percent" else "rate",
+                                 target=None if target is None or pd.isna(target) else float(target))
+        except DataError:  # every unit at the floor or the ceiling: nobody to name
+            continue
+        names = dict(zip(ok["code"].astype(str), ok["nom"]))
+        label = ind.label[0].lower() + ind.label[1:]
+        fmt = lambda r: f"{names[r['unit']]} ({_fmt(r['rate'], ind.kind)})"  # noqa: E731
+        above = table[table["position_998"] == "au-dessus"].sort_values("z_adjusted", ascending=False).head(n)
+        below = table[table["position_998"] == "en-dessous"].sort_values("z_adjusted").head(n)
+        good, bad = (above, below) if ind.better == "haut" else (below, above)
+        if len(good):
+            strong.append(f"{unit_label.capitalize()} au-dessus des limites de contrôle — {label} : "
+                          + ", ".join(fmt(r) for _, r in good.iterrows()) + ".")
+        if len(bad):
+            lever = MESSAGE_LEVERS.get(col, "partager les pratiques des territoires en tête")
+            weak.append(f"{unit_label.capitalize()} en dessous des limites de contrôle — {label} : "
+                        + ", ".join(fmt(r) for _, r in bad.iterrows()) + f" ; piste d'action : {lever}.")
     return strong, weak
 
 
@@ -1085,6 +1297,7 @@ def headline(pub: pd.DataFrame, name: str, *, national: bool = True) -> dict:
     if national:
         card["national"] = row["valeur_nationale"]
         card["ratio"] = row["ratio"]
+        card["position"] = row.get("position")
     return card
 
 
@@ -1153,77 +1366,6 @@ def editeur_messages(out: dict, threshold: int | None = None) -> tuple[list[str]
 # --------------------------------------------------------------------------- publishable tables
 
 
-def suppress_registration(reg: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
-    """Disclosure control of :func:`registration_by` (counts, and the share and ratio on small groups)."""
-    from .disclosure import suppress
-
-    out = suppress(reg, ["etablissements", "inscrits"], rate_cols=["part_inscrits", "ratio"],
-                   denominators={"part_inscrits": "etablissements", "ratio": "etablissements"}, threshold=threshold,
-                   implied=["part_inscrits"])
-    hidden = out["part_inscrits"].map(is_suppressed).to_numpy()
-    if hidden.any():
-        out["ratio"] = out["ratio"].astype(object)
-        out.loc[hidden, "ratio"] = config.SUPPRESSED
-    return out
-
-
-def publishable_monthly(m: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
-    """Disclosure control of :func:`monthly`."""
-    from .disclosure import suppress
-
-    return suppress(m, ["acces", "etablissements_actifs", "inscrits"], rate_cols=["part_actifs"],
-                    denominators={"part_actifs": "inscrits"}, threshold=threshold, implied=True)
-
-
-def publishable_mix(mix: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
-    """Disclosure control of :func:`usage_mix` (a share on a small total is suppressed)."""
-    from .disclosure import suppress
-
-    total = mix.groupby("dimension")["acces"].transform("sum")
-    out = suppress(mix.assign(_total=total), ["acces"], rate_cols=["part"], denominators={"part": "_total"},
-                   threshold=threshold, implied=True)
-    return out.drop(columns="_total")
-
-
-def publishable_seasonality(s: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
-    """Disclosure control of :func:`seasonality` (an index on a small monthly average is suppressed)."""
-    from .disclosure import suppress
-
-    return suppress(s, ["acces_moyen"], rate_cols=["indice"], denominators={"indice": "acces_moyen"},
-                    threshold=threshold)
-
-
-def publishable_top(top: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
-    """Disclosure control of :func:`top_resources`."""
-    from .disclosure import suppress
-
-    return suppress(top, ["acces", "etablissements"], threshold=threshold)
-
-
-def publishable_actions(actions: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
-    """Disclosure control of :func:`training_actions`."""
-    from .disclosure import suppress
-
-    return suppress(actions, [c for c in actions.columns if c != "periode"], threshold=threshold)
-
-
-def publishable_budget(b: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
-    """Disclosure control of :func:`budget`: accès below the threshold, and the cost per accès on them."""
-    from .disclosure import suppress
-
-    return suppress(b, ["acces"], rate_cols=["cout_par_acces"], denominators={"cout_par_acces": "acces"},
-                    threshold=threshold)  # euros per accès: the numerator is an amount, not a count
-
-
-def publishable_counts(df: pd.DataFrame, threshold: int | None = None) -> pd.DataFrame:
-    """Disclosure control of a table of counts (every numeric column is a count), e.g.
-    :func:`anomalies_summary` or :func:`conventions_summary`."""
-    from .disclosure import suppress
-
-    cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-    return suppress(df, cols, threshold=threshold)
-
-
 _STATUTS = {"signe": "signée", "en_attente": "en attente", "clos": "close"}
 TYPES_ACTEUR_LABELS = {"region": "région", "departement": "département", "commune": "commune", "academie": "académie",
           "etablissement": "établissement", "ent": "projet ENT", "editeur": "éditeur"}
@@ -1261,8 +1403,6 @@ def values_table(pub: pd.DataFrame, *, national: bool = True) -> pd.DataFrame:
     Values are formatted by their kind (French text); ``c`` stays ``c``; the ratio stays numeric.
     Internal denominators (accès of the last 3 months, of the reference month) are left out.
     """
-    from .reporting.display import fmt_number, fmt_percent
-
     def _text(v, kind):
         if is_suppressed(v) or v is None or pd.isna(v):
             return config.SUPPRESSED if is_suppressed(v) else "–"

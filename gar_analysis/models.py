@@ -39,6 +39,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from .stats import dersimonian_laird_tau2
+from .numbers import fmt_sentence
 from .errors import DataError, Problem
 
 FAMILIES = ("binomial", "poisson", "negative_binomial", "gaussian")
@@ -530,20 +531,8 @@ def _effect_unit(family: str, outcome: str, exposure: str | None) -> str:
     return what
 
 
-def fmt_fr(x: float, decimals: int = 1, sign: bool = False) -> str:
-    """French number for sentences (comma decimal, narrow no-break space thousands).
-
-    Examples
-    --------
-    >>> fmt_fr(1234.56, 1, sign=True)
-    '+1\\u202f234,6'
-    """
-    if x is None or not np.isfinite(x):
-        return "non disponible"
-    s = f"{abs(x):,.{decimals}f}".replace(",", "\u202f").replace(".", ",")
-    if sign:
-        return ("+" if x >= 0 else "−") + s
-    return ("−" if x < 0 else "") + s
+#: French number for sentences (one formatter for the package: :func:`gar_analysis.numbers.fmt_sentence`).
+fmt_fr = fmt_sentence
 
 
 def _effect_sentence(r, family: str, outcome: str, exposure: str | None) -> str:
@@ -873,24 +862,19 @@ def usable_factors(data: pd.DataFrame, factors: list[str]) -> tuple[list[str], l
 
 def model_frames(schools: pd.DataFrame, yearly: pd.DataFrame | None, audience: str, territoire: str,
                  factors: list[str], annee: str = "") -> dict:
-    """Data of the three success models for one scope (national or one académie).
+    """Data of the three success models for one audience's territory (its :meth:`Audience.scope`).
 
     Returns
     -------
     dict
         ``adoption`` (one row per school), ``usage`` and ``mois`` (one row per
         registered school for school year ``annee``, latest by default, registered
-        before its start), ``groups`` (académie nationally, département inside
-        one), ``annee``, ``excluded`` (rows dropped for missing values).
+        before its start), ``groups`` (``Audience.model_groups``: académie nationally,
+        département inside a territory), ``annee``, ``excluded`` (rows dropped for missing values).
     """
-    from .errors import ConfigError
-    if audience == "national":
-        scope, groups = schools, "code_academie"
-    elif audience == "academie":
-        scope, groups = schools[schools["code_academie"].astype(str) == str(territoire)], "code_departement"
-    else:
-        raise ConfigError(f"Périmètre non pris en charge pour les facteurs de succès : {audience!r} "
-                          "(national ou academie).")
+    from .territories import get_audience
+    aud = get_audience(audience, territorial=True)
+    scope, groups = aud.scope(schools, territoire), aud.model_groups
     scope = scope[scope["niveau"].isin(["ecole", "college", "lycee"])]
     cols = list(dict.fromkeys([*factors, groups]))
     adoption = scope.dropna(subset=[c for c in cols if c in scope.columns])

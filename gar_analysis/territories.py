@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
 
 import pandas as pd
@@ -160,15 +161,113 @@ def region_name(code: str) -> str:
     return dict(zip(r.code_region, r.nom_region)).get(code, code)
 
 
-#: Decision-maker audiences, the territorial level they read, and its label.
-AUDIENCES = {
-    "national": ("national", "Ministère – vue nationale"),
-    "region_academique": ("code_region", "Région académique"),
-    "academie": ("code_academie", "Académie"),
-    "region": ("code_region", "Conseil régional (lycées)"),
-    "departement": ("code_departement", "Conseil départemental (collèges)"),
-    "editeur": ("editeur", "Éditeur"),
-}
+@dataclass(frozen=True)
+class Audience:
+    """A decision-maker audience: whose report it is and which schools it reads.
+
+    Parameters
+    ----------
+    key : str
+        Audience key (``academie``…), as in ``notebooks.csv`` and the command line.
+    label : str
+        French name of the reader.
+    level : str
+        Column of the territory code in school-level tables (``national`` for the whole country,
+        ``editeur`` for a publisher).
+    funded_level : str or None
+        School level the reader funds and decides on (``lycee`` for a conseil régional,
+        ``college`` for a conseil départemental); None: every school of the territory.
+    dashboard_unit : str or None
+        Sub-unit of the dashboard's side-by-side tables and charts.
+    comparison_unit : str or None
+        Unit compared on the territorial-gaps page.
+    model_groups : str or None
+        Grouping column of the success-factor models (random intercepts, robust intervals).
+    school_list : bool
+        Whether the dashboard lists the territory's schools.
+    """
+
+    key: str
+    label: str
+    level: str
+    funded_level: str | None = None
+    dashboard_unit: str | None = None
+    comparison_unit: str | None = None
+    model_groups: str | None = None
+    school_list: bool = False
+
+    @property
+    def territorial(self) -> bool:
+        """Whether the audience reads a territory of schools (every audience but ``editeur``)."""
+        return self.level != "editeur"
+
+    def scope(self, df: pd.DataFrame, code: object) -> pd.DataFrame:
+        """Return the rows of a school-level table inside the territory and the reader's scope.
+
+        Rows are kept by the territory column (``code_academie``…) and, for a local
+        authority, by the school level it funds. Territory codes are taken as they are in
+        the table: the build places each school by the register (see ``build``).
+        """
+        if not self.territorial:
+            raise ConfigError(f"Audience sans territoire scolaire : {self.key!r}.")
+        mask = pd.Series(True, index=df.index)
+        if self.level != "national":
+            mask &= df[self.level].astype("string").eq(str(code)).fillna(False)
+        return df[mask.to_numpy()] if self.funded_level is None else self.reference(df[mask.to_numpy()])
+
+    def reference(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Return the national rows with the reader's scope (national lycées for a région…)."""
+        if self.funded_level is None or "niveau" not in df.columns:
+            return df
+        return df[df["niveau"].astype("string").eq(self.funded_level).fillna(False).to_numpy()]
+
+
+#: The audiences, in the order of the portal. Adding one = one entry here + rows in ``reporting/notebooks.csv``.
+AUDIENCE_REGISTRY: dict[str, Audience] = {a.key: a for a in [
+    Audience("national", "Ministère – vue nationale", "national", None, "code_academie", "code_academie",
+             "code_academie"),
+    Audience("region_academique", "Région académique", "code_region", None, "code_academie", "code_departement",
+             "code_departement"),
+    Audience("academie", "Académie", "code_academie", None, "code_departement", "code_departement",
+             "code_departement"),
+    Audience("region", "Conseil régional (lycées)", "code_region", "lycee", "code_departement", "uai",
+             "code_departement", school_list=True),
+    Audience("departement", "Conseil départemental (collèges)", "code_departement", "college", "secteur", "uai",
+             "code_departement", school_list=True),
+    Audience("editeur", "Éditeur", "editeur"),
+]}
+
+#: Audience → (territory level, reader's label): a read-only view of :data:`AUDIENCE_REGISTRY`.
+AUDIENCES = {k: (a.level, a.label) for k, a in AUDIENCE_REGISTRY.items()}
+
+#: Units of comparison: column → (singular, plural) French label.
+UNIT_LABELS = {"code_academie": ("académie", "académies"), "code_departement": ("département", "départements"),
+               "code_region": ("région", "régions"), "secteur": ("secteur", "secteurs"),
+               "uai": ("établissement", "établissements")}
+
+
+def get_audience(key: str, *, territorial: bool = False) -> Audience:
+    """Return an audience of the registry, or raise a ConfigError listing the valid ones.
+
+    Parameters
+    ----------
+    key : str
+        Audience key.
+    territorial : bool, optional
+        Refuse the ``editeur`` audience (for pages that read a territory of schools).
+    """
+    if key not in AUDIENCE_REGISTRY:
+        raise ConfigError(f"Audience inconnue : {key!r}. Valeurs possibles : {', '.join(AUDIENCE_REGISTRY)}.")
+    aud = AUDIENCE_REGISTRY[key]
+    if territorial and not aud.territorial:
+        raise ConfigError(f"Audience sans territoire scolaire : {key!r}.")
+    return aud
+
+
+def unit_label(unit: str, *, plural: bool = True) -> str:
+    """Return the French label of a unit column (« académies », « département »…)."""
+    pair = UNIT_LABELS.get(unit, (unit, unit))
+    return pair[1] if plural else pair[0]
 
 
 def territory_codes(audience: str) -> list[str]:
@@ -184,9 +283,7 @@ def territory_codes(audience: str) -> list[str]:
     list of str
         ``["FR"]`` for ``national``; otherwise the official codes.
     """
-    if audience not in AUDIENCES:
-        raise ConfigError(f"Audience inconnue : {audience!r}. Valeurs possibles : {', '.join(AUDIENCES)}.")
-    level = AUDIENCES[audience][0]
+    level = get_audience(audience).level
     if level == "national":
         return ["FR"]
     if level == "editeur":

@@ -13,7 +13,7 @@ from gar_analysis.errors import ConfigError
 def test_counts_below_threshold_become_c():
     df = pd.DataFrame({"nom": ["a", "b", "c", "d"], "n": [0, 4, 5, 120]})
     out = suppress(df, ["n"], threshold=5)
-    assert out["n"].tolist() == ["c", "c", 5, 120]
+    assert out["n"].tolist() == [0, "c", 5, 120]  # zero reveals no one: shown as zero
     assert out["nom"].tolist() == df["nom"].tolist()
     assert df["n"].tolist() == [0, 4, 5, 120]  # input untouched
 
@@ -33,11 +33,14 @@ def test_rate_on_small_denominator_becomes_c():
     assert out["etablissements"].tolist() == ["c", 50, 8]
 
 
-def test_denominator_not_published_still_protects_rate():
-    df = pd.DataFrame({"eleves": [2, 300, np.nan], "acces_par_eleve": [7.5, 1.2, 3.0]})
-    out = suppress(df, [], rate_cols=["acces_par_eleve"], denominators={"acces_par_eleve": "eleves"}, threshold=5)
-    assert out["acces_par_eleve"].tolist() == ["c", 1.2, "c"]
-    assert out["eleves"].tolist()[:2] == [2, 300]  # not a published count: left as is
+def test_rate_on_a_count_of_people_goes_with_it_but_not_on_schools():
+    df = pd.DataFrame({"eleves": [2, 300, 0], "acces_par_eleve": [7.5, 1.2, np.nan]})
+    out = suppress(df, ["eleves"], rate_cols=["acces_par_eleve"], denominators={"acces_par_eleve": "eleves"},
+                   threshold=5)
+    assert out["acces_par_eleve"].tolist()[:2] == ["c", 1.2] and out["eleves"].tolist() == ["c", 300, 0]
+    schools = pd.DataFrame({"etablissements": [2, 300], "part": [0.5, 0.1]})
+    out = suppress(schools, [], rate_cols=["part"], denominators={"part": "etablissements"}, threshold=5)
+    assert out["part"].tolist() == [0.5, 0.1]  # a share of schools is an institutional fact
 
 
 def test_already_suppressed_denominator_propagates():
@@ -71,12 +74,15 @@ def test_is_suppressed_and_single_values():
 
 
 def test_implied_count_of_a_share_is_protected():
-    # 60 % of 5 schools gives back 3 registered schools: the share must go too
-    df = pd.DataFrame({"etablissements": [5, 50, 5], "part": [0.6, 0.06, 1.0], "indice": [0.6, 0.06, 1.0]})
-    out = suppress(df, ["etablissements"], rate_cols=["part", "indice"],
-                   denominators={"part": "etablissements", "indice": "etablissements"}, threshold=5,
+    # 60 % of 5 teachers gives back 3 teachers: the share must go too
+    df = pd.DataFrame({"enseignants": [5, 50, 5], "part": [0.6, 0.06, 1.0], "indice": [0.6, 0.06, 1.0]})
+    out = suppress(df, ["enseignants"], rate_cols=["part", "indice"],
+                   denominators={"part": "enseignants", "indice": "enseignants"}, threshold=5,
                    implied=["part"])
-    assert out["part"].tolist() == ["c", "c", 1.0]  # 3 and 3 schools hidden, 5 shown
+    assert out["part"].tolist() == ["c", "c", 1.0]  # 3 and 3 people hidden, 5 shown
     assert out["indice"].tolist() == [0.6, 0.06, 1.0]  # not declared implied: denominator rule only
-    every = suppress(df, [], rate_cols=["part"], denominators={"part": "etablissements"}, threshold=5, implied=True)
+    every = suppress(df, [], rate_cols=["part"], denominators={"part": "enseignants"}, threshold=5, implied=True)
     assert every["part"].tolist() == ["c", "c", 1.0]
+    zero = suppress(df.assign(part=0.0), ["enseignants"], rate_cols=["part"], denominators={"part": "enseignants"},
+                    threshold=5, implied=True)
+    assert zero["part"].tolist() == [0.0, 0.0, 0.0]  # 0 % implies zero people: shown

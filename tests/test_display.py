@@ -97,13 +97,17 @@ def test_figure_html_embeds_png_alt_caption_and_data():
 
 def test_headlines_say_ratio_in_words():
     html = d.headlines_html([
-        {"label": "Part inscrite", "value": 0.8, "kind": "percent", "national": 0.6, "ratio": 0.8 / 0.6},
+        {"label": "Part inscrite", "value": 0.8, "kind": "percent", "national": 0.6, "ratio": 0.8 / 0.6,
+         "position": "au-dessus"},
         {"label": "Accès", "value": "c", "national": 1000, "ratio": "c"},
-        {"label": "Délai", "value": 10, "kind": "int", "ratio": 0.5}])
-    assert html.count("<li") == 3
+        {"label": "Délai", "value": 10, "kind": "int", "ratio": 0.5, "position": "en-dessous"},
+        {"label": "Part active", "value": 0.4, "kind": "percent", "ratio": 0.5, "position": "conforme"}])
+    assert html.count("<li") == 4
     assert f"80,0{NNBSP}%" in html and "National : 60,0" in html
-    assert "▲ 1,33 fois la valeur nationale (au-dessus)" in html
-    assert "rapport au national : c" in html and "(en dessous)" in html
+    assert "▲ 1,33 fois la valeur nationale (au-dessus, au-delà du hasard)" in html
+    assert "rapport au national : c" in html and "▼ 0,50 fois la valeur nationale (en dessous" in html
+    # half the national value, but within the limits: no arrow, said in words
+    assert "● 0,50 fois la valeur nationale (écart dans les limites du hasard)" in html
 
 
 def test_banner_section_and_style():

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from gar_analysis import indicators as ind
+from gar_analysis.disclosure import Spec, publish, with_spec
 from gar_analysis.errors import ConfigError
 from gar_analysis.territories import departements
 
@@ -209,16 +210,22 @@ def test_region_compares_with_national_lycees(tables):
     assert v.at["etablissements", "valeur_nationale"] == (etab.niveau == "lycee").sum()
 
 
-def test_publishable_suppresses_small_counts_and_rates():
-    values = pd.DataFrame({"indicateur": ["etablissements", "inscrits", "part_inscrits", "acces"],
-                           "valeur": [4, 3, 0.75, 1000.0], "valeur_nationale": [400, 300, 0.75, 1e5],
-                           "ratio": [0.01, 0.01, 1.0, 0.01]})
+def test_publishable_suppresses_people_and_shows_institutions():
+    """Decided once (docs/indicators.md): counts of people and rates on them are suppressed; counts of
+    schools and rates on them are facts about public institutions and are shown; zero is shown."""
+    values = pd.DataFrame({"indicateur": ["etablissements", "inscrits", "part_inscrits", "acces", "eleves",
+                                          "acces_par_eleve", "enseignants", "accedants"],
+                           "valeur": [4, 3, 0.75, 1000.0, 3, 2.0, 0, 12],
+                           "valeur_nationale": [400, 300, 0.75, 1e5, 1e4, 10.0, 100, 1000],
+                           "ratio": [np.nan, np.nan, 1.0, np.nan, np.nan, 0.2, np.nan, np.nan]})
     values.index = values.indicateur
     pub = ind.publishable(values, threshold=5)
-    assert pub.at["etablissements", "valeur"] == "c" and pub.at["inscrits", "valeur"] == "c"
-    assert pub.at["part_inscrits", "valeur"] == "c" and pub.at["part_inscrits", "ratio"] == "c"
-    assert pub.at["acces", "valeur"] == 1000.0
-    assert pub.at["etablissements", "valeur_nationale"] == 400
+    assert pub.at["etablissements", "valeur"] == 4 and pub.at["inscrits", "valeur"] == 3
+    assert pub.at["part_inscrits", "valeur"] == 0.75 and pub.at["part_inscrits", "ratio"] == 1.0
+    assert pub.at["eleves", "valeur"] == "c"  # 3 pupils
+    assert pub.at["acces_par_eleve", "valeur"] == "c" and pub.at["acces_par_eleve", "ratio"] == "c"
+    assert pub.at["enseignants", "valeur"] == 0  # zero reveals no one
+    assert pub.at["acces", "valeur"] == 1000.0 and pub.at["accedants", "valeur"] == 12
 
 
 def test_by_unit_national_lists_academies(tables):
@@ -234,10 +241,10 @@ def test_by_unit_national_lists_academies(tables):
     dep = ind.by_unit(tables, "departement", "35")
     colleges = etab[(etab.code_departement == "35") & (etab.niveau == "college")]
     assert set(dep.code) == set(colleges.secteur) and dep.etablissements.sum() == len(colleges)
-    pub = ind.publishable(dep, threshold=5)
-    small = dep.etablissements < 5
-    assert (pub.etablissements[small] == "c").all() and (pub.part_inscrits[small] == "c").all()
-    assert (pub.etablissements[~small] != "c").all()
+    pub = ind.publishable(dep, threshold=10**6)  # every count below: schools are still shown
+    assert pub.etablissements.tolist() == dep.etablissements.tolist()
+    assert pub.part_inscrits.tolist() == dep.part_inscrits.tolist()
+    assert (pub.acces == "c").sum() == (dep.acces > 0).sum()
 
 
 def test_school_list_and_its_disclosure(tables):
@@ -247,7 +254,7 @@ def test_school_list_and_its_disclosure(tables):
     assert set(sl.inscrit) <= {"oui", "non"} and set(sl.anomalies) <= {"oui", "non"}
     sl.loc[0, "acces"] = 3
     sl.loc[1, "eleves"] = 2
-    pub = ind.publishable_schools(sl, threshold=5)
+    pub = publish(sl, threshold=5)
     assert pub.loc[0, "acces"] == "c" and pub.loc[1, "acces_par_eleve"] == "c" and pub.loc[1, "eleves"] == "c"
 
 
@@ -325,7 +332,13 @@ def test_budget_cost_per_access(tables):
     usage, etab = tables["usage_mensuel"], tables["etablissements"]
     lyc = etab[(etab.code_region == "53") & (etab.niveau == "lycee")].uai
     acces = usage[usage.uai.isin(lyc) & usage.mois.str.startswith("2024")].acces.sum()
-    assert row.acces == acces and row.cout_par_acces == pytest.approx(40000 / acces)
+    months = sorted(usage.mois.unique())
+    assert row.mois_acces == sum(m.startswith("2024") for m in months)
+    assert row.acces == acces
+    if row.mois_acces == 12:
+        assert row.cout_pour_1000_acces == pytest.approx(1000 * 40000 / acces)
+    else:  # a full year's spending is never divided by part of a year's accès
+        assert np.isnan(row.cout_pour_1000_acces)
     aca = ind.budget(tables, "academie", "14")  # région 53 + département 35
     assert aca.iloc[0].depenses_ressources_numeriques == 150000
     assert ind.budget(tables, "national", "FR").iloc[0].dont_gar == 61000
@@ -367,33 +380,52 @@ def test_editeur_usage_contains_only_its_resources(tables):
 # --------------------------------------------------------------------------- key messages
 
 
-def test_key_messages_strengths_and_levers():
+def test_key_messages_follow_the_interval_rule_of_the_cards():
+    """A strength or a lever is named only when its position (the cards' rule) says so (#14, item 10)."""
     values = pd.DataFrame({
-        "indicateur": ["etablissements", "inscrits", "part_inscrits", "part_actifs_mois"],
-        "valeur": [100, 90, 0.9, 0.3], "valeur_nationale": [1000, 600, 0.6, 0.5], "ratio": [0.1, 0.15, 1.5, 0.6]})
+        "indicateur": ["etablissements", "inscrits", "part_inscrits", "part_actifs_mois", "part_referents"],
+        "valeur": [100, 90, 0.9, 0.3, 0.5], "valeur_nationale": [1000, 600, 0.6, 0.5, 0.45],
+        "ratio": [np.nan, np.nan, 1.5, 0.6, 1.11], "position": [None, None, "au-dessus", "en-dessous", "conforme"]})
     values.index = values.indicateur
     forts, corriger = ind.key_messages(values, threshold=5)
     assert len(forts) == 1 and "90\u202f%" in forts[0] and "60\u202f%" in forts[0]
     assert len(corriger) == 1 and "piste d'action" in corriger[0] and "relancer" in corriger[0]
-    small = values.copy()
-    small.loc["inscrits", "valeur"] = 3
-    small.loc["etablissements", "valeur"] = 4
-    forts, corriger = ind.key_messages(small, threshold=5)
-    assert forts == []  # a rate on a suppressed denominator is never quoted
+    assert not any(m.startswith("Part des établissements avec un référent") for m in forts + corriger)  # within
+    within = values.assign(position="conforme")
+    assert ind.key_messages(within, threshold=5) == ([], [])
 
 
-def test_unit_messages_name_leaders_and_laggards():
-    units = pd.DataFrame({"code": list("ABCDEFG"), "nom": [f"Académie {k}" for k in "ABCDEFG"],
-                          "etablissements": [50] * 7, "inscrits": [40] * 7,
-                          "part_inscrits": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]})
-    forts, corriger = ind.unit_messages(units, 5, columns=("part_inscrits",))
-    assert forts == ["Académies en tête — part des établissements inscrits au GAR : Académie A (90\u202f%), "
-                     "Académie B (80\u202f%), Académie C (70\u202f%)."]
-    assert "Académie G (30\u202f%), Académie F (40\u202f%), Académie E (50\u202f%)" in corriger[0]
-    assert "piste d'action" in corriger[0]
-    units.loc[0, "etablissements"] = 3  # A's share becomes secret: never quoted
-    forts, _ = ind.unit_messages(units, 5, columns=("part_inscrits",))
-    assert "Académie A" not in forts[0] and "Académie D" in forts[0]
+def test_cards_and_messages_agree_on_the_sample(tables):
+    """The card's ▲/▼ and the sentences come from the same positions (#14, item 10)."""
+    from gar_analysis.reporting.display import headlines_html
+
+    for code in ("01", "14", "17"):
+        v = ind.territory_values(tables, "academie", code)
+        pub = ind.publishable(v, 5)
+        forts, corriger = ind.key_messages(v, 5)
+        for name in ind.MESSAGE_LEVERS:
+            card = headlines_html([ind.headline(pub, name)])
+            label = ind.INDICATORS[name].label
+            named_low = any(m.startswith(label) for m in corriger)
+            assert ("▼" in card) == (v.at[name, "position"] == "en-dessous")
+            if named_low:
+                assert "▼" in card
+            if "▼" not in card:
+                assert not named_low
+
+
+def test_unit_messages_name_only_units_outside_the_limits():
+    rest = [0.62, 0.6, 0.6, 0.58, 0.6, 0.61, 0.59, 0.6, 0.57, 0.63, 0.6, 0.61, 0.6, 0.59, 0.6, 0.62, 0.58, 0.6]
+    codes = [chr(65 + i) for i in range(len(rest) + 2)]
+    units = pd.DataFrame({"code": codes, "nom": [f"Académie {k}" for k in codes],
+                          "etablissements": [400] * len(codes), "part_inscrits": [0.95, *rest, 0.2]})
+    last = codes[-1]
+    forts, corriger = ind.unit_messages(units, 5, columns=("part_inscrits",), national={"part_inscrits": 0.6})
+    assert len(forts) == 1 and "Académie A (95\u202f%)" in forts[0] and "Académie B" not in forts[0]
+    assert len(corriger) == 1 and f"Académie {last} (20\u202f%)" in corriger[0] and "piste d'action" in corriger[0]
+    assert "Académie J" not in corriger[0]  # 57 %, last but one, within the limits: never named for its rank
+    same = units.assign(part_inscrits=0.6)
+    assert ind.unit_messages(same, 5, columns=("part_inscrits",)) == ([], [])
 
 
 def test_publishable_editeur_and_messages(tables):
@@ -408,21 +440,27 @@ def test_publishable_editeur_and_messages(tables):
     assert all("Alpha" not in s and "Gamma" not in s for s in forts)
 
 
-def test_publishable_tables(tables):
-    m = ind.publishable_monthly(pd.DataFrame({"mois": ["2024-01", "2024-02"], "acces": [3, 100],
-                                              "etablissements_actifs": [1, 20], "inscrits": [30, 30],
-                                              "part_actifs": [1 / 30, 20 / 30]}), 5)
-    assert m.acces.tolist() == ["c", 100] and m.etablissements_actifs.tolist() == ["c", 20]
-    assert m.part_actifs.tolist()[1] == pytest.approx(20 / 30)
-    mix = ind.publishable_mix(pd.DataFrame({"dimension": ["support", "support"], "categorie": ["a", "b"],
-                                            "acces": [2.0, 1.0], "part": [2 / 3, 1 / 3]}), 5)
-    assert mix.part.tolist() == ["c", "c"]  # total 3 < 5
-    b = ind.publishable_budget(pd.DataFrame({"annee": [2024], "depenses_ressources_numeriques": [10.0],
-                                             "dont_gar": [5.0], "part_gar": [0.5], "acces": [2],
-                                             "cout_par_acces": [2.5]}), 5)
-    assert b.acces.tolist() == ["c"] and b.cout_par_acces.tolist() == ["c"] and b.dont_gar.tolist() == [5.0]
-    counts = ind.publishable_counts(pd.DataFrame({"regle": ["r"], "erreurs": [2], "etablissements": [9]}), 5)
-    assert counts.iloc[0].tolist() == ["r", "c", 9]
+def test_every_table_of_a_page_carries_its_disclosure_rule(tables):
+    """publish() reads the rule the producing function attached; a table without one is refused."""
+    m = publish(ind.monthly(tables, "national", "FR").head(2).assign(acces=[3, 100], etablissements_actifs=[1, 20]), threshold=5)
+    assert m.acces.tolist() == ["c", 100] and m.etablissements_actifs.tolist() == [1, 20]  # schools are shown
+    mix = ind.usage_mix(tables, "national", "FR")
+    mix.loc[0, "acces"] = 2.0
+    assert publish(mix, threshold=5).loc[0, ["acces", "part"]].tolist() == ["c", "c"]
+    b = ind.budget(tables, "region", "53")
+    b.loc[0, "acces"] = 2
+    pb = publish(b, threshold=5)
+    assert pb.acces.tolist() == ["c"] and pb.cout_pour_1000_acces.tolist() == ["c"]
+    assert pb.dont_gar.tolist() == b.dont_gar.tolist()
+    counts = publish(ind.anomalies_summary(pd.DataFrame({"regle": ["r", "r"], "gravite": ["erreur", "erreur"],
+                                                           "uai": ["a", "b"]})), threshold=5)
+    assert counts.iloc[0].tolist() == ["r", 2, 0, 0, 2]  # findings on institutions are shown
+    for table in (ind.registration_by(tables, "national", "FR"), ind.top_resources(tables, "national", "FR"),
+                  ind.training_actions(tables, "national", "FR"), ind.seasonality(ind.monthly(tables, "national", "FR")),
+                  ind.school_list(tables, "departement", "35")):
+        publish(table, threshold=5)  # each declares its rule
+    with pytest.raises(ConfigError, match="secret statistique"):
+        publish(pd.DataFrame({"n": [1]}))
 
 
 def test_conventions_display_is_french(tables):
@@ -458,17 +496,16 @@ def test_publishable_protects_implied_counts_and_counts_have_no_ratio(tables):
                            "ratio": [np.nan, np.nan, 1.0, np.nan, 0.005, 0.07]})
     values.index = values.indicateur
     pub = ind.publishable(values, 5)
-    assert pub.at["part_inscrits", "valeur"] == "c"  # 60 % of 5 = 3 schools
+    assert pub.at["part_inscrits", "valeur"] == 0.6  # 3 schools: an institutional fact, shown
     assert pub.at["acces_par_eleve", "valeur"] == "c"  # 0.01 × 300 pupils = 3 accès
     assert pub.at["etablissements", "valeur"] == 5
     v = ind.territory_values(tables, "academie", "14")
     assert v.loc[[k for k, i in ind.INDICATORS.items() if i.kind == "count"], "ratio"].isna().all()
 
 
-def test_suppress_registration_hides_ratio_with_its_share():
+def test_registration_by_level_shows_school_counts_as_facts():
     reg = pd.DataFrame({"niveau": ["college", "lycee"], "secteur": ["public", "public"],
                         "etablissements": [10, 40], "inscrits": [3, 30], "part_inscrits": [0.3, 0.75],
                         "part_nationale": [0.5, 0.5], "ratio": [0.6, 1.5]})
-    out = ind.suppress_registration(reg, 5)
-    assert out.inscrits.tolist() == ["c", 30] and out.part_inscrits.tolist() == ["c", 0.75]
-    assert out.ratio.tolist() == ["c", 1.5]
+    out = publish(with_spec(reg, Spec()), threshold=5)
+    assert out.inscrits.tolist() == [3, 30] and out.part_inscrits.tolist() == [0.3, 0.75]

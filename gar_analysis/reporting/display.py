@@ -23,16 +23,14 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from babel.numbers import format_decimal, format_scientific
 
 from .. import config
 from ..disclosure import is_suppressed
+from ..numbers import (LOCALE, MISSING, NNBSP, MONTH_NAMES, _is_missing, fmt_euros, fmt_month,  # noqa: F401
+                       fmt_number, fmt_percent, fmt_ratio, fmt_sentence)
 
-LOCALE = "fr_FR"
 #: Shown for a missing value (not to be confused with ``c``, a suppressed one).
-MISSING = "–"
 #: Narrow no-break space (French thousands separator and before ``%``).
-NNBSP = "\u202f"
 
 #: Columns always shown as text (years, codes, periods are not quantities).
 TEXT_COLUMNS = {"annee", "annee_scolaire", "periode", "mois", "uai", "ligne", "id_ressource", "regle", "gravite"}
@@ -81,93 +79,6 @@ COLUMN_LABELS = {
 }
 
 # --------------------------------------------------------------------------- numbers
-
-
-def _is_missing(x: object) -> bool:
-    if x is None or x is pd.NA:
-        return True
-    try:
-        return bool(pd.isna(x))
-    except (TypeError, ValueError):
-        return False
-
-
-def fmt_number(x: object, decimals: int = 0) -> str:
-    """Format a number the French way: ``12 345,6`` (narrow no-break space, decimal comma).
-
-    Parameters
-    ----------
-    x : number, ``"c"`` or missing
-        Value to format; ``"c"`` is returned unchanged, a missing value gives ``–``.
-    decimals : int, optional
-        Number of decimals shown (fixed).
-
-    Examples
-    --------
-    >>> fmt_number(12345.6, 1) == "12\\u202f345,6"
-    True
-    >>> fmt_number(0.5), fmt_number("c"), fmt_number(None)
-    ('0', 'c', '–')
-    """
-    if is_suppressed(x):
-        return config.SUPPRESSED
-    if _is_missing(x):
-        return MISSING
-    if isinstance(x, str):
-        try:
-            x = float(x.replace(",", "."))
-        except ValueError:
-            return x
-    value = float(x)
-    if math.isinf(value):
-        return MISSING
-    if abs(value) >= 1e15:  # beyond decimal quantisation (e.g. an infinite odds ratio under separation)
-        return format_scientific(value, format="0.##E0", locale=LOCALE)
-    value = round(value, decimals)
-    if value == 0:
-        value = 0.0  # no "-0"
-    pattern = "#,##0" + ("." + "0" * decimals if decimals > 0 else "")
-    return format_decimal(value, format=pattern, locale=LOCALE, decimal_quantization=True)
-
-
-def fmt_percent(x: object, decimals: int = 1) -> str:
-    """Format a share (0.123) as a French percentage (``12,3 %``, narrow no-break space).
-
-    Examples
-    --------
-    >>> fmt_percent(0.1234) == "12,3\\u202f%"
-    True
-    >>> fmt_percent("c")
-    'c'
-    """
-    if is_suppressed(x):
-        return config.SUPPRESSED
-    if _is_missing(x):
-        return MISSING
-    return f"{fmt_number(float(x) * 100, decimals)}{NNBSP}%"
-
-
-def fmt_ratio(x: object) -> str:
-    """Format a ratio to the national value (``1,12``)."""
-    return fmt_number(x, 2)
-
-
-def fmt_euros(x: object, decimals: int = 0) -> str:
-    """Format an amount in euros (``12 345 €``)."""
-    text = fmt_number(x, decimals)
-    return text if text in (config.SUPPRESSED, MISSING) else f"{text}{NNBSP}€"
-
-
-_MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-           "septembre", "octobre", "novembre", "décembre"]
-
-
-def fmt_month(month: str) -> str:
-    """Format a ``YYYY-MM`` month in French (``septembre 2024``)."""
-    m = re.match(r"^(\d{4})-(\d{2})$", str(month))
-    if not m:
-        return str(month)
-    return f"{_MONTHS[int(m.group(2)) - 1]} {m.group(1)}"
 
 
 def column_kind(name: str, series: pd.Series | None = None) -> str:
@@ -354,17 +265,20 @@ def figure_html(fig, alt: str, *, caption: str = "", data: pd.DataFrame | None =
     return "".join(parts)
 
 
-def _ratio_phrase(ratio: object) -> str:
+def _ratio_phrase(ratio: object, position: object = None) -> str:
+    """Say a card's ratio in words; above or below only by the interval rule (``indicators.positions``)."""
     if is_suppressed(ratio):
         return "rapport au national : c"
     if _is_missing(ratio):
         return ""
-    r = float(ratio)
-    if r >= 1.05:
-        return f"▲ {fmt_ratio(r)} fois la valeur nationale (au-dessus)"
-    if r <= 0.95:
-        return f"▼ {fmt_ratio(r)} fois la valeur nationale (en dessous)"
-    return f"● {fmt_ratio(r)} fois la valeur nationale (proche)"
+    r = fmt_ratio(float(ratio))
+    if position == "au-dessus":
+        return f"▲ {r} fois la valeur nationale (au-dessus, au-delà du hasard)"
+    if position == "en-dessous":
+        return f"▼ {r} fois la valeur nationale (en dessous, au-delà du hasard)"
+    if position == "conforme":
+        return f"● {r} fois la valeur nationale (écart dans les limites du hasard)"
+    return f"{r} fois la valeur nationale"
 
 
 def headlines_html(items: Iterable[Mapping]) -> str:
@@ -388,7 +302,7 @@ def headlines_html(items: Iterable[Mapping]) -> str:
         if isinstance(national, str) or (national is not None and not _is_missing(national)):
             nat = national if isinstance(national, str) else fmt(national)
             lines.append(f'<p style="margin:0;font-size:0.9em">National : {_esc(nat)}</p>')
-        phrase = _ratio_phrase(it.get("ratio"))
+        phrase = _ratio_phrase(it.get("ratio"), it.get("position"))
         if phrase:
             lines.append(f'<p style="margin:0;font-size:0.9em">{_esc(phrase)}</p>')
         if it.get("note"):
