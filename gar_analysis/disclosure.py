@@ -106,7 +106,7 @@ def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable
     implied_cols = set(rate_cols) if implied is True else set(implied or [])
     for col in rate_cols:
         den = denominators[col]
-        mask = masks[den] if den in masks else df[den].map(is_suppressed)
+        mask = masks[den].copy() if den in masks else df[den].map(is_suppressed)
         if col in implied_cols:
             rate = pd.to_numeric(df[col].where(~df[col].map(is_suppressed)), errors="coerce")
             den = pd.to_numeric(df[denominators[col]].where(~df[denominators[col]].map(is_suppressed)),
