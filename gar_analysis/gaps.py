@@ -695,16 +695,28 @@ _MARKERS = {"au-dessus": "^", "conforme": "o", "en-dessous": "v"}
 
 
 def school_indicators(schools: pd.DataFrame) -> pd.DataFrame:
-    """Add the per-school indicator columns used by the comparisons.
+    """Add the per-school columns the comparisons count, as the indicator registry defines them.
 
-    ``un`` (1 per school), ``inscrit`` (0/1), ``actif`` (registered with at least
-    one accès over the period, 0/1), ``acces`` (accès), ``nombre_eleves``.
+    ``un`` (1 per school), ``inscrit`` (0/1), ``actif_mois`` (registered with at least one accès in the
+    reference month, 0/1), ``acces_eleve_12m`` (pupils' accès over 12 months) and ``nombre_eleves``:
+    the numerators and denominators of ``part_inscrits``, ``part_actifs_mois`` and ``acces_par_eleve``
+    in :data:`gar_analysis.indicators.INDICATORS`, so that a label means the same on every page.
+
+    Parameters
+    ----------
+    schools : pandas.DataFrame
+        :func:`gar_analysis.indicators.school_facts` (the processed ``etablissements`` with their usage facts).
     """
+    missing = [c for c in ("acces_eleve_12m", "actif_mois") if c not in schools.columns]
+    if missing:
+        from .errors import ConfigError
+        raise ConfigError("Les écarts territoriaux lisent les faits d'usage par établissement "
+                          f"(colonnes absentes : {', '.join(missing)}) : passer indicators.school_facts(tables).")
     s = schools.copy()
     s["un"] = 1
     s["inscrit"] = s["inscrit"].fillna(False).astype(bool).astype(int)
-    acces = pd.to_numeric(s.get("acces", 0), errors="coerce").fillna(0)
-    s["actif"] = ((s["inscrit"] == 1) & (acces > 0)).astype(int)
+    s["actif_mois"] = ((s["inscrit"] == 1) & s["actif_mois"].fillna(False).astype(bool)).astype(int)
+    s["acces_eleve_12m"] = pd.to_numeric(s["acces_eleve_12m"], errors="coerce").fillna(0)
     return s
 
 
@@ -744,28 +756,27 @@ def territorial_analysis(schools: pd.DataFrame, audience: str, territoire: str, 
     per_school = unit == "uai"
     registered = s[(s["inscrit"] == 1)]
     expo = registered[pd.to_numeric(registered["nombre_eleves"], errors="coerce").fillna(0) > 0]
+    from .indicators import INDICATORS
     specs = []
     if not per_school:
-        specs.append(("Part des établissements inscrits au GAR", s, "inscrit", "un", "proportion"))
-        specs.append(("Part des établissements inscrits ayant utilisé le GAR", registered, "actif", "un",
-                      "proportion"))
-    specs.append(("Accès par élève sur la période (établissements inscrits)", expo, "acces", "nombre_eleves",
-                  "rate"))
+        specs.append((INDICATORS["part_inscrits"].label, s, "inscrit", "un", "proportion"))
+        specs.append((INDICATORS["part_actifs_mois"].label, registered, "actif_mois", "un", "proportion"))
+    specs.append((INDICATORS["acces_par_eleve"].label, expo, "acces_eleve_12m", "nombre_eleves", "rate"))
     for titre, frame, num, den, kind in specs:
         if not frame[unit].astype(str).isin(scope_units).any():
             continue
         # limits and over-dispersion from every unit of the same kind nationally, then the territory's units
         t = funnel_table(frame, num, den, unit, kind=kind)
         t = _keep_units(t, scope_units)
-        out["funnels"].append({"titre": titre, "table": t, "kind": kind})
+        out["funnels"].append({"titre": titre, "table": t, "kind": kind, "people": kind == "rate"})
     cov = [c for c in covariates if c in s.columns]
     full, n_excl = _complete(s, cov)
     out["excluded"] = n_excl
     oe_specs = []
     if not per_school:
-        oe_specs.append(("Inscription au GAR", full, "inscrit", "binomial", None))
+        oe_specs.append((INDICATORS["part_inscrits"].label, full, "inscrit", "binomial", None))
     reg = full[(full["inscrit"] == 1) & (pd.to_numeric(full["nombre_eleves"], errors="coerce").fillna(0) > 0)]
-    oe_specs.append(("Accès par élève", reg, "acces", "poisson", "nombre_eleves"))
+    oe_specs.append((INDICATORS["acces_par_eleve"].label, reg, "acces_eleve_12m", "poisson", "nombre_eleves"))
     for titre, frame, outcome, family, exposure in oe_specs:
         if not frame[unit].astype(str).isin(scope_units).any():
             continue
@@ -783,6 +794,8 @@ def territorial_analysis(schools: pd.DataFrame, audience: str, territoire: str, 
         all_spots = all_spots.sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
         all_spots["resume"] = [_short(r) for r in all_spots.itertuples()]
     out["spots"] = all_spots
+    out["deplaces"] = int(scope["territoire_corrige"].fillna(False).astype(bool).sum()) \
+        if "territoire_corrige" in scope.columns else 0
     return out
 
 
@@ -818,8 +831,15 @@ def publishable_funnel(table: pd.DataFrame, unit: str, schools: pd.DataFrame, th
         "valeur": m * table["rate"], "valeur_retrecie": m * table["shrunk_rate"],
         "limite_basse_998": m * table["lower_998"], "limite_haute_998": m * table["upper_998"],
         "position": table["position_998"].map(POSITION_SYMBOLS)})
-    out = suppress(out, ["numerateur", "denominateur"], rate_cols=["valeur", "valeur_retrecie"],
-                   denominators={"valeur": "denominateur", "valeur_retrecie": "denominateur"}, threshold=threshold)
+    if not pct:  # accès and pupils are counts of people: the rate implies the accès, hidden with them
+        out = suppress(out, ["numerateur", "denominateur"], rate_cols=["valeur", "valeur_retrecie"],
+                       denominators={"valeur": "denominateur", "valeur_retrecie": "denominateur"},
+                       threshold=threshold, implied=["valeur"])
+        hidden = out["numerateur"].map(lambda v: v == config.SUPPRESSED).to_numpy()
+        out["valeur_retrecie"] = out["valeur_retrecie"].astype(object)
+        out.loc[hidden | out["valeur"].map(lambda v: v == config.SUPPRESSED).to_numpy(),
+                ["valeur", "valeur_retrecie"]] = config.SUPPRESSED
+    # a share of schools (registered, active) is an institutional fact: shown whatever the number
     unit_s = " (%)" if pct else ""
     return out.rename(columns={"nom": "Nom", "numerateur": "Numérateur (nombre)", "denominateur": "Dénominateur (nombre)",
                                "valeur": f"Valeur{unit_s}", "valeur_retrecie": f"Valeur rétrécie{unit_s}",
@@ -838,11 +858,17 @@ def publishable_oe(table: pd.DataFrame, unit: str, schools: pd.DataFrame, thresh
         "rang": [f"{a} (entre {b} et {c})" for a, b, c in zip(t["rang"], t["rang_bas"], t["rang_haut"])],
         "position": t["position"].map(POSITION_SYMBOLS)})
     out = out.sort_values("rapport_retreci", ascending=False, ignore_index=True)
-    # per-school units: the counts are the school's own (accès), no grouping of schools to protect
-    den = "observe" if (t["n_ecoles"] == 1).all() else "n_ecoles"
-    rates = ["rapport", "ic_bas", "ic_haut", "rapport_retreci", "attendu"]
-    out = suppress(out, ["n_ecoles", "observe"] if den == "n_ecoles" else ["observe"], rate_cols=rates,
-                   denominators={c: den for c in rates}, threshold=threshold)
+    if table.attrs.get("family", "poisson") != "binomial":
+        # observed accès are counts of people's acts: hidden from 1 to threshold − 1, and with them every
+        # figure that gives them back (ratio × expected = observed; the intervals and shrunk ratio bound it)
+        out = suppress(out, ["observe"], rate_cols=["rapport"], denominators={"rapport": "attendu"},
+                       threshold=threshold, implied=["rapport"])
+        hidden = (out["observe"].map(lambda v: v == config.SUPPRESSED)
+                  | out["rapport"].map(lambda v: v == config.SUPPRESSED)).to_numpy()
+        cols = ["observe", "rapport", "ic_bas", "ic_haut", "rapport_retreci"]
+        out[cols] = out[cols].astype(object)
+        out.loc[hidden, cols] = config.SUPPRESSED
+    # registered schools are institutional facts: an O/E of registration is shown whatever the number
     return out.rename(columns={"nom": "Nom", "n_ecoles": "Établissements (nombre)", "observe": "Observé (nombre)",
                                "attendu": "Attendu (nombre)", "rapport": "Rapport observé / attendu",
                                "ic_bas": "IC 95 % bas", "ic_haut": "IC 95 % haut",

@@ -26,19 +26,37 @@ def test_ranking_edge_cases():
                                                          what="Accès", unit_label="académie")
 
 
-def test_trend_up_down_stable():
-    months = [f"2024-{m:02d}" for m in range(1, 7)]
-    up = pd.DataFrame({"mois": months, "acces": [100, 100, 100, 200, 200, 210]})
-    text = at.describe_trend(up, "mois", "acces", what="Accès mensuels")
-    assert "de janvier 2024 à juin 2024" in text and "en hausse de 103" in text
-    assert "Maximum en juin 2024 (210)" in text
-    down = up.assign(acces=[300, 300, 300, 100, 100, 100])
-    assert "en baisse de 67" in at.describe_trend(down, "mois", "acces", what="Accès")
-    flat = up.assign(acces=[100, 101, 99, 102, 100, 98])
+def test_trend_compares_the_same_months_a_year_apart():
+    """#14 item 6: a school-year series starting in September must not compare autumn with summer."""
+    months = [f"{y}-{m:02d}" for y, m in [(2023, 9), (2023, 10), (2023, 11), (2023, 12)]
+              + [(2024, m) for m in range(1, 13)] + [(2025, m) for m in range(1, 9)]]
+    seasonal = {"09": 120, "10": 130, "11": 140, "12": 100, "01": 120, "02": 110, "03": 130, "04": 100,
+                "05": 110, "06": 80, "07": 10, "08": 10}
+    growth = {m: 1.0 if m < "2024-09" else 1.383 for m in months}
+    df = pd.DataFrame({"mois": months, "acces": [round(seasonal[m[5:]] * 100 * growth[m]) for m in months]})
+    text = at.describe_trend(df, "mois", "acces", what="Accès mensuels")
+    assert "en hausse de 38" in text and "mêmes mois un an plus tôt" in text
+    assert "baisse" not in text  # Sep–Nov vs Jun–Aug would have read « en baisse de 48 % »
+    down = df.assign(acces=[round(seasonal[m[5:]] * 100 / growth[m]) for m in months])
+    assert "en baisse de 28" in at.describe_trend(down, "mois", "acces", what="Accès")
+    flat = df.assign(acces=[seasonal[m[5:]] * 100 for m in months])
     assert "stable" in at.describe_trend(flat, "mois", "acces", what="Accès")
-    shuffled = up.sample(frac=1, random_state=1)  # order of rows does not matter
+    shuffled = df.sample(frac=1, random_state=1)  # order of rows does not matter
     assert at.describe_trend(shuffled, "mois", "acces", what="Accès mensuels") == text
+    short = df.head(6)
+    assert "moins d'un an de recul" in at.describe_trend(short, "mois", "acces", what="Accès")
+    rate = pd.DataFrame({"mois": months, "part": [0.5 if m < "2024-09" else 0.6 for m in months]})
+    assert "en hausse de 10,0 point(s)" in at.describe_trend(rate, "mois", "part", what="Part", kind="percent")
     assert at.trend_direction([0, 0, 5, 5]) == ("hausse", None)
+
+
+def test_forest_alt_text_reads_the_table_by_column_name():
+    """#14 item 5: the alt text's numbers are the table's, estimate first, whatever the column order."""
+    t = pd.DataFrame({"Facteur": ["Référent GAR désigné", "IPS (+10)"], "Rapport de cotes": [2.54, 1.1],
+                      "IC 95 % bas": [2.10, 0.9], "IC 95 % haut": [3.07, 1.3], "p": ["< 0,001", "0,210"]})
+    text = at.describe_effects(t)
+    assert "Référent GAR désigné : 2,54 (de 2,10 à 3,07)." in text and "IPS (+10) : 1,10 (de 0,90 à 1,30)." in text
+    assert at.describe_effects(t[["p", "IC 95 % haut", "Facteur", "IC 95 % bas", "Rapport de cotes"]]) == text
 
 
 def test_shares_largest_first():

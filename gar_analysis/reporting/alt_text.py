@@ -92,35 +92,74 @@ def trend_direction(values: list[float], window: int = 3) -> tuple[str, float | 
     return ("hausse" if change > 0 else "baisse"), change
 
 
-def describe_trend(df: pd.DataFrame, time_col: str, value_col: str, *, what: str, kind: str = "int",
-                   window: int = 3) -> str:
-    """Describe a time series: period, trend (first vs last months) and peak.
+def _year_before(month: str) -> str:
+    return f"{int(month[:4]) - 1:04d}{month[4:]}"
+
+
+def describe_trend(df: pd.DataFrame, time_col: str, value_col: str, *, what: str, kind: str = "int") -> str:
+    """Describe a monthly series: period, change on the same months a year apart, and peak.
+
+    A trend compares like with like: the months of the last 12 months of the series with the
+    same calendar months a year earlier (never the first autumn with the last summer). Counts
+    are summed over those months; rates (``kind="percent"``) are averaged and compared in points.
+    With less than a year between them, the text says there is not enough hindsight.
 
     Examples
     --------
-    >>> df = pd.DataFrame({"mois": ["2024-01", "2024-02", "2024-03", "2024-04"], "acces": [100, 100, 150, 150]})
-    >>> describe_trend(df, "mois", "acces", what="Accès mensuels", window=2)
-    'Accès mensuels de janvier 2024 à avril 2024 : en hausse de 50\\u202f% entre les 2 premiers et les 2 derniers mois. Maximum en mars 2024 (150).'
+    >>> months = [f"{y}-{m:02d}" for y in (2023, 2024) for m in range(1, 13)]
+    >>> df = pd.DataFrame({"mois": months, "acces": [100] * 12 + [150] * 12})
+    >>> describe_trend(df, "mois", "acces", what="Accès mensuels")
+    'Accès mensuels de janvier 2023 à décembre 2024 : en hausse de 50\u202f% sur les 12 derniers mois par rapport aux mêmes mois un an plus tôt. Maximum en janvier 2024 (150).'
     """
     fmt = _formatter(kind)
     data = _usable(df, value_col).sort_values(time_col)
     if data.empty:
         return f"{what} : aucune valeur publiable."
     start, end = fmt_month(data[time_col].iloc[0]), fmt_month(data[time_col].iloc[-1])
+    peak = data.loc[pd.to_numeric(data[value_col]).idxmax()]
+    tail = f" Maximum en {fmt_month(peak[time_col])} ({fmt(peak[value_col])})."
     if len(data) == 1:
         return f"{what} en {start} : {fmt(data[value_col].iloc[0])}."
-    w = max(1, min(window, len(data) // 2))
-    direction, change = trend_direction(data[value_col].tolist(), w)
-    span = f"entre les {w} premiers et les {w} derniers mois" if w > 1 else "entre le premier et le dernier mois"
+    values = dict(zip(data[time_col].astype(str), pd.to_numeric(data[value_col]).astype(float)))
+    months = sorted(values)
+    recent = [m for m in months[-12:] if _year_before(m) in values]
+    if not recent:
+        return f"{what} de {start} à {end} : moins d'un an de recul, pas de comparaison des mêmes mois.{tail}"
+    span = (f"sur les {len(recent)} derniers mois" if len(recent) > 1 else f"en {fmt_month(recent[0])}")
+    span += " par rapport aux mêmes mois un an plus tôt"
+    now = [values[m] for m in recent]
+    before = [values[_year_before(m)] for m in recent]
+    if kind == "percent":
+        diff = sum(now) / len(now) - sum(before) / len(before)
+        if abs(diff) < 0.005:
+            return f"{what} de {start} à {end} : stable {span}.{tail}"
+        return (f"{what} de {start} à {end} : en {'hausse' if diff > 0 else 'baisse'} de "
+                f"{fmt_number(abs(diff) * 100, 1)} point(s) {span}.{tail}")
+    direction, change = trend_direction([sum(before), sum(now)], 1)
     if direction == "stable":
-        first = "stable " + span
+        first = f"stable {span}"
     elif change is None:
         first = f"en {direction} {span}"
     else:
         first = f"en {direction} de {fmt_percent(abs(change), 0)} {span}"
-    peak = data.loc[data[value_col].idxmax()]
-    return (f"{what} de {start} à {end} : {first}. "
-            f"Maximum en {fmt_month(peak[time_col])} ({fmt(peak[value_col])}).")
+    return f"{what} de {start} à {end} : {first}.{tail}"
+
+
+def describe_effects(effects: pd.DataFrame) -> str:
+    """Describe a forest plot from the table it draws (:func:`gar_analysis.models.effects_display`), by column name.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"Facteur": ["Référent GAR désigné"], "Rapport de cotes": [2.54],
+    ...                   "IC 95 % bas": [2.10], "IC 95 % haut": [3.07], "p": ["< 0,001"]})
+    >>> describe_effects(t)
+    'Graphique en forêt des rapports de cotes estimés avec leurs intervalles à 95 %. Référent GAR désigné : 2,54 (de 2,10 à 3,07).'
+    """
+    estimate = next(c for c in effects.columns if c not in ("Facteur", "IC 95 % bas", "IC 95 % haut", "p"))
+    parts = [f"{r['Facteur']} : {fmt_number(r[estimate], 2)} (de {fmt_number(r['IC 95 % bas'], 2)} à "
+             f"{fmt_number(r['IC 95 % haut'], 2)})." for _, r in effects.iterrows()]
+    plural = {"Rapport de cotes": "rapports de cotes", "Rapport de taux": "rapports de taux"}.get(estimate, "effets")
+    return f"Graphique en forêt des {plural} estimés avec leurs intervalles à 95 %. " + " ".join(parts)
 
 
 def describe_shares(df: pd.DataFrame, label_col: str, value_col: str, *, what: str, max_items: int = 4) -> str:
