@@ -836,7 +836,7 @@ def publishable_funnel(table: pd.DataFrame, unit: str, schools: pd.DataFrame, th
                        denominators={"valeur": "denominateur", "valeur_retrecie": "denominateur"},
                        threshold=threshold, implied=["valeur"])
         hidden = out["numerateur"].map(lambda v: v == config.SUPPRESSED).to_numpy()
-        out["valeur_retrecie"] = out["valeur_retrecie"].astype(object)
+        out[["valeur", "valeur_retrecie"]] = out[["valeur", "valeur_retrecie"]].astype(object)
         out.loc[hidden | out["valeur"].map(lambda v: v == config.SUPPRESSED).to_numpy(),
                 ["valeur", "valeur_retrecie"]] = config.SUPPRESSED
     # a share of schools (registered, active) is an institutional fact: shown whatever the number

@@ -41,42 +41,34 @@ COLUMN_LABELS = {
     "code_departement": "Code département", "nom_departement": "Département",
     "code_region": "Code région", "nom_region": "Région",
     "niveau": "Niveau", "secteur": "Secteur", "mois": "Mois", "annee": "Année",
-    "etablissements": "Établissements (nombre)", "inscrits": "Établissements inscrits (nombre)",
-    "part_inscrits": "Part inscrite au GAR (%)", "delai_median_jours": "Délai médian d'inscription (jours)",
-    "avec_affectation": "Établissements avec affectation (nombre)",
-    "part_avec_affectation": "Part des inscrits avec au moins une affectation (%)",
-    "actifs_mois": "Établissements actifs le dernier mois (nombre)",
-    "part_actifs_mois": "Part des inscrits actifs le dernier mois (%)",
-    "projets_ent": "Projets ENT (nombre)", "mediacentres": "Médiacentres (nombre)",
-    "eleves": "Élèves des établissements inscrits (nombre)",
-    "acces": "Accès (nombre)", "acces_eleve": "Accès des élèves (nombre)",
+    "acces_eleve": "Accès des élèves (nombre)",
     "acces_enseignant": "Accès des enseignants (nombre)",
-    "acces_par_eleve": "Accès par élève (nombre)", "acces_par_enseignant": "Accès par enseignant accédant (nombre)",
-    "affectations": "Affectations (nombre)", "accedants": "Accédants (nombre)",
-    "affectations_par_accedant": "Affectations par accédant (nombre)",
-    "part_acces_enseignants": "Part des accès faits par les enseignants (%)",
-    "part_acces_mobile_tablette": "Part des accès sur mobile ou tablette (%)",
-    "ressources_distinctes": "Ressources distinctes utilisées (nombre)",
-    "etablissements_actifs": "Établissements actifs (nombre)", "part_actifs": "Part des inscrits actifs (%)",
+    "affectations": "Affectations (nombre)", "etablissements_actifs": "Établissements actifs (nombre)", "part_actifs": "Part des inscrits actifs (%)",
     "valeur": "Valeur", "valeur_nationale": "Valeur nationale", "ratio": "Rapport au national",
     "indicateur": "Indicateur", "part_nationale": "Part nationale (%)", "ligne": "Ligne",
     "ratio_part_inscrits": "Rapport au national : part inscrite",
     "ratio_part_actifs_mois": "Rapport au national : part active le dernier mois",
-    "ratio_acces_par_eleve": "Rapport au national : accès par élève",
     "acces_par_etablissement": "Accès par établissement (nombre)", "indice": "Indice (100 = moyenne)", "signees": "Conventions signées (nombre)",
     "en_attente": "Conventions en attente (nombre)", "expirant": "Conventions expirant sous 6 mois (nombre)",
-    "actions": "Actions de formation (nombre)", "referents": "Établissements avec référent GAR (nombre)",
-    "part_referents": "Part des établissements avec référent GAR (%)",
-    "depenses_ressources_numeriques": "Dépenses de ressources numériques (euros)",
+    "actions": "Actions de formation (nombre)", "depenses_ressources_numeriques": "Dépenses de ressources numériques (euros)",
     "dont_gar": "Dont ressources GAR (euros)", "part_gar": "Part des dépenses consacrée au GAR (%)",
-    "cout_par_acces": "Coût par accès (euros)", "constats": "Constats (nombre)",
+    "constats": "Constats (nombre)",
     "erreurs": "Erreurs (nombre)", "avertissements": "Avertissements (nombre)",
     "regle": "Règle", "gravite": "Gravité", "message": "Constat", "source": "Source",
     "ressource": "Ressource", "id_ressource": "Identifiant de la ressource", "editeur": "Éditeur",
     "type_ressource": "Type de ressource", "evolution": "Évolution (%)", "part": "Part (%)",
     "profil": "Profil", "support": "Support", "objet": "Objet", "statut": "Statut",
     "acteur": "Collectivité ou acteur", "type_acteur": "Type d'acteur", "projet_ent": "Projet ENT",
+    "ratio_acces_par_eleve": "Rapport au national : accès des élèves par élève",
 }
+
+
+def _indicator_labels() -> dict[str, str]:
+    """Column headers of the registered indicators: their one label, with their unit."""
+    from ..indicators import INDICATORS
+
+    unit = {"percent": " (%)", "count": " (nombre)", "decimal": "", "days": "", "euros": " (euros)"}
+    return {k: i.label + ("" if i.label.endswith(")") else unit[i.kind]) for k, i in INDICATORS.items()}
 
 # --------------------------------------------------------------------------- numbers
 
@@ -151,8 +143,9 @@ def _esc(x: object) -> str:
 def suppression_note(threshold: int | None = None) -> str:
     """Return the French footnote explaining the ``c`` marker."""
     t = config.DISCLOSURE_THRESHOLD if threshold is None else int(threshold)
-    return (f"c : secret statistique — effectif inférieur à {t}, ou taux calculé sur un effectif "
-            f"inférieur à {t} ; la valeur n'est pas publiée.")
+    return (f"c : secret statistique — nombre de personnes ou d'accès compris entre 1 et {t - 1}, ou taux qui "
+            "permettrait de le retrouver ; la valeur n'est pas publiée. Les nombres d'établissements, de "
+            "conventions et d'actions sont publiés quelle que soit leur taille.")
 
 
 def table_html(df: pd.DataFrame, caption: str, *, note: str | None = None, formats: Mapping | None = None,
@@ -187,7 +180,7 @@ def table_html(df: pd.DataFrame, caption: str, *, note: str | None = None, forma
     if not caption:
         raise ValueError("Un tableau publié doit avoir une légende (caption).")
     shown = df if max_rows is None else df.head(max_rows)
-    labels = {**COLUMN_LABELS, **(labels or {})}
+    labels = {**COLUMN_LABELS, **_indicator_labels(), **(labels or {})}
     text = format_frame(shown, formats)
     has_c = bool(shown.map(is_suppressed).to_numpy().any()) if len(shown) else False
     kinds = {c: (formats or {}).get(c) or column_kind(str(c), shown[c]) for c in shown.columns}
