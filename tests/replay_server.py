@@ -176,10 +176,14 @@ class ReplayServer:
         body = f"<html><body><h1>{status}</h1>Passerelle indisponible</body></html>"
         self.faults.setdefault(path, []).extend([(status, body)] * times)
 
-    def add(self, method: str, path: str, query: dict, *, like: str, name: str = "", body=None) -> None:
-        """Serve the recorded exchange ``like`` for another request (the test says why it holds)."""
+    def add(self, method: str, path: str, query: dict, *, like: str, name: str = "", body=None,
+            role: str | None = None) -> None:
+        """Serve the recorded exchange ``like`` for another request (the test says why it holds).
+
+        ``role`` (``ADMIN`` or ``READER``) is the key the request comes with (default: that of ``like``).
+        """
         ref = self.fx[like]
-        self.extra[self._key(method, path, query, ref.key, body)] = Exchange(
+        self.extra[self._key(method, path, query, role or ref.key, body)] = Exchange(
             name or f"{like}[declared]", method, path, query, ref.status, ref.reason, dict(ref.headers),
             ref.body, ref.is_json, ref.key)
 

@@ -96,6 +96,10 @@ class RightMissing(ServiceError):
     """The key's user lacks a read right (or, for a non-admin key, the module may be off)."""
 
 
+class Conflict(ServiceError):
+    """Dolibarr answered 409: the object already exists (e.g. a duplicate extrafield)."""
+
+
 class _EndOfList(Exception):
     """A 404 that means « no (more) records » on a list endpoint."""
 
@@ -162,8 +166,16 @@ def _classify(response: requests.Response) -> bool | float | None:
     return True
 
 
+def _write_classify(response: requests.Response) -> bool | float | None:
+    """Retry a write only on 429 and gateway errors: a Dolibarr 500 is final."""
+    if response.status_code == 429:
+        wait = wait_from_headers(response)
+        return True if wait is None else wait
+    return True if response.status_code in (502, 503, 504) and _restler_message(response) is None else None
+
+
 class DolibarrClient:
-    """A read-only client of the Dolibarr REST API.
+    """A client of the Dolibarr REST API (reads; writes only through :meth:`write`).
 
     Parameters
     ----------
@@ -278,6 +290,50 @@ class DolibarrClient:
             raise ServiceError(f"{what} : Dolibarr indisponible (HTTP {status}{' : ' + detail if detail else ''}) "
                                f"après {self.policy.retries + 1} tentative(s). Réessayer plus tard.")
         raise ServiceError(f"{what} : requête refusée (HTTP {status}{' : ' + detail if detail else ''}).")
+
+    def write(self, method: str, path: str, body: dict, *, right: str) -> object:
+        """Send a POST or PUT with a JSON body and return the decoded answer, or raise a French error.
+
+        Only gateway errors (502–504), 429 and connection errors are retried: a 500 from
+        Dolibarr is final (the write was rolled back, and a retry would fail alike).
+
+        Parameters
+        ----------
+        method, path : str
+            ``PUT thirdparties/7``, ``POST setup/extrafields/societe/gar_maj``…
+        body : dict
+            Sent as JSON (numbers as JSON numbers).
+        right : str
+            The write right named when Dolibarr answers 403.
+        """
+        what = f"Dolibarr {method} /{path.lstrip('/')}"
+        self.requests_sent += 1
+        response = send(self.session, method, self._url(path), json=body, policy=self.policy,
+                        classify=_write_classify, timeout=self.timeout, what=what, secrets=self._secrets)
+        log.debug("%s → %d", what, response.status_code)
+        status = response.status_code
+        message = _restler_message(response) or ""
+        detail = redact(message.partition(":")[2].strip(), self._secrets)
+        if 200 <= status < 300:
+            try:
+                return response.json()
+            except ValueError:
+                raise ServiceError(f"{what} : réponse non JSON (HTTP {status}).") from None
+        if status == 401:
+            raise ServiceError(f"{what} : authentification refusée (HTTP 401 : {detail or 'non autorisé'}). "
+                               f"Vérifier la clé d'API ({config.ENV_DOLIBARR_KEY}).")
+        if status == 403:
+            raise RightMissing(f"{what} : écriture refusée (HTTP 403{' : ' + detail if detail else ''}). Droit "
+                               f"nécessaire : {right}. Rien n'a été écrit.")
+        if status == 409:
+            raise Conflict(f"{what} : existe déjà (HTTP 409 : {detail}).")
+        if status == 500 and not detail:
+            raise ServiceError(
+                f"{what} : Dolibarr a refusé la valeur (HTTP 500 sans détail ; rien n'a été écrit). Cause connue : "
+                f"une valeur d'un autre type que l'extrafield (texte dans un entier, par exemple) ; vérifier le "
+                f"type des extrafields dans Configuration → Modules → Tiers → Attributs supplémentaires.")
+        raise ServiceError(f"{what} : requête refusée (HTTP {status}{' : ' + detail if detail else ''}). "
+                           f"Rien n'a été écrit.")
 
     def _forbidden(self, what: str, res: Resource | None, detail: str) -> ServiceError:
         """Tell a disabled module from a missing right on a 403 (Dolibarr answers both alike)."""
