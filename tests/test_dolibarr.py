@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from gar_analysis import cli, config
-from gar_analysis.contract import read_contract_file
+from gar_analysis.contract import read_contract_file, write_contract_file
 from gar_analysis.integrations import dolibarr as dol
 from gar_analysis.integrations.http import RetryPolicy, ServiceError
 
@@ -384,6 +384,12 @@ def test_incremental_pull_rereads_contracts_in_full(server, tmp_path):
     assert len(read_contract_file(tmp_path, "crm/acteurs")) == 10  # kept from the full pull
     assert len(read_contract_file(tmp_path, "crm/contrats")) == 4
     assert len(read_contract_file(tmp_path, "crm/contacts")) == 2
+    # a category-only change is invisible to tms: categories, read in full, show the drift
+    assert dol.category_drift(raw, tmp_path) == []
+    acteurs = read_contract_file(tmp_path, "crm/acteurs").reset_index(drop=True)
+    acteurs.loc[acteurs["id_acteur"] == "1", "type"] = "editeur"  # as if it had been in « Éditeurs »
+    write_contract_file(acteurs, tmp_path, "crm/acteurs")
+    assert dol.category_drift(raw, tmp_path) == ["1"]  # « Lycées » now says etablissement
 
 
 def test_tms_filter_misses_closed_contracts_as_recorded(server):

@@ -1013,6 +1013,29 @@ def _sort_key(value):
     return (0, int(text), "") if text.isdigit() else (1, 0, text)
 
 
+def category_drift(raw: CrmPull, out_dir: Path) -> list[str]:
+    """Return the ids of third parties an incremental pull did not re-read whose categories now give another type.
+
+    A category-only change leaves the third party's ``tms`` alone, so ``--since``
+    does not re-read it; categories are always read in full, which shows the drift.
+    """
+    path = out_dir / CONTRACT["crm/acteurs"].path
+    if not path.exists():
+        return []
+    old = read_contract_file(out_dir, "crm/acteurs")
+    pulled = {_str(tp.get("id")) for tp in raw.thirdparties}
+    source = old["source_type"] if "source_type" in old.columns else pd.Series("", index=old.index)
+    drift = []
+    for id_acteur, kind, src in zip(old["id_acteur"].astype(str), old["type"].astype(str), source.fillna("")):
+        if id_acteur in pulled or src == "extrafield":
+            continue
+        by_category = next((k for k in (classify_text(label) for label in raw.category_members.get(id_acteur, []))
+                            if k), None)
+        if (by_category and by_category != kind) or (src == "catégorie" and by_category is None):
+            drift.append(id_acteur)
+    return drift
+
+
 def existing_uai(out_dir: Path) -> dict[str, str]:
     """Return ``id_acteur → UAI`` of the schools of an existing ``crm/acteurs.csv`` ({} if absent)."""
     if not (out_dir / CONTRACT["crm/acteurs"].path).exists():
@@ -1199,6 +1222,10 @@ def run(args: argparse.Namespace) -> int:
                                  .assign(date=lambda d: d["date"].dt.strftime("%Y-%m-%d"))
                                  if path.exists() else frames["crm/actions"])
     written = save(frames, out_dir, merge=since is not None, force=args.force)
+    drift = category_drift(raw, out_dir) if since else []
+    if drift:
+        log.warning("Dolibarr : %d tiers ont changé de catégorie sans être relus par --since (type non recalculé : "
+                    "%s) ; lancer « crm pull --full ».", len(drift), ", ".join(drift[:20]))
     skipped = frames["_skipped"]
     summary = summarize_skipped(skipped)
     state = {"pulled_at": started.isoformat(timespec="seconds"), "since": since, "dolibarr_version": raw.version,
