@@ -79,7 +79,7 @@ RESOURCES = {
                              "allactions → read, droit 2411)", "Agenda", "empty", sortfield="t.id"),
 }
 #: The right without which Dolibarr silently narrows lists to the user's own third parties.
-RIGHT_READ_ALL = ("Tiers → « Étendre l'accès à tous les tiers » (societe → client → voir, droit 262 ; sans lui, "
+RIGHT_READ_ALL = ("Tiers → « Consulter tous les tiers » (societe → client → voir, droit 262 ; sans lui, "
                   "Dolibarr ne renvoie que les tiers dont l'utilisateur est commercial, sans le signaler)")
 
 #: Dolibarr contract status → contract vocabulary (« 2 » is never set by Dolibarr 20: see :func:`contract_state`).
