@@ -280,7 +280,7 @@ class DolibarrClient:
                 f"{what} : filtre refusé par Dolibarr (HTTP {status} : {detail}). Le filtre envoyé était "
                 f"« {params.get('sqlfilters', '')} » ; syntaxe attendue : (t.champ:opérateur:'valeur'), "
                 f"par exemple (t.tms:>:'2026-01-01 00:00:00').")
-        if status == 503 and ("unknown column" in low or "sql" in low):
+        if status == 503 and ("unknown column" in low or "sql syntax" in low):
             sort = f" ; tri demandé : sortfield={params['sortfield']}" if params.get("sortfield") else ""
             raise ServiceError(
                 f"{what} : erreur SQL de Dolibarr (HTTP 503 : {detail}){sort}. La requête nomme une colonne que "
