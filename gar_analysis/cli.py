@@ -21,7 +21,7 @@ COMMANDS = {
     "check": ("gar_analysis.checks.cli", "Détecter les incohérences et écrire les constats (CSV, HTML)."),
     "reports": ("gar_analysis.reporting.cli", "Produire les rapports HTML par territoire et par public (Papermill)."),
     "download": ("gar_analysis.sources.opendata", "Télécharger les données ouvertes (data.education.gouv.fr, INSEE)."),
-    "crm": ("gar_analysis.integrations.dolibarr", "Synchroniser le CRM Dolibarr (crm pull)."),
+    "crm": ("gar_analysis.integrations.dolibarr", "Synchroniser le CRM Dolibarr (crm pull, crm push)."),
     "share": ("gar_analysis.integrations.rocketchat", "Partager la synthèse d'un lot de rapports sur Rocket.Chat."),
     "aggregate": ("gar_analysis.events", "Agréger les événements bruts d'accès (DuckDB ou Spark)."),
 }

@@ -1,6 +1,7 @@
 """``gar-analysis crm pull`` against a real HTTP server replaying recorded Dolibarr 20.0.2 exchanges."""
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from gar_analysis import cli, config
-from gar_analysis.contract import read_contract_file
+from gar_analysis.contract import read_contract_file, write_contract_file
 from gar_analysis.integrations import dolibarr as dol
 from gar_analysis.integrations.http import RetryPolicy, ServiceError
 
@@ -18,7 +19,8 @@ from replay_server import ReplayServer  # noqa: E402
 
 pytestmark = pytest.mark.shared
 
-KEY = "Zt8Qm2vLx9Kp4RwN7cYh"  # test key, 20 characters, never a real one
+KEY = "Zt8Qm2vLx9Kp4RwN7cYh"  # test key standing for the recorded admin key, never a real one
+READER = "Rd4Wq8Nx2Lm6Tz0Yb3Kp"  # stands for <APIKEY_READER> (rights 121, 2411, later 262)
 FIXTURES = config.SHARED_DOLIBARR_DIR
 
 
@@ -29,12 +31,25 @@ def _need_fixtures():
 
 @pytest.fixture
 def server():
+    """The replay server; a request without a recorded answer fails the test at teardown."""
     _need_fixtures()
-    srv = ReplayServer(FIXTURES, KEY)
-    # category 2 ("Éditeurs scolaires", supplier type) has no recorded members query: empty list
-    srv.add("GET", "/categories/2/objects", {"type": "supplier"}, like="categories_list_page_past_end_empty")
-    with srv:
+    with ReplayServer(FIXTURES, KEY, reader_key=READER) as srv:
         yield srv
+
+
+def declare_default_install(srv):
+    """Declare the three answers a default pull needs that were not recorded with its exact query.
+
+    - ``GET /contacts?includeroles=1``: the recorded list (``contacts_list``), whose two contacts have no role;
+      with ``includeroles=1`` a contact without role has ``roles: []`` (README, ``includeroles``), as recorded.
+    - ``GET /agendaevents`` (``t.id``, 100 a page): the recorded first page of ``t.id`` (5 events) stands
+      for the agenda; shorter than the page, it ends the list.
+    - ``GET /categories/2/objects?type=supplier`` was not recorded: declared empty (the recorded end of a
+      category list, ``200 []``); the publishers it would hold are typed by their supplier flag anyway.
+    """
+    srv.add("GET", "/contacts", {"includeroles": 1}, like="contacts_list")
+    srv.add("GET", "/agendaevents", {}, like="agendaevents_list_sortfield_id")
+    srv.add("GET", "/categories/2/objects", {"type": "supplier"}, like="categories_list_page_past_end_empty")
 
 
 def _client(url, key=KEY, waits=None, **kw):
@@ -43,14 +58,18 @@ def _client(url, key=KEY, waits=None, **kw):
                               **kw)
 
 
+def _recorded(name):
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
 # --------------------------------------------------------------------------- pagination
 
-def test_thirdparties_pages_end_with_recorded_404(server):
+def test_thirdparties_pages_end_on_short_page(server):
     items = _client(server.url).list_all("thirdparties", page_size=3)
     assert [t["id"] for t in items] == [str(i) for i in range(1, 11)]
+    # Dolibarr reads limit + 1 rows: the short fourth page is the last, no request past it
     assert server.served() == ["thirdparties_list_limit3_page0", "thirdparties_list_limit3_page1",
-                               "thirdparties_list_limit3_page2", "thirdparties_list_limit3_page3",
-                               "error_thirdparties_list_limit3_page4_end_404"]
+                               "thirdparties_list_limit3_page2", "thirdparties_list_limit3_page3"]
 
 
 def test_contracts_pages_end_with_recorded_empty_list(server):
@@ -75,22 +94,51 @@ def test_v21_pagination_wrapper(server):
 
 def test_empty_filter_result_is_an_empty_list_not_an_error(server):
     client = _client(server.url)
-    paging = {"sortfield": "t.rowid", "sortorder": "ASC", "limit": 100, "page": 0}
     # the recorded « no match » 404s of third parties and contacts are read as empty results
-    server.add("GET", "/thirdparties", {"sqlfilters": "(ef.uai:=:'9999999Z')", **paging},
-               like="error_thirdparties_list_sqlfilters_nomatch_404")
-    server.add("GET", "/contacts", {"thirdparty_ids": "7", **paging}, like="error_contacts_list_empty_404")
     assert client.list_all("thirdparties", {"sqlfilters": "(ef.uai:=:'9999999Z')"}) == []
     assert client.list_all("contacts", {"thirdparty_ids": "7"}) == []
-    assert [e["status"] for e in server.log] == [404, 404]
+    assert server.served() == ["error_thirdparties_list_sqlfilters_nomatch_404", "error_contacts_list_empty_404"]
+
+
+def test_unrecorded_request_fails_instead_of_an_invented_answer():
+    _need_fixtures()
+    srv = ReplayServer(FIXTURES, KEY)
+    with pytest.raises(AssertionError, match="sans échange enregistré"):
+        with srv:
+            with pytest.raises(ServiceError):
+                _client(srv.url).get("contracts/42")  # never recorded
+    assert srv.served() == ["UNRECORDED"]
+
+
+# --------------------------------------------------------------------------- agenda (defect 1)
+
+def test_agenda_is_sorted_by_its_own_key(server):
+    # the replay stands for an agenda holding the 5 recorded events: page 1 gets the recorded past-end `200 []`
+    server.add("GET", "/agendaevents", {"sortfield": "t.id", "sortorder": "ASC", "limit": 5, "page": 1},
+               like="agendaevents_list_page_past_end")
+    events = _client(server.url).list_all("agendaevents", page_size=5)
+    assert [e["id"] for e in events] == ["2", "4", "6", "8", "10"]
+    assert server.log[0]["query"]["sortfield"] == "t.id"
+    assert server.served()[0] == "agendaevents_list_sortfield_id"
+
+
+def test_sql_error_is_reported_as_such_not_as_a_filter(server):
+    with pytest.raises(ServiceError) as err:
+        _client(server.url).get("agendaevents", {"sortfield": "t.rowid", "limit": 5}, resource="agendaevents")
+    msg = str(err.value)
+    assert "erreur SQL de Dolibarr (HTTP 503" in msg and "Unknown column 't.rowid' in 'ORDER BY'" in msg
+    assert "sortfield=t.rowid" in msg and "filtre" not in msg
+    assert server.served() == ["agendaevents_list_sortfield_rowid_error"]  # deterministic: not retried
 
 
 # --------------------------------------------------------------------------- full pull → contract files
 
 def test_full_pull_writes_contract_files(server, tmp_path):
+    declare_default_install(server)
     client = _client(server.url)
     raw = dol.pull(client)
-    frames = dol.to_frames(raw)
+    assert raw.timezone == "UTC" and raw.version == "20.0.2"
+    frames = dol.to_frames(raw, tz=raw.timezone)
     dol.write_crm(frames, tmp_path)
 
     acteurs = read_contract_file(tmp_path, "crm/acteurs").set_index("id_acteur")
@@ -118,28 +166,42 @@ def test_full_pull_writes_contract_files(server, tmp_path):
     text = (tmp_path / "crm/contacts.csv").read_text(encoding="utf-8")
     assert "Durand" not in text and "@" not in text  # no nominative data
 
-    actions = read_contract_file(tmp_path, "crm/actions")
-    assert actions.empty  # agenda endpoint not recorded → treated as a disabled module
-    assert "unrecorded" in server.served()[-1] and server.log[-1]["path"] == "/agendaevents"
+    # the agenda was read (sorted by t.id); its 5 recorded events are Dolibarr's own (AC_OTH_AUTO)
+    assert len(raw.events) == 5 and not raw.unavailable
+    assert read_contract_file(tmp_path, "crm/actions").empty
+    assert set(frames["_skipped"]["motif"]) == {"événement créé automatiquement par Dolibarr (création, "
+                                                 "modification, suppression d'une fiche)"}
 
 
-def test_cli_pull_and_key_never_leaks(server, tmp_path, monkeypatch, caplog, capsys):
+def test_cli_pull_and_secrets_never_leak(server, tmp_path, monkeypatch, caplog, capsys):
+    declare_default_install(server)
+    password = "Pr0xyS3cret-pw"
     monkeypatch.setenv(config.ENV_DOLIBARR_KEY, KEY)
-    monkeypatch.setenv(config.ENV_DOLIBARR_URL, server.url)
+    url = server.url.replace("http://", f"http://gar:{password}@")
     caplog.set_level(logging.DEBUG)
-    assert cli.main(["-v", "crm", "pull", "--out", str(tmp_path), "--retries", "1"]) == 0
+    assert cli.main(["-v", "crm", "pull", "--url", url, "--out", str(tmp_path), "--retries", "1"]) == 0
     out = capsys.readouterr()
     assert "crm/acteurs.csv : 10 ligne(s)" in out.out
-    # the key went in the header of every request, never in a query string
+    # the key went in the header of every request, never in a query string; the URL's password as basic auth
     assert all(h.get("DOLAPIKEY") == KEY for h in server.headers_seen)
+    assert all(h.get("Authorization", "").startswith("Basic ") for h in server.headers_seen)
     assert all("DOLAPIKEY" not in e["query"] for e in server.log)
     # … and nowhere in logs, console or written files
-    assert caplog.records and KEY not in caplog.text
-    assert KEY not in out.out + out.err
+    assert caplog.records and KEY not in caplog.text and password not in caplog.text
+    assert KEY not in out.out + out.err and password not in out.out + out.err
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"acteurs.csv", "contrats.csv", "contacts.csv", "actions.csv",
                                        "dolibarr_pull.json"}
-    assert not any(KEY in p.read_text(encoding="utf-8") for p in files)
+    assert not any(KEY in p.read_text(encoding="utf-8") or password in p.read_text(encoding="utf-8")
+                   for p in files)
+    state = json.loads((tmp_path / "crm/dolibarr_pull.json").read_text(encoding="utf-8"))
+    assert state["host"] == server.url.removeprefix("http://") and state["fuseau"] == "UTC"
+    # log noise (defect 8): the 5 automatic events make one summary line, not one warning each
+    auto = [r for r in caplog.records if "créé automatiquement" in r.getMessage()]
+    assert [r.levelno for r in auto if r.levelno >= logging.INFO] == [logging.INFO]
+    assert "5 événement(s) non repris" in auto[-1].getMessage() or any(
+        "5 événement(s) non repris" in r.getMessage() for r in auto)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "Dolibarr :" in r.getMessage()]
 
 
 # --------------------------------------------------------------------------- errors
@@ -163,12 +225,98 @@ def test_encrypted_key_gives_clear_error_without_retry(server):
 
 
 def test_missing_right_gives_403_error_naming_the_right(server):
-    server.forbid("contracts")
-    with pytest.raises(ServiceError) as err:
-        _client(server.url).list_all("contracts")
+    with pytest.raises(dol.RightMissing) as err:
+        _client(server.url, key=READER).list_all("contracts")
     msg = str(err.value)
     assert "HTTP 403" in msg and "contrat → lire" in msg and "Permissions" in msg
-    assert server.served() == ["error_forbidden_403_contracts_list"]
+    # a non-admin key: Dolibarr's bare 403 may also be a disabled module, and the message says so
+    assert "module « Contrats »" in msg
+    assert server.served() == ["error_forbidden_403_contracts_list", "error_setup_extrafields_list_reader_not_admin"]
+
+
+# --------------------------------------------------------------------------- rights and modules (defects 2, 5)
+
+def test_disabled_module_told_apart_from_missing_right(server, caplog):
+    client = _client(server.url)
+    with pytest.raises(dol.ModuleUnavailable, match="module « Projets » est désactivé") as err:
+        client.list_all("projects", page_size=2)
+    assert "droit" not in str(err.value)
+    # optional module: a warning and an empty list, the admin probe is asked once
+    assert client.list_all("projects", page_size=2, optional=True) == []
+    assert "désactivé" in caplog.text and client.unavailable["projects"]
+    assert server.served() == ["error_module_disabled_projects", "setup_extrafields_list_thirdparty",
+                               "error_module_disabled_projects"]
+
+
+def test_agenda_without_myactions_names_the_missing_right(server):
+    with pytest.raises(dol.RightMissing) as err:
+        _client(server.url, key=READER).list_all("agendaevents", page_size=5)
+    msg = str(err.value)
+    assert "Insufficient rights to read events" in msg and "droit 2401" in msg and "myactions" in msg
+    assert server.served() == ["agendaevents_list_reader_without_myactions"]  # a detailed 403: no probe
+
+
+def test_narrowed_pull_never_empties_good_files(server, tmp_path):
+    declare_default_install(server)
+    good = dol.to_frames(dol.pull(_client(server.url)), tz="UTC")
+    dol.save(good, tmp_path)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "crm").glob("*.csv")}
+    reader = _client(server.url, key=READER)
+    for fixture in ("error_thirdparties_list_reader_without_readall_404", "thirdparties_list_reader_without_readall"):
+        server.prefer(fixture)
+        narrowed = dol.CrmPull(thirdparties=reader.list_all("thirdparties", page_size=3))
+        assert len(narrowed.thirdparties) in (0, 2)  # 404 « not found », or only the 2 of the sales rep
+        frames = dol.to_frames(narrowed, tz="UTC")
+        with pytest.raises(ServiceError) as err:
+            dol.save(frames, tmp_path)
+        msg = str(err.value)
+        assert "acteurs.csv : " in msg and "au lieu de 10" in msg and "droit 262" in msg and "--force" in msg
+        assert {p.name: p.read_bytes() for p in (tmp_path / "crm").glob("*.csv")} == before
+    dol.save(frames, tmp_path, force=True)  # a real drop is accepted when forced
+    assert len(read_contract_file(tmp_path, "crm/acteurs")) == 2
+
+
+# --------------------------------------------------------------------------- closed contracts, roles, time zones
+
+def test_closed_contract_derived_from_its_lines(server):
+    contract = _client(server.url).get("contracts/305", resource="contracts")
+    assert contract["statut"] == "1" and [ln["statut"] for ln in contract["lines"]] == ["5", "0"]
+    row = dol.to_frames(dol.CrmPull(contracts=[contract]), tz="UTC")["crm/contrats"].iloc[0]
+    assert row["statut"] == "clos"
+    assert row["date_fin"] == "2026-11-30"  # the day its running line was closed
+    assert row["date_fin_prevue"] == "2027-08-31"  # the planned end is kept
+    assert row["date_signature"] == "2026-09-01"
+    assert server.served() == ["contracts_get_closed"]
+
+
+def test_contact_roles_from_the_json_object(server):
+    contact = _client(server.url).get("contacts/9", {"includeroles": 1})
+    assert isinstance(contact["roles"], dict)
+    assert dol.role_of(contact) == "referent_gar"  # not the link id « 2 »
+    assert server.served() == ["contacts_get_includeroles"]
+
+
+def test_server_time_zone_read_from_status(server):
+    server.prefer("status_server_tz_paris")
+    server.prefer("contracts_get_server_tz_paris")
+    client = _client(server.url)
+    tz = dol.resolve_timezone(client.server_timezone(), None)
+    assert tz == "Europe/Paris"
+    contract = client.get("contracts/305", resource="contracts")
+    row = dol.to_frames(dol.CrmPull(contracts=[contract]), tz=tz)["crm/contrats"].iloc[0]
+    assert [row["date_signature"], row["date_debut"], row["date_fin_prevue"]] == [
+        "2026-09-01", "2026-09-01", "2027-08-31"]
+    shifted = dol.to_frames(dol.CrmPull(contracts=[contract]), tz="UTC")["crm/contrats"].iloc[0]
+    assert shifted["date_signature"] == "2026-08-31"  # what the old default --tz UTC wrote
+
+
+def test_production_server_requires_tz(server, tmp_path, monkeypatch, capsys):
+    server.prefer("prod_status_ok")
+    monkeypatch.setenv(config.ENV_DOLIBARR_KEY, KEY)
+    assert cli.main(["crm", "pull", "--url", server.url, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "fuseau horaire du serveur Dolibarr inconnu" in err and "--tz Europe/Paris" in err
+    assert server.served() == ["prod_status_ok"] and not (tmp_path / "crm").exists()
 
 
 @pytest.mark.parametrize("resource,query,fixture,status", [
@@ -211,28 +359,42 @@ def test_route_not_found_is_not_mistaken_for_end_of_list(server):
         _client(server.url).get("thirdparties/1/contacts", resource="thirdparties")
 
 
-# --------------------------------------------------------------------------- incremental
+# --------------------------------------------------------------------------- incremental (defect 6)
 
-def test_incremental_pull_merges_with_previous_files(server, tmp_path):
+def test_incremental_pull_rereads_contracts_in_full(server, tmp_path):
+    declare_default_install(server)
     client = _client(server.url)
-    dol.write_crm(dol.to_frames(dol.pull(client)), tmp_path)
-    since = "2000-01-01"
-    flt = {"sqlfilters": dol.since_filter(since), "sortfield": "t.rowid", "sortorder": "ASC", "limit": 100}
-    # modified since: the two recorded third parties of the t.tms filter, nothing else
-    server.add("GET", "/thirdparties", {**flt, "page": 0}, like="thirdparties_list_sqlfilters_tms_since")
-    server.add("GET", "/thirdparties", {**flt, "page": 1}, like="error_thirdparties_list_sqlfilters_nomatch_404")
-    server.add("GET", "/contacts", {**flt, "includeroles": 1, "page": 0}, like="error_contacts_list_empty_404")
-    for res in ("contracts", "projects"):
-        server.add("GET", f"/{res}", {**flt, "page": 0}, like="contracts_list_sqlfilters_nomatch_empty")
+    dol.write_crm(dol.to_frames(dol.pull(client), tz="UTC"), tmp_path)
+    # nothing was modified after 2026-12-01 on the recorded server (its clock said 2026-11-29): each filtered
+    # list gets that endpoint's recorded « no match » answer
+    since = "2026-12-01"
+    flt = {"sqlfilters": dol.since_filter(since)}
+    server.add("GET", "/thirdparties", flt, like="error_thirdparties_list_sqlfilters_nomatch_404")
+    server.add("GET", "/contacts", {**flt, "includeroles": 1}, like="error_contacts_list_empty_404")
+    server.add("GET", "/projects", flt, like="contracts_list_sqlfilters_nomatch_empty")
     server.log.clear()
     raw = dol.pull(client, since=since, actions=False)
-    assert [t["id"] for t in raw.thirdparties] == ["1", "2"] and raw.contracts == [] and raw.contacts == []
-    assert all(e["query"].get("sqlfilters") == "(t.tms:>:'2000-01-01 00:00:00')" for e in server.log
-               if e["path"] in ("/thirdparties", "/contacts", "/contracts", "/projects"))
-    frames = dol.to_frames(raw, known_uai=dol.existing_uai(tmp_path))
-    frames["crm/acteurs"].loc[0, "nom"] = "Lycée Victor Hugo (renommé)"
-    dol.write_crm(frames, tmp_path, merge=True)
-    acteurs = read_contract_file(tmp_path, "crm/acteurs").set_index("id_acteur")
-    assert len(acteurs) == 10 and acteurs.loc["1", "nom"] == "Lycée Victor Hugo (renommé)"
-    assert len(read_contract_file(tmp_path, "crm/contrats")) == 4  # kept from the full pull
+    assert raw.thirdparties == [] and raw.contacts == [] and raw.projects == []
+    # closing a contract or adding a line leaves its tms alone (contracts_list_modified_since): read them all
+    contract_queries = [e["query"] for e in server.log if e["path"] == "/contracts"]
+    assert contract_queries and all("sqlfilters" not in q for q in contract_queries)
+    assert [c["id"] for c in raw.contracts] == ["1", "2", "3", "4"]
+    frames = dol.to_frames(raw, tz="UTC", known_uai=dol.existing_uai(tmp_path))
+    dol.save(frames, tmp_path, merge=True)
+    assert len(read_contract_file(tmp_path, "crm/acteurs")) == 10  # kept from the full pull
+    assert len(read_contract_file(tmp_path, "crm/contrats")) == 4
     assert len(read_contract_file(tmp_path, "crm/contacts")) == 2
+    # a category-only change is invisible to tms: categories, read in full, show the drift
+    assert dol.category_drift(raw, tmp_path) == []
+    acteurs = read_contract_file(tmp_path, "crm/acteurs").reset_index(drop=True)
+    acteurs.loc[acteurs["id_acteur"] == "1", "type"] = "editeur"  # as if it had been in « Éditeurs »
+    write_contract_file(acteurs, tmp_path, "crm/acteurs")
+    assert dol.category_drift(raw, tmp_path) == ["1"]  # « Lycées » now says etablissement
+
+
+def test_tms_filter_misses_closed_contracts_as_recorded(server):
+    """Why contracts are re-read in full: the recorded tms filter returns only the validated contract."""
+    listed = _client(server.url).get("contracts", {"sqlfilters": "(t.tms:>:'2026-11-30 00:42:31')",
+                                                   "sortfield": "t.rowid", "sortorder": "ASC", "limit": 10},
+                                     resource="contracts")
+    assert [c["id"] for c in listed] == ["307"]  # 305 (closed) and 306 (new line) are missing

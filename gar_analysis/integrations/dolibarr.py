@@ -4,7 +4,7 @@ The client speaks the Dolibarr REST API as recorded from a real Dolibarr 20.0.2
 (``../shared/data/dolibarr-20.0.2/README.md``): ``{base}/api/index.php/...``,
 header ``DOLAPIKEY`` (read from the environment only), 0-based ``page`` and
 ``limit`` with no total, end of list signalled by a 404 (third parties,
-contacts) or by ``200 []`` (contracts, projects, categories), numbers as
+contacts) or by ``200 []`` (contracts, projects, categories, agenda), numbers as
 strings, dates as Unix seconds / ``null`` / ``""``, ``array_options`` an object
 or ``[]``, and the Dolibarr ≥ 21 ``pagination_data`` wrapper
 ``{"data": [...], "pagination": {...}}``.
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import unquote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -51,31 +52,52 @@ STATE_FILE = "crm/dolibarr_pull.json"
 
 @dataclass(frozen=True)
 class Resource:
-    """A Dolibarr list endpoint: French label, read right, end-of-list style."""
+    """A Dolibarr list endpoint: French label, read right, module, end-of-list style, sort column."""
 
     label: str
     right: str
+    module: str
     end: str  # "404" or "empty"
     incremental: bool = True
+    sortfield: str = "t.rowid"
 
 
+#: Rights and modules as Dolibarr 20.0.2 checks them (README of the recorded exchanges, « Behaviours that
+#: surprise clients »). The agenda's list needs « myactions read » (2401) even with « allactions read » (2411).
 RESOURCES = {
-    "thirdparties": Resource("Tiers", "Tiers → « Consulter les tiers » (societe → lire)", "404"),
-    "contacts": Resource("Contacts", "Tiers → « Consulter les contacts » (societe → contact → lire)", "404"),
-    "contracts": Resource("Contrats", "Contrats/Abonnements → « Lire les contrats » (contrat → lire)", "empty"),
-    "projects": Resource("Projets", "Projets → « Lire les projets et tâches » (projet → lire)", "empty"),
-    "categories": Resource("Catégories", "Tags/Catégories → « Lire les tags/catégories » (categorie → lire)",
-                           "empty", incremental=False),
-    "agendaevents": Resource("Événements", "Agenda → « Lire les actions/tâches des autres » "
-                             "(agenda → allactions → read)", "404"),
+    "thirdparties": Resource("Tiers", "Tiers → « Consulter les tiers » (societe → lire, droit 121)", "Tiers", "404"),
+    "contacts": Resource("Contacts", "Tiers → « Consulter les contacts » (societe → contact → lire, droit 281)",
+                         "Tiers", "404"),
+    "contracts": Resource("Contrats", "Contrats/Abonnements → « Lire les contrats » (contrat → lire, droit 161)",
+                          "Contrats", "empty", incremental=False),
+    "projects": Resource("Projets", "Projets → « Lire les projets et tâches » (projet → lire, droit 41)",
+                         "Projets", "empty"),
+    "categories": Resource("Catégories", "Tags/Catégories → « Lire les tags/catégories » (categorie → lire, "
+                           "droit 241)", "Catégories", "empty", incremental=False),
+    "agendaevents": Resource("Événements", "Agenda → « Lire les actions/tâches liées à son compte » (agenda → "
+                             "myactions → read, droit 2401) et « Lire les actions/tâches des autres » (agenda → "
+                             "allactions → read, droit 2411)", "Agenda", "empty", sortfield="t.id"),
 }
+#: The right without which Dolibarr silently narrows lists to the user's own third parties.
+RIGHT_READ_ALL = ("Tiers → « Consulter tous les tiers » (societe → client → voir, droit 262 ; sans lui, "
+                  "Dolibarr ne renvoie que les tiers dont l'utilisateur est commercial, sans le signaler)")
 
-#: Dolibarr contract status → contract vocabulary.
+#: Dolibarr contract status → contract vocabulary (« 2 » is never set by Dolibarr 20: see :func:`contract_state`).
 CONTRACT_STATUS = {"0": "en_attente", "1": "signe", "2": "clos"}
+#: Contract line status: 0 inactive, 4 running, 5 closed.
+LINE_RUNNING, LINE_CLOSED = "4", "5"
 
 
 class ModuleUnavailable(ServiceError):
-    """The endpoint does not exist on this Dolibarr (module disabled): HTTP 501."""
+    """The endpoint answers as a disabled module does (403 to an admin key, or 501 unknown API)."""
+
+
+class RightMissing(ServiceError):
+    """The key's user lacks a read right (or, for a non-admin key, the module may be off)."""
+
+
+class Conflict(ServiceError):
+    """Dolibarr answered 409: the object already exists (e.g. a duplicate extrafield)."""
 
 
 class _EndOfList(Exception):
@@ -84,9 +106,28 @@ class _EndOfList(Exception):
 
 # --------------------------------------------------------------------------- client
 
+def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """Return ``url`` without its ``user:password@`` part, and that (user, password) or None.
+
+    Examples
+    --------
+    >>> split_userinfo("http://u:p%40ss@crm.example.org:8080/dolibarr")
+    ('http://crm.example.org:8080/dolibarr', ('u', 'p@ss'))
+    """
+    parts = urlsplit(url.strip())
+    if parts.username is None and parts.password is None:
+        return url.strip(), None
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(parts.username or ""), unquote(parts.password or ""))
+
+
 def normalize_base_url(url: str) -> str:
-    """Return the API root ``…/api/index.php`` from a Dolibarr URL (with or without it)."""
-    url = url.strip().rstrip("/")
+    """Return the API root ``…/api/index.php`` from a Dolibarr URL (with or without it), without userinfo."""
+    url = split_userinfo(url)[0].rstrip("/")
     if not re.match(r"^https?://", url):
         raise ConfigError(f"URL Dolibarr invalide « {url} » : elle doit commencer par http:// ou https://.")
     if url.endswith(API_PATH):
@@ -108,7 +149,7 @@ def _restler_message(response: requests.Response) -> str | None:
 
 
 _DETERMINISTIC = ("sqlfilters", "unknown column", "bad syntax", "dolcrypt", "bad value for the api key",
-                  "duplicate entry")
+                  "duplicate entry", "you have an error in your sql syntax")
 
 
 def _classify(response: requests.Response) -> bool | float | None:
@@ -125,8 +166,16 @@ def _classify(response: requests.Response) -> bool | float | None:
     return True
 
 
+def _write_classify(response: requests.Response) -> bool | float | None:
+    """Retry a write only on 429 and gateway errors: a Dolibarr 500 is final."""
+    if response.status_code == 429:
+        wait = wait_from_headers(response)
+        return True if wait is None else wait
+    return True if response.status_code in (502, 503, 504) and _restler_message(response) is None else None
+
+
 class DolibarrClient:
-    """A read-only client of the Dolibarr REST API.
+    """A client of the Dolibarr REST API (reads; writes only through :meth:`write`).
 
     Parameters
     ----------
@@ -162,8 +211,14 @@ class DolibarrClient:
         self.timeout = timeout
         self._key = api_key
         self.session = make_session({"DOLAPIKEY": api_key, "Accept": "application/json"})
-        install_redaction(lambda: [self._key])
+        userinfo = split_userinfo(base_url)[1]
+        self._secrets = tuple(v for v in (api_key, *(userinfo or ())) if v)
+        if userinfo:  # e.g. a reverse proxy's basic auth: used, never written (URL kept without it)
+            self.session.auth = userinfo
+        install_redaction(lambda: list(self._secrets))
         self.requests_sent = 0
+        self._admin: bool | None = None
+        self.unavailable: dict[str, str] = {}
 
     # -- low level
     def _url(self, path: str) -> str:
@@ -178,7 +233,7 @@ class DolibarrClient:
         what = f"Dolibarr GET /{path.lstrip('/')}"
         self.requests_sent += 1
         response = send(self.session, "GET", self._url(path), params=params, policy=self.policy,
-                        classify=_classify, timeout=self.timeout, what=what, secrets=(self._key,))
+                        classify=_classify, timeout=self.timeout, what=what, secrets=self._secrets)
         log.debug("%s %s → %d", what, params or {}, response.status_code)
         return self._interpret(response, what, path, params or {}, resource)
 
@@ -187,7 +242,7 @@ class DolibarrClient:
         status = response.status_code
         message = _restler_message(response)
         # Restler: "<HTTP reason>: <detail>"; a bare "Not Found" (unknown route) has no detail
-        detail = redact((message or "").partition(":")[2].strip(), (self._key,))
+        detail = redact((message or "").partition(":")[2].strip(), self._secrets)
         if status == 200:
             try:
                 return response.json()
@@ -204,10 +259,7 @@ class DolibarrClient:
                 f"(absente, erronée, utilisateur désactivé ou expiré)."
                 + (f" Sur Dolibarr ≤ 18, un 401 signale aussi un droit manquant : {right}." if res else ""))
         if status == 403:
-            raise ServiceError(
-                f"{what} : accès refusé (HTTP 403). L'utilisateur Dolibarr de la clé d'API n'a pas le droit "
-                f"nécessaire : {right}. Demander à l'administrateur Dolibarr de l'ajouter "
-                f"(Utilisateurs & Groupes → fiche de l'utilisateur → Permissions).")
+            raise self._forbidden(what, res, detail)
         if status == 404 and resource and message and detail:
             raise _EndOfList()
         if status == 404:
@@ -215,22 +267,105 @@ class DolibarrClient:
                                f"et la version de Dolibarr (20 ou plus récente attendue).")
         if status == 501:
             raise ModuleUnavailable(
-                f"{what} : point d'accès inconnu de ce Dolibarr (HTTP 501, réponse HTML). Le module correspondant "
-                f"n'est pas activé (Configuration → Modules) ou l'URL de base est erronée.")
+                f"{what} : API inconnue de ce Dolibarr (HTTP 501, réponse HTML « API not found »). Vérifier l'URL "
+                f"de base et la version de Dolibarr (un module désactivé répond 403, pas 501).")
         low = (message or "").lower()
         if "dolcrypt" in low or "bad value for the api key" in low:
             raise ServiceError(f"{what} : clé d'API refusée (HTTP {status}) : la valeur de "
                                f"{config.ENV_DOLIBARR_KEY} ne doit pas commencer par « dolcrypt: » ; utiliser la clé "
                                f"en clair affichée dans la fiche de l'utilisateur.")
-        if status in (400, 503) and ("sqlfilters" in params or "sqlfilters" in low or "unknown column" in low):
+        filter_error = "sqlfilters" in low or ("unknown column" in low and "in 'where'" in low)
+        if status in (400, 503) and params.get("sqlfilters") and filter_error:
             raise ServiceError(
                 f"{what} : filtre refusé par Dolibarr (HTTP {status} : {detail}). Le filtre envoyé était "
                 f"« {params.get('sqlfilters', '')} » ; syntaxe attendue : (t.champ:opérateur:'valeur'), "
                 f"par exemple (t.tms:>:'2026-01-01 00:00:00').")
+        if status == 503 and ("unknown column" in low or "sql syntax" in low):
+            sort = f" ; tri demandé : sortfield={params['sortfield']}" if params.get("sortfield") else ""
+            raise ServiceError(
+                f"{what} : erreur SQL de Dolibarr (HTTP 503 : {detail}){sort}. La requête nomme une colonne que "
+                f"la table de ce point d'accès n'a pas (par exemple t.rowid au lieu de t.id pour l'agenda) : "
+                f"ce n'est ni une panne ni un droit manquant, la requête est à corriger.")
         if status >= 500:
             raise ServiceError(f"{what} : Dolibarr indisponible (HTTP {status}{' : ' + detail if detail else ''}) "
                                f"après {self.policy.retries + 1} tentative(s). Réessayer plus tard.")
         raise ServiceError(f"{what} : requête refusée (HTTP {status}{' : ' + detail if detail else ''}).")
+
+    def write(self, method: str, path: str, body: dict, *, right: str) -> object:
+        """Send a POST or PUT with a JSON body and return the decoded answer, or raise a French error.
+
+        Only gateway errors (502–504), 429 and connection errors are retried: a 500 from
+        Dolibarr is final (the write was rolled back, and a retry would fail alike).
+
+        Parameters
+        ----------
+        method, path : str
+            ``PUT thirdparties/7``, ``POST setup/extrafields/societe/gar_maj``…
+        body : dict
+            Sent as JSON (numbers as JSON numbers).
+        right : str
+            The write right named when Dolibarr answers 403.
+        """
+        what = f"Dolibarr {method} /{path.lstrip('/')}"
+        self.requests_sent += 1
+        response = send(self.session, method, self._url(path), json=body, policy=self.policy,
+                        classify=_write_classify, timeout=self.timeout, what=what, secrets=self._secrets)
+        log.debug("%s → %d", what, response.status_code)
+        status = response.status_code
+        message = _restler_message(response) or ""
+        detail = redact(message.partition(":")[2].strip(), self._secrets)
+        if 200 <= status < 300:
+            try:
+                return response.json()
+            except ValueError:
+                raise ServiceError(f"{what} : réponse non JSON (HTTP {status}).") from None
+        if status == 401:
+            raise ServiceError(f"{what} : authentification refusée (HTTP 401 : {detail or 'non autorisé'}). "
+                               f"Vérifier la clé d'API ({config.ENV_DOLIBARR_KEY}).")
+        if status == 403:
+            raise RightMissing(f"{what} : écriture refusée (HTTP 403{' : ' + detail if detail else ''}). Droit "
+                               f"nécessaire : {right}. Rien n'a été écrit.")
+        if status == 409:
+            raise Conflict(f"{what} : existe déjà (HTTP 409 : {detail}).")
+        if status == 500 and not detail:
+            raise ServiceError(
+                f"{what} : Dolibarr a refusé la valeur (HTTP 500 sans détail ; rien n'a été écrit). Cause connue : "
+                f"une valeur d'un autre type que l'extrafield (texte dans un entier, par exemple) ; vérifier le "
+                f"type des extrafields dans Configuration → Modules → Tiers → Attributs supplémentaires.")
+        raise ServiceError(f"{what} : requête refusée (HTTP {status}{' : ' + detail if detail else ''}). "
+                           f"Rien n'a été écrit.")
+
+    def _forbidden(self, what: str, res: Resource | None, detail: str) -> ServiceError:
+        """Tell a disabled module from a missing right on a 403 (Dolibarr answers both alike)."""
+        right = res.right if res else "le droit correspondant"
+        module = f"« {res.module} »" if res else "correspondant"
+        grant = ("Demander à l'administrateur Dolibarr de l'ajouter (Utilisateurs & Groupes → fiche de "
+                 "l'utilisateur → Permissions).")
+        if detail:  # a detailed 403 names the failed check: a right
+            return RightMissing(f"{what} : accès refusé (HTTP 403 : {detail}). Droit nécessaire : {right}. {grant}")
+        if res is not None and self.is_admin():
+            return ModuleUnavailable(
+                f"{what} : accès refusé (HTTP 403) à une clé d'administrateur : le module {module} est désactivé "
+                f"sur ce Dolibarr (Configuration → Modules/Applications pour l'activer).")
+        return RightMissing(
+            f"{what} : accès refusé (HTTP 403). Droit nécessaire : {right} ; ou bien le module {module} est "
+            f"désactivé (Dolibarr répond de même dans les deux cas). {grant}")
+
+    def is_admin(self) -> bool:
+        """Return True when the key's user is a Dolibarr administrator.
+
+        Asked once with ``GET /setup/extrafields?elementtype=thirdparty``: 200 for an
+        admin, 403 « Only an admin user… » otherwise (recorded exchanges).
+        """
+        if self._admin is None:
+            what = "Dolibarr GET /setup/extrafields"
+            self.requests_sent += 1
+            response = send(self.session, "GET", self._url("setup/extrafields"), params={"elementtype": "thirdparty"},
+                            policy=self.policy, classify=_classify, timeout=self.timeout, what=what,
+                            secrets=self._secrets)
+            self._admin = response.status_code == 200
+            log.debug("%s → %d : clé %sadministrateur", what, response.status_code, "" if self._admin else "non ")
+        return self._admin
 
     # -- lists
     def iter_list(self, resource: str, params: dict | None = None, *, page_size: int | None = None,
@@ -238,14 +373,16 @@ class DolibarrClient:
         """Yield every record of a list endpoint, page by page.
 
         Stops on a 404 (third parties, contacts), on an empty page (contracts,
-        projects, categories) or, with the ≥ 21 wrapper, after the last page.
-        A short page does not stop the loop: Dolibarr may drop rows after its
-        ``LIMIT`` (rights, failed fetches), so only an empty page is trusted.
+        projects, categories, agenda), on a page shorter than ``limit`` (Dolibarr
+        reads ``limit + 1`` rows: a short page is the last) or, with the ≥ 21
+        wrapper, after the last page. Sorted by the endpoint's own key
+        (``t.rowid``; ``t.id`` for the agenda, which has no ``t.rowid``).
         """
         limit = page_size or self.page_size
+        sortfield = RESOURCES[resource].sortfield if resource in RESOURCES else "t.rowid"
         page = 0
         while True:
-            query = {**(params or {}), "sortfield": "t.rowid", "sortorder": "ASC", "limit": limit, "page": page}
+            query = {**(params or {}), "sortfield": sortfield, "sortorder": "ASC", "limit": limit, "page": page}
             if self.pagination_data:
                 query["pagination_data"] = "true"
             try:
@@ -272,6 +409,8 @@ class DolibarrClient:
             page += 1
             if page_count is not None and page >= page_count:
                 return
+            if page_count is None and len(body) < limit:
+                return
 
     def list_all(self, resource: str, params: dict | None = None, *, page_size: int | None = None,
                  optional: bool = False) -> list[dict]:
@@ -286,7 +425,8 @@ class DolibarrClient:
         page_size : int, optional
             Overrides the client's page size.
         optional : bool
-            When the module is disabled (HTTP 501), warn and return ``[]`` instead of raising.
+            When the module is disabled or the right missing (HTTP 403, 501), warn and return ``[]``
+            instead of raising.
         """
         from tqdm.auto import tqdm
 
@@ -295,10 +435,11 @@ class DolibarrClient:
                   file=sys.stderr) as bar:
             try:
                 return list(self.iter_list(resource, params, page_size=page_size, bar=bar))
-            except ModuleUnavailable as exc:
+            except (ModuleUnavailable, RightMissing) as exc:
                 if not optional:
                     raise
-                log.warning("%s Les %s ne sont pas récupérés.", exc, label.lower())
+                log.warning("%s Les %s ne sont pas récupérés (fichier vide).", exc, label.lower())
+                self.unavailable[resource] = str(exc)
                 return []
 
     def _bar_disabled(self) -> bool | None:
@@ -307,9 +448,15 @@ class DolibarrClient:
         return not self.progress
 
     def status(self) -> dict:
-        """Return ``GET /status`` (Dolibarr version); checks the key first."""
+        """Return ``GET /status`` (Dolibarr version, PHP time zone outside production mode); checks the key."""
         body = self.get("status")
         return body.get("success", {}) if isinstance(body, dict) else {}
+
+    def server_timezone(self, status: dict | None = None) -> str | None:
+        """Return the server's PHP time zone (``timestamp_php_tz`` of ``/status``), or None in production mode."""
+        status = self.status() if status is None else status
+        tz = _str(status.get("timestamp_php_tz"))
+        return tz or None
 
     def category_objects(self, category: dict) -> list[dict]:
         """Return the third parties of a customer or supplier category ([] if none)."""
@@ -359,6 +506,8 @@ class CrmPull:
     states: dict[str, str] = field(default_factory=dict)  # state_id → code département (dictionary)
     version: str = ""
     since: str | None = None
+    timezone: str | None = None  # the server's PHP time zone from /status (None in production mode)
+    unavailable: dict[str, str] = field(default_factory=dict)  # optional resource → why it was not read
 
 
 def since_filter(since: str) -> str:
@@ -381,7 +530,8 @@ def since_filter(since: str) -> str:
     return f"(t.tms:>:'{moment:%Y-%m-%d %H:%M:%S}')"
 
 
-def pull(client: DolibarrClient, *, since: str | None = None, actions: bool = True) -> CrmPull:
+def pull(client: DolibarrClient, *, since: str | None = None, actions: bool = True,
+         status: dict | None = None) -> CrmPull:
     """Pull everything the CRM files need from Dolibarr.
 
     Parameters
@@ -389,9 +539,12 @@ def pull(client: DolibarrClient, *, since: str | None = None, actions: bool = Tr
     client : DolibarrClient
         A configured client.
     since : str, optional
-        Only records modified after this date (``t.tms``); categories are always pulled in full.
+        Only records modified after this date (``t.tms``). Categories and contracts are always
+        pulled in full: closing a contract or adding a line does not change the contract's ``tms``.
     actions : bool
         Also pull agenda events (support actions).
+    status : dict, optional
+        The answer of ``GET /status`` when already asked.
 
     Returns
     -------
@@ -399,7 +552,9 @@ def pull(client: DolibarrClient, *, since: str | None = None, actions: bool = Tr
         The raw records.
     """
     out = CrmPull(since=since)
-    out.version = str(client.status().get("dolibarr_version", ""))
+    status = client.status() if status is None else status
+    out.version = str(status.get("dolibarr_version", ""))
+    out.timezone = client.server_timezone(status)
     log.info("Dolibarr %s : récupération%s.", out.version or "(version inconnue)",
              f" des fiches modifiées depuis {since}" if since else " complète")
     extra = {"sqlfilters": since_filter(since)} if since else {}
@@ -416,12 +571,13 @@ def pull(client: DolibarrClient, *, since: str | None = None, actions: bool = Tr
             out.states[state] = client.state_code(state)
     out.contacts = client.list_all("contacts", {**extra, "includeroles": 1})
     out.projects = client.list_all("projects", extra, optional=True)
-    out.contracts = client.list_all("contracts", extra)
+    out.contracts = client.list_all("contracts")  # in full: tms misses closings and new lines
     for contract in out.contracts:
         if contract.get("lines") is None:
             contract["lines"] = client.contract_lines(str(contract.get("id")))
     if actions:
         out.events = client.list_all("agendaevents", extra, optional=True)
+    out.unavailable = dict(client.unavailable)
     log.info("Dolibarr : %d tiers, %d contacts, %d contrats, %d projets, %d catégories, %d événements "
              "(%d requêtes).", len(out.thirdparties), len(out.contacts), len(out.contracts), len(out.projects),
              len(out.categories), len(out.events), client.requests_sent)
@@ -594,7 +750,10 @@ def role_of(contact: dict) -> str:
     for key in ("options_role", "options_role_gar"):
         if _str(opts.get(key)):
             candidates.append(_str(opts.get(key)))
-    for role in contact.get("roles") or []:
+    roles = contact.get("roles") or []
+    if isinstance(roles, dict):  # includeroles=1: an object keyed by link id (recorded)
+        roles = list(roles.values())
+    for role in roles:
         if isinstance(role, dict):
             candidates += [_str(role.get("label")), _str(role.get("code"))]
         elif role:
@@ -624,6 +783,31 @@ _OBJET_RULES = (
     ("abonnement", re.compile(r"\b(abonnement|abonnements)\b")),
     ("convention", re.compile(r"\bconvention\b")),
 )
+
+
+def contract_state(contract: dict) -> str | None:
+    """Return the contract's state (``en_attente``, ``signe``, ``clos``) from its status and lines.
+
+    Dolibarr 20 never sets the contract status to 2: closing a contract (or all
+    its services) sets its *lines* to 5 and leaves the contract at 1. A
+    validated contract with a closed line and no running line is ``clos``
+    (never-activated lines, status 0, do not keep it open).
+
+    Examples
+    --------
+    >>> contract_state({"statut": "1", "lines": [{"statut": "5"}, {"statut": "0"}]})
+    'clos'
+    >>> contract_state({"statut": "1", "lines": [{"statut": "5"}, {"statut": "4"}]})
+    'signe'
+    """
+    status = _str(contract.get("statut") if contract.get("statut") is not None else contract.get("status"))
+    state = CONTRACT_STATUS.get(status)
+    if state == "signe":
+        lines = [_str(ln.get("statut") if ln.get("statut") is not None else ln.get("status"))
+                 for ln in contract.get("lines") or []]
+        if LINE_CLOSED in lines and LINE_RUNNING not in lines:
+            return "clos"
+    return state
 
 
 def contract_objet(contract: dict, project_title: str = "") -> str:
@@ -713,16 +897,18 @@ def to_frames(raw: CrmPull, *, tz: str = "UTC", known_uai: dict[str, str] | None
         if not socid:
             skipped.append({"objet": "contrat", "id": cid, "motif": "contrat sans tiers"})
             continue
-        status = _str(c.get("statut") if c.get("statut") is not None else c.get("status"))
-        statut = CONTRACT_STATUS.get(status)
+        statut = contract_state(c)
         if statut is None:
+            status = _str(c.get("statut") if c.get("statut") is not None else c.get("status"))
             skipped.append({"objet": "contrat", "id": cid, "motif": f"statut Dolibarr inconnu « {status} »"})
             continue
         lines = c.get("lines") or []
         starts = [d for d in (to_date(ln.get("date_start_real"), zone) or to_date(ln.get("date_start"), zone)
                               for ln in lines) if d]
-        ends = [d for d in (to_date(ln.get("date_end_real"), zone) or to_date(ln.get("date_end"), zone)
-                            for ln in lines) if d]
+        planned = [d for d in (to_date(ln.get("date_end"), zone) for ln in lines) if d]
+        closed = [d for d in (to_date(ln.get("date_end_real"), zone) for ln in lines) if d]
+        # the end is the day the lines were closed for a closed contract, else the planned end
+        ends = closed if statut == "clos" and closed else planned
         project = projects.get(_str(c.get("fk_project") or c.get("fk_projet")), {})
         amount = sum(float(ln.get("total_ht") or 0) for ln in lines)
         contrats.append({
@@ -730,7 +916,7 @@ def to_frames(raw: CrmPull, *, tz: str = "UTC", known_uai: dict[str, str] | None
             "objet": contract_objet(c, _str(project.get("title"))),
             "date_signature": to_date(c.get("date_contrat"), zone) if statut != "en_attente" else None,
             "date_debut": min(starts) if starts else None, "date_fin": max(ends) if ends else None,
-            "statut": statut, "ref": _str(c.get("ref")), "projet": _str(project.get("title")),
+            "date_fin_prevue": max(planned) if planned else None, "statut": statut, "ref": _str(c.get("ref")), "projet": _str(project.get("title")),
             "nb_lignes": len(lines), "montant_ht": round(amount, 2)})
 
     contacts = []
@@ -744,6 +930,10 @@ def to_frames(raw: CrmPull, *, tz: str = "UTC", known_uai: dict[str, str] | None
     actions = []
     for ev in raw.events:
         eid = _str(ev.get("id"))
+        if _str(ev.get("type_code")) == "AC_OTH_AUTO":
+            skipped.append({"objet": "événement", "id": eid, "motif": "événement créé automatiquement par Dolibarr "
+                            "(création, modification, suppression d'une fiche)"})
+            continue
         kind = _event_type(ev)
         date = to_date(ev.get("datep"), zone)
         uai = uai_by_actor.get(_str(ev.get("socid") or ev.get("fk_soc")), "")
@@ -760,7 +950,8 @@ def to_frames(raw: CrmPull, *, tz: str = "UTC", known_uai: dict[str, str] | None
     frames = {
         "crm/acteurs": _frame(acteurs, ["id_acteur", "type", "nom", "code", "source_type"]),
         "crm/contrats": _frame(contrats, ["id_contrat", "id_acteur", "objet", "date_signature", "date_debut",
-                                          "date_fin", "statut", "ref", "projet", "nb_lignes", "montant_ht"]),
+                                          "date_fin", "statut", "date_fin_prevue", "ref", "projet", "nb_lignes",
+                                          "montant_ht"]),
         "crm/contacts": _frame(contacts, ["id_contact", "id_acteur", "role"]),
         "crm/actions": _frame(actions, ["date", "uai", "type_action"]).drop_duplicates(ignore_index=True),
         "_skipped": _frame(skipped, ["objet", "id", "motif"]),
@@ -822,6 +1013,29 @@ def _sort_key(value):
     return (0, int(text), "") if text.isdigit() else (1, 0, text)
 
 
+def category_drift(raw: CrmPull, out_dir: Path) -> list[str]:
+    """Return the ids of third parties an incremental pull did not re-read whose categories now give another type.
+
+    A category-only change leaves the third party's ``tms`` alone, so ``--since``
+    does not re-read it; categories are always read in full, which shows the drift.
+    """
+    path = out_dir / CONTRACT["crm/acteurs"].path
+    if not path.exists():
+        return []
+    old = read_contract_file(out_dir, "crm/acteurs")
+    pulled = {_str(tp.get("id")) for tp in raw.thirdparties}
+    source = old["source_type"] if "source_type" in old.columns else pd.Series("", index=old.index)
+    drift = []
+    for id_acteur, kind, src in zip(old["id_acteur"].astype(str), old["type"].astype(str), source.fillna("")):
+        if id_acteur in pulled or src == "extrafield":
+            continue
+        by_category = next((k for k in (classify_text(label) for label in raw.category_members.get(id_acteur, []))
+                            if k), None)
+        if (by_category and by_category != kind) or (src == "catégorie" and by_category is None):
+            drift.append(id_acteur)
+    return drift
+
+
 def existing_uai(out_dir: Path) -> dict[str, str]:
     """Return ``id_acteur → UAI`` of the schools of an existing ``crm/acteurs.csv`` ({} if absent)."""
     if not (out_dir / CONTRACT["crm/acteurs"].path).exists():
@@ -831,10 +1045,88 @@ def existing_uai(out_dir: Path) -> dict[str, str]:
     return dict(zip(df["id_acteur"].astype(str), df["code"].astype(str)))
 
 
+# --------------------------------------------------------------------------- safeguards
+
+#: A full pull that brings back less than this share of a file's previous rows is refused without --force.
+SHRINK_LIMIT = 0.5
+_FILE_RIGHTS = {"crm/acteurs": "thirdparties", "crm/contacts": "contacts", "crm/contrats": "contracts",
+                "crm/actions": "agendaevents"}
+
+
+def shrinkage(frames: dict[str, pd.DataFrame], out_dir: Path, *, limit: float = SHRINK_LIMIT) -> list[str]:
+    """Return a French line per CRM file a new pull would shrink below ``limit`` of its rows (or empty).
+
+    Parameters
+    ----------
+    frames : dict
+        The new frames (:func:`to_frames`).
+    out_dir : Path
+        The data directory holding the previous files.
+    limit : float
+        Smallest accepted ratio new rows / previous rows.
+    """
+    problems = []
+    for name, resource in _FILE_RIGHTS.items():
+        path = out_dir / CONTRACT[name].path
+        if name not in frames or not path.exists():
+            continue
+        before = len(read_contract_file(out_dir, name))
+        after = len(frames[name])
+        if before and (after == 0 or after < limit * before):
+            problems.append(f"{path.name} : {after} ligne(s) au lieu de {before}")
+    return problems
+
+
+def _shrink_message(problems: list[str], out_dir: Path) -> str:
+    rights = "; ".join([RIGHT_READ_ALL, RESOURCES["contacts"].right, RESOURCES["contracts"].right,
+                        RESOURCES["agendaevents"].right])
+    return (f"récupération refusée : elle viderait ou réduirait fortement des fichiers existants de {out_dir} "
+            f"({' ; '.join(problems)}). Fichiers existants conservés. Cause la plus probable : un droit manquant "
+            f"à l'utilisateur de la clé d'API, Dolibarr restreignant alors les listes sans le dire — d'abord "
+            f"{RIGHT_READ_ALL}. Droits de lecture attendus : {rights}. Si la baisse est réelle (fiches "
+            f"supprimées), relancer avec --force.")
+
+
+def save(frames: dict[str, pd.DataFrame], out_dir: str | Path, *, merge: bool = False,
+         force: bool = False) -> dict[str, Path]:
+    """Write the CRM frames unless a full pull would empty or shrink good files (see :func:`shrinkage`).
+
+    Raises
+    ------
+    ServiceError
+        When a file would lose more than half its rows and ``force`` is not set; nothing is written.
+    """
+    out_dir = Path(out_dir)
+    if not merge and not force:
+        problems = shrinkage(frames, out_dir)
+        if problems:
+            raise ServiceError(_shrink_message(problems, out_dir))
+    return write_crm(frames, out_dir, merge=merge)
+
+
+def summarize_skipped(skipped: pd.DataFrame) -> list[str]:
+    """Log what was not mapped: one WARNING line per cause with a count, each record at DEBUG.
+
+    Returns the French summary lines.
+    """
+    lines = []
+    for row in skipped.itertuples():
+        log.debug("Dolibarr : %s %s non repris : %s.", row.objet, row.id, row.motif)
+    if skipped.empty:
+        return lines
+    counts = skipped.groupby(["objet", "motif"], sort=False).size()
+    for (objet, motif), n in counts.items():
+        line = f"Dolibarr : {n} {objet}(s) non repris : {motif} (détail avec -v)."
+        automatic = motif.startswith("événement créé automatiquement")
+        log.log(logging.INFO if automatic else logging.WARNING, "%s", line)
+        lines.append(line)
+    return lines
+
+
 # --------------------------------------------------------------------------- command line
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add ``crm pull`` and its options."""
+    """Add ``crm pull``, ``crm push`` and their options."""
     sub = parser.add_subparsers(dest="crm_command", required=True, metavar="ACTION")
     p = sub.add_parser("pull", help="Récupérer tiers, contrats, contacts, catégories, projets et actions depuis "
                        "Dolibarr et écrire crm/*.csv.",
@@ -846,17 +1138,27 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                    help="répertoire de données où écrire crm/*.csv (défaut : data/raw/dolibarr)")
     p.add_argument("--since", "--depuis", dest="since", default=None,
                    help="récupération incrémentale : fiches modifiées depuis AAAA-MM-JJ[ HH:MM:SS], ou « auto » "
-                   "(depuis la dernière récupération, moins un jour) ; fusionnée avec les fichiers existants")
+                   "(depuis la dernière récupération, moins un jour) ; fusionnée avec les fichiers existants. "
+                   "Contrats et catégories sont toujours relus en entier ; voir docs/integrations.md pour ce que "
+                   "--since ne voit pas")
+    p.add_argument("--full", "--complete", dest="full", action="store_true",
+                   help="récupération complète (le défaut sans --since ; à utiliser pour les tâches planifiées)")
+    p.add_argument("--force", action="store_true",
+                   help="remplacer les fichiers même si la récupération en ramène beaucoup moins de lignes")
     p.add_argument("--page-size", "--taille-page", dest="page_size", type=int, default=DEFAULT_PAGE_SIZE,
                    help=f"fiches par page (défaut {DEFAULT_PAGE_SIZE})")
     p.add_argument("--pagination-data", action="store_true",
                    help="Dolibarr ≥ 21 : demander les pages {data, pagination} (total connu pour la barre de progression)")
-    p.add_argument("--tz", "--fuseau", dest="tz", default="UTC",
-                   help="fuseau horaire du serveur Dolibarr pour convertir les dates (défaut UTC)")
+    p.add_argument("--tz", "--fuseau", dest="tz", default=None,
+                   help="fuseau horaire PHP du serveur Dolibarr (ex. Europe/Paris) ; lu dans /status quand le "
+                   "serveur le donne (hors mode production), obligatoire sinon")
     p.add_argument("--no-actions", "--sans-actions", dest="actions", action="store_false",
                    help="ne pas récupérer l'agenda (crm/actions.csv reste inchangé)")
     p.add_argument("--retries", type=int, default=4, help="nouvelles tentatives sur erreur réseau ou 5xx (défaut 4)")
     p.add_argument("--timeout", type=float, default=30.0, help="délai d'attente d'une requête en secondes")
+    from . import dolibarr_push
+
+    dolibarr_push.configure_parser(sub)
 
 
 def _resolve_since(since: str | None, out_dir: Path) -> str | None:
@@ -870,10 +1172,33 @@ def _resolve_since(since: str | None, out_dir: Path) -> str | None:
     return f"{pulled - timedelta(days=1):%Y-%m-%d %H:%M:%S}"
 
 
+def resolve_timezone(server_tz: str | None, option: str | None) -> str:
+    """Return the time zone to read dates in: the server's (``/status``), else ``--tz``, else a French error."""
+    if server_tz:
+        _zone(server_tz)
+        if option and _zone(option) != _zone(server_tz):
+            log.warning("Dolibarr : le serveur déclare le fuseau %s (/status) ; --tz %s est ignoré.", server_tz,
+                        option)
+        return server_tz
+    if option:
+        _zone(option)
+        return option
+    raise ConfigError("fuseau horaire du serveur Dolibarr inconnu : /status ne le donne pas (mode production, "
+                      "API_PRODUCTION_MODE). Passer --tz avec le fuseau PHP du serveur (date.timezone), par exemple "
+                      "--tz Europe/Paris ou --tz UTC ; sinon les dates peuvent être décalées d'un jour.")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``gar-analysis crm pull``; return the exit status."""
-    if getattr(args, "crm_command", None) != "pull":
-        raise ConfigError("Action inconnue : seule « crm pull » existe.")
+    """Run ``gar-analysis crm pull`` or ``crm push``; return the exit status."""
+    command = getattr(args, "crm_command", None)
+    if command == "push":
+        from . import dolibarr_push
+
+        return dolibarr_push.run(args)
+    if command != "pull":
+        raise ConfigError("Action inconnue : « crm pull » ou « crm push ».")
+    if args.full and args.since:
+        raise ConfigError("--full et --since s'excluent : choisir une récupération complète ou incrémentale.")
     url = args.url or config.secret(config.ENV_DOLIBARR_URL)
     if not url:
         raise ConfigError(f"URL Dolibarr absente : passer --url ou définir la variable d'environnement "
@@ -887,24 +1212,30 @@ def run(args: argparse.Namespace) -> int:
     client = DolibarrClient(url, key, policy=RetryPolicy(retries=max(0, args.retries)), page_size=args.page_size,
                             pagination_data=args.pagination_data, timeout=args.timeout)
     started = datetime.now(timezone.utc)
-    raw = pull(client, since=since, actions=args.actions)
-    frames = to_frames(raw, tz=args.tz, known_uai=existing_uai(out_dir) if since else None)
+    status = client.status()
+    tz = resolve_timezone(client.server_timezone(status), args.tz)
+    raw = pull(client, since=since, actions=args.actions, status=status)
+    frames = to_frames(raw, tz=tz, known_uai=existing_uai(out_dir) if since else None)
     if not args.actions:
         path = out_dir / CONTRACT["crm/actions"].path
         frames["crm/actions"] = (read_contract_file(out_dir, "crm/actions").reset_index(drop=True)
                                  .assign(date=lambda d: d["date"].dt.strftime("%Y-%m-%d"))
                                  if path.exists() else frames["crm/actions"])
-    written = write_crm(frames, out_dir, merge=since is not None)
+    written = save(frames, out_dir, merge=since is not None, force=args.force)
+    drift = category_drift(raw, out_dir) if since else []
+    if drift:
+        log.warning("Dolibarr : %d tiers ont changé de catégorie sans être relus par --since (type non recalculé : "
+                    "%s) ; lancer « crm pull --full ».", len(drift), ", ".join(drift[:20]))
     skipped = frames["_skipped"]
-    for row in skipped.itertuples():
-        log.warning("Dolibarr : %s %s non repris : %s.", row.objet, row.id, row.motif)
+    summary = summarize_skipped(skipped)
     state = {"pulled_at": started.isoformat(timespec="seconds"), "since": since, "dolibarr_version": raw.version,
-             "host": re.sub(r"^https?://([^/]+).*$", r"\1", client.base_url),
+             "host": urlsplit(client.base_url).netloc, "fuseau": tz,
+             "non_disponibles": sorted(raw.unavailable),
              "lignes": {name: int(len(frames[name])) for name in written},
              "non_repris": int(len(skipped)), "requetes": client.requests_sent}
     atomic_write_text(out_dir / STATE_FILE, json.dumps(state, ensure_ascii=False, indent=2) + "\n")
     for name, path in written.items():
         print(f"{path} : {len(frames[name])} ligne(s) récupérée(s)")
     if len(skipped):
-        print(f"{len(skipped)} fiche(s) non reprise(s) : voir le journal.")
+        print(f"{len(skipped)} fiche(s) non reprise(s), {len(summary)} cause(s) : voir le journal.")
     return 0
