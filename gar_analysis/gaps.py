@@ -619,10 +619,10 @@ def bright_spots(table: pd.DataFrame, schools: pd.DataFrame, unit: str, *, level
 
 
 def _count_text(x, threshold: int) -> str:
+    """A count of schools or of actions: a fact about public institutions, shown whatever its size."""
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "non renseigné"
-    x = int(round(float(x)))
-    return f"moins de {threshold}" if x < threshold else fmt_fr(x, 0)
+    return fmt_fr(int(round(float(x))), 0)
 
 
 def _pct(x) -> str:

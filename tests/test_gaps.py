@@ -259,7 +259,7 @@ def test_bright_spots_above_first_with_crm_facts():
     assert top["part_referent"] > 0.8 and "référent GAR" in top["texte"]
     assert "Pratique à documenter et partager" in top["texte"]
     low = spots.set_index("unit").loc["03"]
-    assert "moins de 5 action(s)" in low["texte"] and "Piste d'accompagnement" in low["texte"]
+    assert "0 action(s)" in low["texte"] and "Piste d'accompagnement" in low["texte"]  # actions: shown
 
 
 def test_rank_intervals_carry_uncertainty():
