@@ -1416,3 +1416,24 @@ def values_table(pub: pd.DataFrame, *, national: bool = True) -> pd.DataFrame:
         out["valeur_nationale"] = [_text(v, k) for v, k in zip(rows["valeur_nationale"], rows["kind"])]
         out["ratio"] = rows["ratio"].to_numpy()
     return out
+
+
+# --------------------------------------------------------------------------- glossary
+
+
+def registry_markdown() -> str:
+    """Return the glossary of :data:`INDICATORS` as Markdown (the section of ``docs/indicators.md``).
+
+    One entry per indicator, in French, from the registry itself, so that the documentation never
+    drifts from what the pages compute (a test compares the two).
+    """
+    kinds = {"count": "nombre", "percent": "part (%)", "decimal": "taux", "days": "jours", "euros": "euros"}
+    lines = ["| identifiant | libellé | définition | numérateur | dénominateur | population | fenêtre | "
+             "nature | secret statistique | comparé |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, i in INDICATORS.items():
+        den = INDICATORS[i.denominator].label if i.denominator else "–"
+        secret = "oui (personnes ou leurs accès)" if i.people else "non (fait institutionnel)"
+        compared = "oui (limites à 99,8 %)" if _comparable(i) else "non"
+        lines.append(f"| `{name}` | {i.label} | {i.definition} | {i.numerator} | {den} | {i.population} | "
+                     f"{i.window} | {kinds[i.kind]} | {secret} | {compared} |")
+    return "\n".join(lines)

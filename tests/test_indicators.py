@@ -509,3 +509,20 @@ def test_registration_by_level_shows_school_counts_as_facts():
                         "part_nationale": [0.5, 0.5], "ratio": [0.6, 1.5]})
     out = publish(with_spec(reg, Spec()), threshold=5)
     assert out.inscrits.tolist() == [3, 30] and out.part_inscrits.tolist() == [0.3, 0.75]
+
+
+def test_docs_glossary_is_generated_from_the_registry():
+    from gar_analysis.config import DOCS_DIR
+
+    text = (DOCS_DIR / "indicators.md").read_text(encoding="utf-8")
+    section = text.split("<!-- registre:start -->\n", 1)[1].split("<!-- registre:end -->", 1)[0]
+    assert section.strip() == ind.registry_markdown().strip(), "python -m benchmarks.write_glossary"
+    for name, i in ind.INDICATORS.items():
+        assert i.definition and i.numerator and i.population and i.window, name
+        assert i.denominator is None or i.denominator in ind.INDICATORS, name
+
+
+def test_an_indicator_registered_but_not_computed_is_an_error(tables, monkeypatch):
+    monkeypatch.setitem(ind.INDICATORS, "nouvel_indicateur", ind.Indicator("nouvel_indicateur", "Nouveau", "count"))
+    with pytest.raises(ConfigError, match="nouvel_indicateur"):
+        ind.territory_values(tables, "academie", "14")
