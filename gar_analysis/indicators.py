@@ -36,6 +36,7 @@ from .contract import PROFILS, SUPPORTS
 from .disclosure import Spec, is_suppressed, with_spec
 from .errors import ConfigError, DataError
 from .numbers import MONTH_NAMES, fmt_number, fmt_percent
+from .publishers import assign_ids, publisher_names, resolve
 from .territories import (AUDIENCES, academie_name, departement_name, get_audience, normalize_departement,
                           region_name, slug, territory_codes, territory_name, unit_label)
 
@@ -228,6 +229,8 @@ class Tables:
                 if name not in self.OPTIONAL:
                     raise
                 self._frames[name] = pd.DataFrame()
+        if name == "ressources" and len(self._frames[name]) and "id_editeur" not in self._frames[name].columns:
+            self._frames[name] = assign_ids(self._frames[name])  # processed before publishers had identifiers
         if self.last_month and name in ("usage_mensuel", "acces_ressources") and name not in self._cut:
             df = self._frames[name]
             if len(df):
@@ -265,13 +268,12 @@ def check_territory(audience: str, code: str, tables=None) -> str:
     if audience not in AUDIENCES:
         raise ConfigError(f"Audience inconnue : {audience!r}. Valeurs possibles : {', '.join(AUDIENCES)}.")
     if audience == "editeur":
-        if tables is not None:
-            names = editeurs(tables)
-            match = [n for n in names if slug(n) == slug(code)]
-            if not match:
-                raise ConfigError(f"Éditeur inconnu : {code!r}. Éditeurs du catalogue : {', '.join(names)}.")
-            return match[0]
-        return str(code)
+        if tables is None:
+            return str(code)
+        t = _tables(tables)
+        if not t.has("ressources"):
+            raise ConfigError("Aucun catalogue de ressources : pas de rapport d'éditeur possible.")
+        return resolve(t["ressources"], str(code))  # the publisher's stable identifier
     code = str(code)
     if audience == "departement":
         code = normalize_departement(code) or code
@@ -282,12 +284,16 @@ def check_territory(audience: str, code: str, tables=None) -> str:
     return code
 
 
-def editeurs(tables) -> list[str]:
-    """Return the publishers of the catalogue (sorted)."""
+def editeurs(tables) -> dict[str, str]:
+    """Return the publishers of the catalogue as ``{id_editeur: name}`` (see :mod:`gar_analysis.publishers`)."""
     t = _tables(tables)
-    if not t.has("ressources"):
-        return []
-    return sorted(t["ressources"]["editeur"].dropna().astype(str).unique().tolist())
+    return publisher_names(t["ressources"]) if t.has("ressources") else {}
+
+
+def editeur_name(tables, editeur: str) -> str:
+    """Return the display name of a publisher (by identifier, spelling or unique slug)."""
+    pid = check_territory("editeur", editeur, tables)
+    return editeurs(tables)[pid]
 
 
 def select(df: pd.DataFrame, audience: str, code: str) -> pd.DataFrame:
@@ -1095,13 +1101,12 @@ def editeur_usage(tables, editeur: str) -> dict[str, pd.DataFrame | dict]:
         publisher's own resources; ratios compare its académies with its own national average.
     """
     t = _tables(tables)
-    name = check_territory("editeur", editeur, t)
+    pid = check_territory("editeur", editeur, t)
     res = t["ressources"]
-    own = res[res["editeur"].astype(str) == name].drop_duplicates("id_ressource")
+    own = res[res["id_editeur"].astype(str) == pid].drop_duplicates("id_ressource")
     ids = set(own["id_ressource"])
     ar = t["acces_ressources"] if t.has("acces_ressources") else pd.DataFrame(columns=["id_ressource"])
     ar = ar[ar["id_ressource"].isin(ids)].copy()
-    assert (ar.get("editeur", pd.Series(name, index=ar.index)).fillna(name).astype(str) == name).all()
     ar["mois"] = ar["mois"].astype(str)
     months = window(t["usage_mensuel"]) or _months(ar)
     w = ar[ar["mois"].isin(months)]
@@ -1146,7 +1151,8 @@ def editeur_usage(tables, editeur: str) -> dict[str, pd.DataFrame | dict]:
            for s in SUPPORTS]
     ps = pd.DataFrame(sup)
     ps["part"] = ps["acces"] / total if total else np.nan
-    return {"nom": name, "valeurs": valeurs, "mensuel": mensuel, "par_academie": pa.reset_index(drop=True),
+    return {"nom": publisher_names(res)[pid], "id_editeur": pid, "valeurs": valeurs, "mensuel": mensuel,
+            "par_academie": pa.reset_index(drop=True),
             "par_ressource": pr, "par_support": ps}
 
 
@@ -1388,11 +1394,11 @@ def conventions_display(conv: pd.DataFrame) -> pd.DataFrame:
 def editeur_findings(tables, editeur: str) -> pd.DataFrame:
     """Return the quality findings about one publisher's own resources."""
     t = _tables(tables)
-    name = check_territory("editeur", editeur, t)
+    pid = check_territory("editeur", editeur, t)
     if not t.has("constats") or not t.has("ressources"):
         return pd.DataFrame(columns=["regle", "gravite", "source", "ligne", "uai", "mois", "id_ressource", "message"])
     res = t["ressources"]
-    ids = set(res.loc[res["editeur"].astype(str) == name, "id_ressource"])
+    ids = set(res.loc[res["id_editeur"].astype(str) == pid, "id_ressource"])
     c = t["constats"]
     return c[c["id_ressource"].isin(ids)].reset_index(drop=True)
 

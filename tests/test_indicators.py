@@ -177,7 +177,8 @@ def test_check_territory_refuses_unknown(tables):
         ind.check_territory("academie", "99")
     with pytest.raises(ConfigError, match="Valeurs possibles"):
         ind.check_territory("ministere", "FR")
-    assert ind.check_territory("editeur", "editions alpha", tables) == "Éditions Alpha"
+    assert ind.check_territory("editeur", "editions alpha", tables) == "editions-alpha"
+    assert ind.editeur_name(tables, "editions-alpha") == "Éditions Alpha"
     with pytest.raises(ConfigError, match="Éditeurs du catalogue"):
         ind.check_territory("editeur", "Inconnu", tables)
 

@@ -143,7 +143,7 @@ def test_every_image_has_alt_text(national):
 
 @pytest.fixture(scope="module")
 def editeur(sample_build, tmp_path_factory):
-    from gar_analysis.reporting import editeur_code
+    from gar_analysis.publishers import resolve
 
     ress = pd.read_parquet(sample_build.processed_dir / "ressources.parquet")
     names = sorted(ress["editeur"].dropna().astype(str).unique())
@@ -151,7 +151,7 @@ def editeur(sample_build, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     try:
         run = execute(tmp_path_factory.mktemp("tdb-editeur"), sample_build.processed_dir, "editeur",
-                      editeur_code(mine), mp)
+                      resolve(ress, mine), mp)
     finally:
         mp.undo()
     run.update(mine=mine, others=names[1:], ress=ress, processed_dir=sample_build.processed_dir)

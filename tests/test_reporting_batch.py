@@ -10,7 +10,6 @@ import pytest
 from conftest import write_notebook
 from gar_analysis.cli import main
 from gar_analysis.errors import ConfigError
-from gar_analysis.reporting import editeur_code
 from gar_analysis.reporting.batch import audience_territories, plan_batch, run_batch
 from gar_analysis.reporting.export import external_references, scan_outputs
 
@@ -80,7 +79,7 @@ def test_editeur_codes_come_from_the_catalogue(tmp_path, notebooks):
                                                          "editions-nathan": "Éditions Nathan"}
     jobs = plan_batch("editeur", only=["Belin Éducation"], processed_dir=tmp_path, notebooks_dir=notebooks,
                       table=TABLE)
-    assert [j.territoire for j in jobs] == ["belin-education"] and editeur_code("Belin Éducation") == "belin-education"
+    assert [j.territoire for j in jobs] == ["belin-education"]
     with pytest.raises(ConfigError, match="Codes possibles : belin-education, editions-nathan"):
         plan_batch("editeur", only=["hachette"], processed_dir=tmp_path, notebooks_dir=notebooks, table=TABLE)
 

@@ -34,7 +34,6 @@ from .. import config
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_text
 from ..territories import AUDIENCES, territory_codes, territory_name
-from . import editeur_code
 from .export import MAX_REPORT_BYTES, publish, render_report, report_context, scan_outputs, scan_text, warm_up
 from .index import update_index
 from .summary import SUMMARY_ENV, read_summary
@@ -125,15 +124,15 @@ def notebook_table(path: str | Path = NOTEBOOKS_CSV) -> list[dict]:
 
 
 def editeur_territories(processed_dir: str | Path | None = None) -> dict[str, str]:
-    """Return the publishers of the catalogue as ``{code: name}`` (code = :func:`editeur_code`)."""
+    """Return the publishers of the catalogue as ``{id_editeur: name}`` (:mod:`gar_analysis.publishers`)."""
     from ..build import load_processed
+    from ..publishers import publisher_names
 
     ress = load_processed("ressources", processed_dir)
     if "editeur" not in ress.columns:
         raise DataError.single(Path(processed_dir or config.PROCESSED_DIR) / "ressources.parquet",
                                "colonne « editeur » absente du catalogue des ressources.", column="editeur")
-    names = sorted({str(n).strip() for n in ress["editeur"].dropna() if str(n).strip()})
-    return {editeur_code(n): n for n in names}
+    return publisher_names(ress)
 
 
 def audience_territories(audience: str, processed_dir: str | Path | None = None) -> dict[str, str]:
@@ -215,7 +214,12 @@ def plan_batch(audience: str, *, all_territories: bool = False, only: list[str] 
         for code in only:
             c = str(code).strip()
             if audience == "editeur":
-                found = editeur_code(c) if editeur_code(c) in territories else None
+                from ..build import load_processed
+                from ..publishers import resolve
+                try:
+                    found = resolve(load_processed("ressources", processed_dir), c)
+                except ConfigError:
+                    found = None
             else:
                 key = c.upper()
                 if key not in lookup and key.isdigit():
