@@ -35,7 +35,7 @@ from . import config
 from .contract import PROFILS, SUPPORTS
 from .disclosure import Spec, is_suppressed, with_spec
 from .errors import ConfigError, DataError
-from .numbers import MONTH_NAMES, fmt_number, fmt_percent
+from .formatting import MONTH_NAMES, fmt_number, fmt_percent
 from .publishers import assign_ids, publisher_names, resolve
 from .territories import (AUDIENCES, academie_name, departement_name, get_audience, normalize_departement,
                           region_name, slug, territory_codes, territory_name, unit_label)

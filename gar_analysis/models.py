@@ -39,7 +39,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from .stats import dersimonian_laird_tau2
-from .numbers import fmt_sentence
+from .formatting import fmt_sentence
 from .errors import DataError, Problem
 
 FAMILIES = ("binomial", "poisson", "negative_binomial", "gaussian")
@@ -531,7 +531,7 @@ def _effect_unit(family: str, outcome: str, exposure: str | None) -> str:
     return what
 
 
-#: French number for sentences (one formatter for the package: :func:`gar_analysis.numbers.fmt_sentence`).
+#: French number for sentences (one formatter for the package: :func:`gar_analysis.formatting.fmt_sentence`).
 fmt_fr = fmt_sentence
 
 

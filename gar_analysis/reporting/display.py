@@ -26,7 +26,7 @@ import pandas as pd
 
 from .. import config
 from ..disclosure import is_suppressed
-from ..numbers import (LOCALE, MISSING, NNBSP, MONTH_NAMES, _is_missing, fmt_euros, fmt_month,  # noqa: F401
+from ..formatting import (LOCALE, MISSING, NNBSP, MONTH_NAMES, _is_missing, fmt_euros, fmt_month,  # noqa: F401
                        fmt_number, fmt_percent, fmt_ratio, fmt_sentence)
 
 #: Shown for a missing value (not to be confused with ``c``, a suppressed one).
