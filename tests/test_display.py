@@ -59,7 +59,7 @@ def test_table_html_is_accessible():
     assert scopes == ["col", "col", "col", "row", "row"]
     assert f"1{NNBSP}234" in html and f"50,0{NNBSP}%" in html
     assert "Établissements du périmètre (nombre)" in html and "Part des établissements inscrits au GAR (%)" in html  # registry label + unit
-    assert "secret statistique" in html and "inférieur à 5" in html
+    assert "secret statistique" in html and "entre 1 et 4" in html
     wrapper = p.attrs[0][1]
     assert "overflow-x:auto" in wrapper["style"] and wrapper["tabindex"] == "0" and wrapper["role"] == "region"
 
