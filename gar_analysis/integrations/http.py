@@ -21,7 +21,6 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.parse import quote, quote_plus
 
 import requests
 
@@ -52,21 +51,29 @@ _SECRET_PATTERNS = (
 )
 
 
-def _variants(value: str) -> set[str]:
-    """A secret and its URL-encoded forms (as a server may echo them)."""
-    return {value, quote(value, safe=""), quote(value), quote_plus(value)}
+def _secret_regex(value: str) -> str:
+    """A pattern matching ``value`` with any of its characters percent-encoded (as a server may echo it)."""
+    out = []
+    for ch in value:
+        alternatives = [re.escape(ch), "".join(f"%(?i:{b:02X})" for b in ch.encode("utf-8"))]
+        if ch == " ":
+            alternatives.append(r"\+")
+        out.append("(?:" + "|".join(alternatives) + ")")
+    return "".join(out)
 
 
 def redact(text: object, extra: tuple[str, ...] | list[str] = ()) -> str:
     """Return ``text`` with every secret masked.
 
-    Masks the secrets of the environment and ``extra`` (as given and URL-encoded),
+    Masks the secrets of the environment and ``extra`` (as given or percent-encoded),
     then any webhook path, URL password or ``token=…`` pair whatever its value.
     """
     out = str(text)
-    values = {v for value in {*secret_values(), *(e for e in extra if e and len(e) >= 6)} for v in _variants(value)}
+    values = {*secret_values(), *(e for e in extra if e and len(e) >= 6)}
     for value in sorted(values, key=len, reverse=True):
         out = out.replace(value, MASK)
+        if "%" in out:
+            out = re.sub(_secret_regex(value), MASK, out)
     for pattern, repl in _SECRET_PATTERNS:
         out = pattern.sub(repl, out)
     return out
