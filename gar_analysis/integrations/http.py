@@ -345,8 +345,9 @@ def send(session: requests.Session, method: str, url: str, *, policy: RetryPolic
                 raise ServiceError(redact(f"{label} : service injoignable après {attempt} tentative(s) "
                                           f"({type(exc).__name__}). Vérifier l'URL et le réseau.", secrets)) from None
             wait = policy.delay(attempt)
-            log.warning("%s : connexion impossible (%s), nouvel essai %d/%d dans %.1f s.",
-                        redact(label, secrets), type(exc).__name__, attempt, policy.retries, wait)
+            log.warning("%s : %s (%s), nouvel essai %d/%d dans %.1f s.", redact(label, secrets),
+                        "pas de réponse" if delivered else "connexion impossible", type(exc).__name__, attempt,
+                        policy.retries, wait)
             policy.sleep(wait)
             continue
         except requests.RequestException as exc:  # invalid URL, too many redirects…: not transient

@@ -641,8 +641,11 @@ class Poster:
                                              f"{config.ENV_ROCKETCHAT_CHANNEL}")
         if response.status_code == 400 and self._exists(msg_id):
             # the server skips a message whose _id exists (sendMessage.ts) and then fails on the missing message
-            log.info("Rocket.Chat : message %s déjà publié (envoi précédent), non dupliqué.", msg_id)
-            self.already += 1
+            if getattr(response, "maybe_duplicate", False):
+                log.info("Rocket.Chat : message %s reçu au premier envoi (resté sans réponse), non dupliqué.", msg_id)
+            else:
+                log.info("Rocket.Chat : message %s déjà publié par un partage précédent, non dupliqué.", msg_id)
+                self.already += 1
             return
         raise self._fail(what, response, "message refusé")
 
