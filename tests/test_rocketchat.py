@@ -262,6 +262,16 @@ def test_webhook_success_posts_exact_json(tmp_path, chat, clean_env, sim_sleep, 
     assert "1 message(s) publié(s) sur Rocket.Chat (webhook)." in capsys.readouterr().out
 
 
+def test_digest_without_base_url_is_accepted(tmp_path, chat, clean_env, sim_sleep):
+    # before: local paths went out as title_link and the server refused the first message (isURL.ts)
+    run = _write_run(tmp_path)
+    clean_env.setenv(config.ENV_ROCKETCHAT_WEBHOOK, chat.url + HOOK_PATH)
+    assert cli.main(["share", "--run", str(run)]) == 0
+    (post,) = chat.webhook_posts
+    assert all("title_link" not in a and "Rapport : `" in a["text"] for a in post["attachments"] if "Lyon" not in
+               a["title"])
+
+
 def test_rest_success_with_chosen_ids_and_no_repost(tmp_path, chat, clean_env, sim_sleep, capsys):
     run = _write_run(tmp_path)
     _rest_env(clean_env, chat)
