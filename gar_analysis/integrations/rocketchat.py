@@ -177,9 +177,10 @@ def _cut_line(line: str, room: int) -> str:
     text = "".join(out)
     if len(text) < len(line) and " " in text:
         text = text.rsplit(" ", 1)[0]
-    for marker in _MARKERS:
+    for marker in _MARKERS:  # a marker left open by the cut is dropped (its text is kept, unformatted)
         while text.count(marker) % 2:
-            text = text[: text.rindex(marker)]
+            at = text.rindex(marker)
+            text = text[:at] + text[at + 1:]
     return text.rstrip()
 
 
@@ -670,7 +671,7 @@ class Poster:
                 parts = split_payload(current, self.max_size)
                 log.warning("Rocket.Chat : message trop long pour le serveur (Message_MaxAllowedSize), redécoupé "
                             "en %d message(s) de %d caractères au plus.", len(parts), self.max_size)
-                queue[0:0] = [(part, f"{mid[:14]}{i:03d}") for i, part in enumerate(parts)]
+                queue[0:0] = [(part, message_id(mid, i, part)) for i, part in enumerate(parts)]
                 continue
             posted += 1
             self.sent += 1
