@@ -361,7 +361,7 @@ def send(session: requests.Session, method: str, url: str, *, policy: RetryPolic
             if limited >= policy.window:
                 return response
             wait = min(policy.max_wait, max(0.0, float(verdict)))
-            limited += wait
+            limited += max(wait, 1.0)  # a zero wait still counts, so the loop always ends
             log.warning("%s : limite de débit (HTTP %d), attente de %.1f s (%.0f s sur %.0f s acceptées).",
                         redact(label, secrets), response.status_code, wait, limited, policy.window)
             response.close()
