@@ -401,6 +401,18 @@ def test_429_without_pacing_waits_the_text_n(make_chat, clock):
     assert rate_limit_wait(second) == 41.0
 
 
+def test_webhook_429_is_waited_as_its_text_says(make_chat, clock):
+    # a second run (no pacing state) meets the webhook's own limiter (api.ts WebHookAPI.enforceRateLimit)
+    chat = make_chat(Settings(calls=1))
+    _hook(chat, clock).post({"text": "premier"})
+    clock.sleep(15)
+    clock.waits.clear()
+    _hook(chat, clock).post({"text": "second"})
+    assert [r["status"] for r in chat.log] == [200, 429, 200]
+    assert clock.waits == [45 + 1]  # « You must wait 45 seconds » + 1 s margin, from the server's own count
+    assert [p["text"] for p in chat.webhook_posts] == ["premier", "second"]
+
+
 def test_rate_limit_is_waited_for_a_full_window_before_giving_up(make_chat, clock):
     chat = make_chat(Settings(calls=1, interval_ms=600_000, started_ms_ago=0))
     poster = _rest(chat, clock)
