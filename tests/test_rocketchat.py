@@ -560,7 +560,7 @@ def test_sample_batch_digest_delivered_in_full_under_the_real_limit(tmp_path, sa
     # the first window began 37 s before the first call: 10 calls, then a wait up to its reset (+ 1 s margin)
     assert len([r for r in chat.log if r["path"].endswith(("chat.sendMessage", "chat.getMessage"))]) > 10
     (pace,) = [w for w in sim_sleep.waits if w > 5]
-    assert 60 - 37 <= pace <= 60 - 37 + 2
+    assert 60 - 37 - 0.5 <= pace <= 60 - 37 + 2
     first_after = min(r["at"] for r in sends if r["at"] >= sends[0]["at"] + pace - 2)
     assert first_after - sends[0]["at"] >= 21.9
     assert f"{len(ids)} message(s) publié(s) sur Rocket.Chat (rest)." in capsys.readouterr().out

@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -518,7 +519,7 @@ class Poster:
 
     def _call(self, method: str, route: str, url: str, what: str, **kwargs) -> requests.Response:
         """One call, paced by the route's ``X-RateLimit-Remaining`` and waiting out its 429s."""
-        pending = self._pace.pop(route, 0.0)
+        pending = self._pace.pop(route, 0.0) - time.monotonic()  # the pace is stored as a deadline
         if pending > 0:
             log.info("Rocket.Chat : quota de %s épuisé, attente de %.0f s (fenêtre du serveur).", route, pending)
             self.policy.sleep(min(pending, self.policy.max_wait))
@@ -527,7 +528,7 @@ class Poster:
                         what=what, secrets=self._secrets, idempotent=idempotent, **kwargs)
         wait = pace_wait(response)
         if wait > 0:
-            self._pace[route] = wait
+            self._pace[route] = time.monotonic() + wait
         return response
 
     def _fail(self, what: str, response: requests.Response, hint: str) -> ServiceError:
