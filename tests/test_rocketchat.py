@@ -413,6 +413,15 @@ def test_webhook_429_is_waited_as_its_text_says(make_chat, clock):
     assert [p["text"] for p in chat.webhook_posts] == ["premier", "second"]
 
 
+def test_bypass_permission_means_no_headers_and_no_wait(make_chat, clock):
+    # ApiClass.shouldVerifyRateLimit: a user with api-bypass-rate-limit is never counted (REST only)
+    chat = make_chat(Settings(calls=1, bypass_rate_limit=True))
+    poster = _rest(chat, clock)
+    for k in range(4):
+        poster.post({"text": f"m{k}"}, f"{k:017d}")
+    assert len(chat.messages) == 4 and clock.waits == []
+
+
 def test_rate_limit_is_waited_for_a_full_window_before_giving_up(make_chat, clock):
     chat = make_chat(Settings(calls=1, interval_ms=600_000, started_ms_ago=0))
     poster = _rest(chat, clock)
