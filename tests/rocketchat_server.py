@@ -316,6 +316,8 @@ class FakeRocketChat:
         if limited:
             return limited
         if not integration.enabled:
+            if self.settings.old_webhooks:  # api.js executeIntegrationRest: body 'Service Unavailable'
+                return 503, json.dumps("Service Unavailable")
             return 503, {"success": False, "error": "Service Unavailable"}
         if not body:
             return 200, {"success": True}
@@ -366,7 +368,9 @@ class FakeRocketChat:
                 delays = server.delays.get(route) or []
                 if delays:
                     time.sleep(delays.pop(0))
-                if isinstance(answer, str):
+                if isinstance(answer, str) and answer.startswith('"'):  # a JSON string body (Restivus)
+                    data, ctype = answer.encode(), "application/json"
+                elif isinstance(answer, str):
                     data, ctype = answer.encode(), "text/plain; charset=UTF-8"
                 else:
                     data, ctype = json.dumps(answer).encode(), "application/json"

@@ -432,8 +432,9 @@ def test_rate_limit_is_waited_for_a_full_window_before_giving_up(make_chat, cloc
     assert sum(clock.waits) >= 60
 
 
-def test_webhook_disabled_503_is_not_retried(make_chat, clock):
-    chat = make_chat(integrations=[Integration(HOOK_ID, HOOK_TOKEN, enabled=False)])
+@pytest.mark.parametrize("old", [False, True])
+def test_webhook_disabled_503_is_not_retried(make_chat, clock, old):
+    chat = make_chat(Settings(old_webhooks=old), integrations=[Integration(HOOK_ID, HOOK_TOKEN, enabled=False)])
     with pytest.raises(ServiceError, match="webhook désactivé"):
         _hook(chat, clock).post({"text": "a"})
     assert [r["status"] for r in chat.log] == [503]

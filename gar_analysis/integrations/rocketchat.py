@@ -433,6 +433,18 @@ def _error_text(response: requests.Response) -> str:
     return (response.text or response.reason or "").strip()[:300]
 
 
+def _disabled(response: requests.Response) -> bool:
+    """A disabled webhook's 503: ``{"success": false, "error": "Service Unavailable"}`` (``api.ts``), or the
+    bare JSON string ``"Service Unavailable"`` of the older Restivus code (``api.js``)."""
+    if response.status_code != 503:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return body == "Service Unavailable" or (isinstance(body, dict) and body.get("error") == "Service Unavailable")
+
+
 def _classify(response: requests.Response):
     """429: wait as Rocket.Chat says (a :class:`RateLimit`); 502–504: back off; anything else is final.
 
@@ -442,7 +454,7 @@ def _classify(response: requests.Response):
     """
     if response.status_code == 429:
         return RateLimit(rate_limit_wait(response))
-    if response.status_code in (502, 504) or (response.status_code == 503 and not _answer(response)):
+    if response.status_code in (502, 504) or (response.status_code == 503 and not _disabled(response)):
         return True
     return None
 
@@ -562,7 +574,7 @@ class Poster:
         self._common_errors(what, response)
         status, error = response.status_code, _error_text(response)
         var = config.ENV_ROCKETCHAT_WEBHOOK
-        if status == 503 and body:
+        if _disabled(response):
             raise self._fail(what, response, "webhook désactivé : l'activer dans Administration → Intégrations")
         if status == 404 or (status == 500 and not body):
             raise self._fail(what, response, f"URL de webhook invalide (identifiant ou jeton inconnus : le serveur "
