@@ -43,7 +43,7 @@ def browser_run(sample_build, tmp_path_factory):
             jobs = []
             for audience, code in TERRITORIES.items():
                 code = code or next(iter(editeur_territories(sample_build.processed_dir)))
-                jobs += plan_batch(audience, only=[code], notebook="tableau_de_bord",
+                jobs += plan_batch(audience, only=[code], notebook="editeur" if audience == "editeur" else "tableau_de_bord",
                                    processed_dir=sample_build.processed_dir, run_id="navigateur")
             run_batch(jobs, out_dir=folder, run_id="navigateur", processed_dir=sample_build.processed_dir,
                       progress=False, timeout=600)

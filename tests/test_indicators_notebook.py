@@ -18,10 +18,12 @@ import pytest
 from gar_analysis import config
 
 NOTEBOOK = config.REPORT_NOTEBOOKS_DIR / "tableau_de_bord.ipynb"
+EDITEUR_NOTEBOOK = config.REPORT_NOTEBOOKS_DIR / "editeur.ipynb"
 SEUIL = 5
 
 
 def execute(tmp_path: Path, processed_dir: Path, audience: str, territoire: str, monkeypatch) -> dict:
+    notebook = EDITEUR_NOTEBOOK if audience == "editeur" else NOTEBOOK
     """Run the notebook; return its outputs' HTML, the summary it wrote and the executed notebook."""
     import papermill as pm
 
@@ -30,7 +32,7 @@ def execute(tmp_path: Path, processed_dir: Path, audience: str, territoire: str,
     out = tmp_path / f"{audience}-{territoire}.ipynb"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pm.execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", progress_bar=False,
+        pm.execute_notebook(str(notebook), str(out), kernel_name="python3", progress_bar=False,
                             parameters={"audience": audience, "territoire": territoire,
                                         "processed_dir": str(processed_dir), "seuil_secret": SEUIL,
                                         "run_id": "test"}, cwd=str(tmp_path))
