@@ -112,6 +112,21 @@ def fmt_month(month: str) -> str:
 
 
 
+def fmt_decimal(x: object) -> str:
+    """Format a decimal value of a table or a sentence: 2 decimals below 10, 1 from 10 (``7,42``, ``41,1``).
+
+    Examples
+    --------
+    >>> fmt_decimal(7.4234), fmt_decimal(41.1), fmt_decimal("c")
+    ('7,42', '41,1', 'c')
+    """
+    try:
+        big = abs(float(x)) >= 10
+    except (TypeError, ValueError):
+        big = False
+    return fmt_number(x, 1 if big else 2)
+
+
 def fmt_sentence(x: float, decimals: int = 1, sign: bool = False) -> str:
     """Format a number for a sentence (``1 234,6``; ``+1 234,6`` with ``sign``; « non disponible » when missing).
 

@@ -53,9 +53,9 @@ def test_trend_compares_the_same_months_a_year_apart():
 def test_forest_alt_text_reads_the_table_by_column_name():
     """#14 item 5: the alt text's numbers are the table's, estimate first, whatever the column order."""
     t = pd.DataFrame({"Facteur": ["Référent GAR désigné", "IPS (+10)"], "Rapport de cotes": [2.54, 1.1],
-                      "IC 95 % bas": [2.10, 0.9], "IC 95 % haut": [3.07, 1.3], "p": ["< 0,001", "0,210"]})
+                      "IC 95 % bas": [2.10, 0.9], "IC 95 % haut": [3.07, 41.1], "p": ["< 0,001", "0,210"]})
     text = at.describe_effects(t)
-    assert "Référent GAR désigné : 2,54 (de 2,10 à 3,07)." in text and "IPS (+10) : 1,10 (de 0,90 à 1,30)." in text
+    assert "Référent GAR désigné : 2,54 (de 2,10 à 3,07)." in text and "IPS (+10) : 1,10 (de 0,90 à 41,1)." in text
     assert at.describe_effects(t[["p", "IC 95 % haut", "Facteur", "IC 95 % bas", "Rapport de cotes"]]) == text
 
 

@@ -80,20 +80,25 @@ class _Tables(HTMLParser):
             self._row = None
 
 
+#: Headers of counts of people or of their acts (docs/indicators.md, « Secret statistique »); counts of schools,
+#: conventions, actions and findings are institutional facts, shown whatever their size.
+PEOPLE = re.compile(r"^(Accès|Élèves|Enseignants|Accédants|Affectations|Observé)\b")
+
+
 def small_published_counts(html: str, threshold: int) -> list[str]:
-    """Return the cells of count columns (header "(nombre)") holding a value below the threshold."""
+    """Return the cells of counts of people (header "(nombre)") holding a value from 1 to threshold − 1."""
     p = _Tables()
     p.feed(html)
     bad = []
     for t in p.tables:
         for j, h in enumerate(t["headers"]):
-            if "(nombre)" not in h or "par " in h:
+            if "(nombre)" not in h or "par " in h or not PEOPLE.match(h):
                 continue
             for row in t["rows"]:
                 if j >= len(row):
                     continue
                 text = row[j].replace("\u202f", "").replace("\xa0", "").replace(" ", "")
-                if re.fullmatch(r"-?\d+", text) and int(text) < threshold:
+                if re.fullmatch(r"-?\d+", text) and 0 < int(text) < threshold:
                     bad.append(f"{h} = {row[j]}")
     return bad
 
@@ -101,8 +106,10 @@ def small_published_counts(html: str, threshold: int) -> list[str]:
 def test_small_count_detector_works():
     html = ('<table><thead><tr><th scope="col">Nom</th><th scope="col">Accès (nombre)</th></tr></thead>'
             '<tbody><tr><th scope="row">A</th><td>3</td></tr><tr><th scope="row">B</th><td>1\u202f234</td></tr>'
-            '<tr><th scope="row">C</th><td>c</td></tr></tbody></table>')
-    assert small_published_counts(html, 5) == ["Accès (nombre) = 3"]
+            '<tr><th scope="row">C</th><td>c</td></tr><tr><th scope="row">D</th><td>0</td></tr></tbody></table>')
+    assert small_published_counts(html, 5) == ["Accès (nombre) = 3"]  # zero reveals no one
+    schools = html.replace("Accès (nombre)", "Établissements (nombre)")
+    assert small_published_counts(schools, 5) == []  # an institutional fact
 
 
 @pytest.fixture(scope="module")

@@ -106,8 +106,10 @@ def test_oe_finds_planted_academies_and_shrinkage_helps(sample):
     assert shrunk_err < raw_err
 
 
-def test_bright_spots_on_sample_are_constructive(sample):
-    res = gaps.territorial_analysis(sample["schools"], "national", "FR")
+def test_bright_spots_on_sample_are_constructive(sample, sample_build):
+    from gar_analysis import indicators as ind
+
+    res = gaps.territorial_analysis(ind.school_facts(ind.Tables(sample_build.processed_dir)), "national", "FR")
     spots = res["spots"]
     assert len(spots)
     order = (spots["sens"] != "point fort").astype(int).to_numpy()

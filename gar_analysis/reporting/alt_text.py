@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from ..disclosure import is_suppressed
+from ..formatting import fmt_decimal
 from .display import fmt_month, fmt_number, fmt_percent
 
 #: Relative change (in either direction) below which a trend is called stable.
@@ -156,8 +157,8 @@ def describe_effects(effects: pd.DataFrame) -> str:
     'Graphique en forêt des rapports de cotes estimés avec leurs intervalles à 95 %. Référent GAR désigné : 2,54 (de 2,10 à 3,07).'
     """
     estimate = next(c for c in effects.columns if c not in ("Facteur", "IC 95 % bas", "IC 95 % haut", "p"))
-    parts = [f"{r['Facteur']} : {fmt_number(r[estimate], 2)} (de {fmt_number(r['IC 95 % bas'], 2)} à "
-             f"{fmt_number(r['IC 95 % haut'], 2)})." for _, r in effects.iterrows()]
+    parts = [f"{r['Facteur']} : {fmt_decimal(r[estimate])} (de {fmt_decimal(r['IC 95 % bas'])} à "
+             f"{fmt_decimal(r['IC 95 % haut'])})." for _, r in effects.iterrows()]
     plural = {"Rapport de cotes": "rapports de cotes", "Rapport de taux": "rapports de taux"}.get(estimate, "effets")
     return f"Graphique en forêt des {plural} estimés avec leurs intervalles à 95 %. " + " ".join(parts)
 

@@ -27,7 +27,7 @@ import pandas as pd
 from .. import config
 from ..disclosure import is_suppressed
 from ..formatting import (LOCALE, MISSING, NNBSP, MONTH_NAMES, _is_missing, fmt_euros, fmt_month,  # noqa: F401
-                       fmt_number, fmt_percent, fmt_ratio, fmt_sentence)
+                       fmt_decimal, fmt_number, fmt_percent, fmt_ratio, fmt_sentence)
 
 #: Shown for a missing value (not to be confused with ``c``, a suppressed one).
 #: Narrow no-break space (French thousands separator and before ``%``).
@@ -96,7 +96,7 @@ def column_kind(name: str, series: pd.Series | None = None) -> str:
 
 _FORMATTERS: dict[str, Callable[[object], str]] = {
     "percent": fmt_percent, "ratio": fmt_ratio, "euros": lambda x: fmt_euros(x, 2 if abs(_num(x)) < 100 else 0),
-    "decimal": lambda x: fmt_number(x, 1 if abs(_num(x)) >= 10 else 2), "int": fmt_number,
+    "decimal": fmt_decimal, "int": fmt_number,
     "text": lambda x: MISSING if _is_missing(x) else str(x),
 }
 
