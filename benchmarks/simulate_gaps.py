@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     md = "\n".join([
         f"Mesuré le {dt.date.today().isoformat()} par `benchmarks/simulate_gaps.py --datasets {k}` "
         f"({os.cpu_count()} cœurs, {ram:.0f} Go, Python {platform.python_version()}, {elapsed:.0f} s).", "",
-        f"### 1. Aucun effet d'unité : part des unités signalées ({nf['units']} unités, {k} jeux de 30 unités "
+        f"#### 1. Aucun effet d'unité : part des unités signalées ({nf['units']} unités, {k} jeux de 30 unités "
         "de 20 à 5 000 établissements, p0 = 0,35)", "",
         "| limites | hors 95 % (attendu ≈ 5 %) | hors 99,8 % (attendu ≈ 0,2 %) |", "|---|---:|---:|",
         f"| proportion, sans correction (exactes si petit effectif) | {_pct(nf['none_95'], nf['units'])} | "
@@ -246,7 +246,7 @@ def main(argv=None) -> int:
         f"{_pct(nf['rate_998'], nf['units'])} |",
         f"| O/E par académie (20 académies, 3 000 écoles, modèle de composition) | "
         f"{_pct(nf['oe_95'], nf['oe_units'])} | {_pct(nf['oe_998'], nf['oe_units'])} |", "",
-        f"### 2. Sur-dispersion sans cause spéciale ({od['units']} unités, écart-type logit 0,25)", "",
+        f"#### 2. Sur-dispersion sans cause spéciale ({od['units']} unités, écart-type logit 0,25)", "",
         "| limites | hors 95 % | hors 99,8 % |", "|---|---:|---:|",
         f"| sans correction | {_pct(od['none_95'], od['units'])} | {_pct(od['none_998'], od['units'])} |",
         f"| multiplicative (φ) | {_pct(od['mult_95'], od['units'])} | {_pct(od['mult_998'], od['units'])} |",
@@ -255,7 +255,7 @@ def main(argv=None) -> int:
         f"| additive, τ² des moments (option `tau2_estimator=\"moments\"`) | {_pct(od['add_95'], od['units'])} | "
         f"{_pct(od['add_998'], od['units'])} |", "",
         f"La correction automatique a été déclenchée dans {_pct(od['corrected'], od['units'] // 60)} des jeux.", "",
-        f"### 3. Confusion par la composition ({cf['datasets']} jeux)", "",
+        f"#### 3. Confusion par la composition ({cf['datasets']} jeux)", "",
         "Académie « 01 » : IPS moyen inférieur de 20 points, aucun effet propre (les 19 autres ont des effets "
         "aléatoires d'écart-type 0,3).", "",
         "| méthode | signalée en dessous à 95 % | à 99,8 % | valeur moyenne |", "|---|---:|---:|---:|",
@@ -263,22 +263,23 @@ def main(argv=None) -> int:
         f"| taux / référence = {np.mean(cf['raw_rate']):.2f} |",
         f"| observé / attendu | {_pct(cf['oe_95'], cf['datasets'])} | {_pct(cf['oe_998'], cf['datasets'])} "
         f"| O/E = {np.mean(cf['oe_ratio']):.2f} |", "",
-        f"### 4. Rétrécissement (Bayes empirique) : erreur quadratique moyenne face à la vérité", "",
+        f"#### 4. Rétrécissement (Bayes empirique) : erreur quadratique moyenne face à la vérité", "",
         "| estimation | brute | rétrécie | jeux où le rétréci fait mieux |", "|---|---:|---:|---:|",
         f"| taux de 60 unités (écart-type logit 0,2) | {sh['rate_raw']:.2e} | {sh['rate_shrunk']:.2e} | "
         f"{100 * sh['rate_better']:.0f} % |",
         f"| O/E de 40 académies (100 écoles en moyenne) | {sh['oe_raw']:.2e} | {sh['oe_shrunk']:.2e} | "
         f"{100 * sh['oe_better']:.0f} % |", "",
-        f"### 5. Valeurs aberrantes qui se masquent ({po['datasets']} jeux)", "",
+        f"#### 5. Valeurs aberrantes qui se masquent ({po['datasets']} jeux)", "",
         "30 unités sans effet propre (p = 0,40, tailles de 100 à 2 000) et trois grandes unités (1 000, 1 200 et "
         "1 500) à 0,60 ; référence = taux global ; correction automatique.", "",
-        "| estimateur de τ² | unités plantées au-dessus de la limite à 99,8 % | autres unités signalées à 99,8 % |",
+        "| estimateur de τ² | unités plantées au-dessus de la limite à 99,8 % | "
+        "autres unités signalées à 99,8 % |",
         "|---|---:|---:|",
         f"| winsorisé (Spiegelhalter 2005, par défaut) | {_pct(po['winsorised_found'], po['planted'])} | "
         f"{_pct(po['winsorised_false'], po['others'])} |",
         f"| moments (DerSimonian-Laird, option) | {_pct(po['moments_found'], po['planted'])} | "
         f"{_pct(po['moments_false'], po['others'])} |", "",
-        f"### 6. Méthode par défaut sans cause spéciale ({k} jeux par ligne, p0 = 0,35)", "",
+        f"#### 6. Méthode par défaut sans cause spéciale ({k} jeux par ligne, p0 = 0,35)", "",
         "| données | unités | défaut : hors 95 % | défaut : hors 99,8 % (borne 1 %) | moments : hors 95 % | "
         "moments : hors 99,8 % |", "|---|---:|---:|---:|---:|---:|",
         *[f"| {label}, {r['k']} unités, écart-type logit {r['tau']:.2f} | {r['units']} | "

@@ -594,7 +594,8 @@ def comparison_note(funnel: pd.DataFrame, oe: pd.DataFrame, *, level: str = "998
     name = names if callable(names) else (lambda u: (names or {}).get(u, u))
 
     def listing(units):
-        return ", ".join(f"{name(u)} ({'au-dessus' if pos == 'au-dessus' else 'en dessous'})" for u, pos in sorted(units.items()))
+        words = {"au-dessus": "au-dessus", "en-dessous": "en dessous"}
+        return ", ".join(f"{name(u)} ({words[pos]})" for u, pos in sorted(units.items()))
 
     only_f = {u: p for u, p in a.items() if b.get(u) != p}
     only_o = {u: p for u, p in b.items() if a.get(u) != p}

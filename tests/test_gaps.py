@@ -342,7 +342,7 @@ def test_planted_outliers_are_found_with_the_published_default(load_benchmark):
 def test_default_flags_at_most_one_percent_of_null_units(load_benchmark):
     """No special cause, with and without over-dispersion: ≤ 1 % of 4 500 units outside 99.8 % (45 units).
 
-    The true rates (docs/quality.md §6) are ≈ 0.2 % and ≈ 0.7 %: a default that doubles the latter fails.
+    The true rates (docs/quality.md §6) are ≈ 0.15 % and ≈ 0.65 %: a default that doubles the latter fails.
     """
     bench = load_benchmark("simulate_gaps")
     r = bench.null_default(150, designs=bench.NULL_DESIGNS[:2], moments=False)
