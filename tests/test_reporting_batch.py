@@ -171,3 +171,13 @@ def test_a_missing_notebook_fails_the_batch_loudly(tmp_path, notebooks, capsys):
                  "--out", str(out), "--run-id", "r", "--no-progress"])
     assert code == 2 and "Carnet introuvable" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_relative_processed_dir_reaches_the_notebooks_resolved(tmp_path, notebooks, monkeypatch):
+    """Before: « --processed data/processed » reached the notebooks as is, and they run in another folder."""
+    monkeypatch.chdir(tmp_path)
+    jobs = plan_batch("academie", only=["14"], notebook="tableau_de_bord", processed_dir="data/processed",
+                      notebooks_dir=notebooks, table=TABLE)
+    assert jobs[0].parameters["processed_dir"] == str(tmp_path.resolve() / "data" / "processed")
+    jobs = plan_batch("academie", only=["14"], notebook="tableau_de_bord", notebooks_dir=notebooks, table=TABLE)
+    assert jobs[0].parameters["processed_dir"] == ""

@@ -276,7 +276,9 @@ def plan_batch(audience: str, *, all_territories: bool = False, only: list[str] 
                               f"Paramètres possibles : {', '.join(declared) or 'aucun'}.")
         for code in codes:
             standard = {"audience": audience, "territoire": code,
-                        "processed_dir": str(processed_dir or ""), "seuil_secret": seuil, "run_id": run_id}
+                        # resolved against the current directory: the notebooks run in another folder
+                        "processed_dir": str(Path(processed_dir).resolve()) if processed_dir else "",
+                        "seuil_secret": seuil, "run_id": run_id}
             p = {k: v for k, v in standard.items() if k in declared or k in ("audience", "territoire")}
             p.update(params)
             jobs.append(Job(audience, code, territories[code], row["notebook"], row["titre"], row["principal"],
