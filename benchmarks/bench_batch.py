@@ -12,6 +12,9 @@ Usage::
 
 Outputs go to ``benchmarks/out/batch/`` (git-ignored); the figures are printed
 as a Markdown table and saved to ``benchmarks/out/batch/bench_batch.json``.
+A relative ``--processed`` is resolved against the current directory. No speed-up
+is printed unless the loop and the batch both produced the page of every
+territory (else the script says which are missing and exits with 1).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -34,7 +38,12 @@ NOTEBOOK = ROOT / "notebooks" / "reports" / "tableau_de_bord.ipynb"
 
 def _ensure_processed(out: Path, processed: str | None) -> Path:
     if processed:
-        return Path(processed)
+        # resolved here, against the current directory: the notebooks run in another folder
+        path = Path(processed).expanduser().resolve()
+        if not (path / "manifest.json").exists():
+            raise SystemExit(f"Tables traitées introuvables : {path} n'a pas de manifest.json "
+                             f"(--processed {processed}).")
+        return path
     target = out / "processed"
     if not (target / "manifest.json").exists():
         from gar_analysis.build import build
@@ -79,6 +88,24 @@ def _batch(codes: list[str], processed: Path, out: Path, jobs: int | None, all_c
     return elapsed
 
 
+def speedup(codes: list[str], times: dict, html_loop: list[Path], html_batch: list[Path]) -> tuple:
+    """Return (loop time / batch time, "") when both produced every territory's page, else (None, reason).
+
+    A ratio of two runs that did not produce the same pages measures nothing: a batch whose every
+    report failed is "fast".
+    """
+    want = set(codes)
+    got = {"la boucle": {p.stem for p in html_loop}, "le lot": {p.stem for p in html_batch}}
+    problems = [f"{who} a produit {len(pages & want)} page(s) sur {len(want)}"
+                + (f" (manquent : {', '.join(sorted(want - pages)[:5])}{' …' if len(want - pages) > 5 else ''})"
+                   if want - pages else "")
+                for who, pages in got.items() if not want <= pages]
+    if problems:
+        return None, ("Pas d'accélération calculée : " + " ; ".join(problems)
+                      + ". Les deux méthodes doivent produire les mêmes pages pour être comparées.")
+    return round(times["boucle"] / times["lot"], 2), ""
+
+
 def _machine() -> dict:
     mem = "?"
     try:
@@ -107,6 +134,8 @@ def main(argv=None) -> int:
     codes = territory_codes("academie")[: args.territories]
     machine = _machine()
     print(f"{len(codes)} académies, machine : {machine}", flush=True)
+    for sub in ("boucle", "lot"):  # pages left by an earlier run must not count for this one
+        shutil.rmtree(out / sub, ignore_errors=True)
     runs = [("boucle", lambda: _shell_loop(codes, processed, out / "boucle")),
             ("lot", lambda: _batch(codes, processed, out / "lot", args.jobs, len(codes) == 30))]
     if args.batch_first:
@@ -121,18 +150,23 @@ def main(argv=None) -> int:
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine,
               "academies": len(codes), "jobs": args.jobs or len(os.sched_getaffinity(0)),
               "boucle_s": round(times["boucle"], 1), "lot_s": round(times["lot"], 1),
-              "acceleration": round(times["boucle"] / times["lot"], 2),
+              "acceleration": None,
               "rapports_boucle": len(html_loop), "rapports_lot": len(html_batch),
               "taille_max_lot_octets": max((p.stat().st_size for p in html_batch), default=0),
               "taille_max_boucle_octets": max((p.stat().st_size for p in html_loop), default=0),
               "load_avg_fin": os.getloadavg()[0], "ordre": [n for n, _ in runs]}
+    ratio, refusal = speedup(codes, times, html_loop, html_batch)
+    result["acceleration"] = ratio
     (out / "bench_batch.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
     print("\n| Méthode | Rapports | Durée (s) | s / rapport |\n|---|---|---|---|")
     print(f"| Boucle shell papermill + nbconvert | {len(html_loop)} | {times['boucle']:.1f} | "
           f"{times['boucle'] / max(len(codes), 1):.1f} |")
     print(f"| gar-analysis reports (--jobs {result['jobs']}) | {len(html_batch)} | {times['lot']:.1f} | "
           f"{times['lot'] / max(len(codes), 1):.1f} |")
-    print(f"\nAccélération : ×{result['acceleration']}")
+    if ratio is None:
+        print(f"\n{refusal}")
+        return 1
+    print(f"\nAccélération : ×{ratio}")
     return 0
 
 

@@ -37,6 +37,8 @@ POSITIONS = ("au-dessus", "conforme", "en-dessous")
 CORRECTIONS = ("auto", "none", "multiplicative", "additive")
 #: Below this expected count (n·p0 or n·(1−p0), or p0·exposure), limits are exact.
 EXACT_BELOW = 10.0
+#: Share of units at 100 % (or 0) from which an indicator is said to be at its ceiling (floor).
+BOUND_SHARE = 0.5
 
 CAVEAT_GAPS = ("Un écart à l'attendu signale une situation à comprendre, pas un jugement : il peut venir du "
                "contexte non mesuré, de la qualité des données ou d'une pratique à partager.")
@@ -80,7 +82,12 @@ def exact_limits(p0: float, n, prob: float, kind: str = "proportion") -> np.ndar
         dist = stats.binom(np.round(n).astype(int), p0)
     else:
         dist = stats.poisson(p0 * n)
-    return _interp_quantile(dist.cdf, dist.ppf, prob, n) / n
+    count = _interp_quantile(dist.cdf, dist.ppf, prob, n)
+    if kind == "proportion":
+        # at the largest attainable count the interpolation would put the limit just below n, so that
+        # every unit at 100 % lay "above" a limit shown as 100 %: nothing can exceed n, the limit is n
+        count = np.where(np.asarray(dist.ppf(prob), float) >= np.round(n), np.round(n), count)
+    return count / n
 
 
 def _unit_interval(y, n, kind: str, level: float = 0.95):
@@ -195,7 +202,7 @@ def _aggregate(data: pd.DataFrame, numerator: str, denominator: str, unit: str, 
 
 def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str, *, kind: str = "proportion",
                  target: float | None = None, correction: str = "auto", winsor: float = 0.1,
-                 exact_below: float = EXACT_BELOW, tau2_estimator: str = "moments") -> pd.DataFrame:
+                 exact_below: float = EXACT_BELOW, tau2_estimator: str = "winsorised") -> pd.DataFrame:
     """Compare units' rates with funnel-plot control limits.
 
     Parameters
@@ -219,12 +226,13 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
         winsorised z-scores is significant (p < 0.05), and none otherwise.
     winsor : float
         Share of z-scores winsorised in each tail to estimate over-dispersion.
-    tau2_estimator : {"moments", "winsorised"}
-        Between-unit variance of the additive limits: method of moments on the raw
-        z-scores (DerSimonian-Laird, default: keeps the nominal false-flag rate in
-        ``benchmarks/simulate_gaps.py``) or Spiegelhalter's formula on the
-        winsorised φ (more robust to a few extreme units, but too narrow when
-        unit sizes vary widely). Over-dispersion is always *detected* on winsorised z.
+    tau2_estimator : {"winsorised", "moments"}
+        Between-unit variance of the additive limits: Spiegelhalter's (2005)
+        published formula on the winsorised φ (default: a few extreme units cannot
+        inflate it until they mask themselves) or the method of moments on the raw
+        z-scores (DerSimonian-Laird: nominal under pure over-dispersion, but a few
+        large outliers widen the limits until none of them is flagged; figures in
+        ``docs/quality.md``). Over-dispersion is always *detected* on winsorised z.
     exact_below : float
         Uncorrected limits are exact (interpolated binomial or Poisson quantiles)
         when the expected count n·p0 or n·(1 − p0) is below this.
@@ -236,7 +244,11 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
         rate_ci_low, rate_ci_high, expected, z, z_adjusted, lower_95, upper_95,
         lower_998, upper_998, position_95, position_998, exact_limits, correction,
         phi, tau2, shrunk_rate, shrunk_low, shrunk_high``. ``attrs["overdispersion"]``
-        holds the test; ``attrs["target"]``, ``attrs["kind"]``, ``attrs["correction"]``.
+        holds the test; ``attrs["target"]``, ``attrs["kind"]``, ``attrs["correction"]``;
+        ``attrs["ceiling"]`` / ``attrs["floor"]`` are True when at least
+        :data:`BOUND_SHARE` of the units sit at 100 % / 0 % (a funnel cannot tell
+        them apart: :func:`funnel_message` says so). A unit is flagged only when its
+        value lies strictly outside its limits, which never leave [0, 1] for a proportion.
 
     Raises
     ------
@@ -311,10 +323,50 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
     post_sd = np.sqrt(b * s2)
     out["shrunk_low"] = np.clip(out["shrunk_rate"] - Z95 * post_sd, 0, upper_cap)
     out["shrunk_high"] = np.clip(out["shrunk_rate"] + Z95 * post_sd, 0, upper_cap)
+    at_top = (y >= n) if kind == "proportion" else np.zeros(len(n), bool)
+    at_bottom = y <= 0
     out.attrs.update({"target": p0, "kind": kind, "correction": out["correction"].iloc[0],
                       "overdispersion": od, "shrinkage_tau2": tau2, "numerator": numerator,
-                      "denominator": denominator, "unit": unit, "avertissement": CAVEAT_GAPS})
+                      "denominator": denominator, "unit": unit, "avertissement": CAVEAT_GAPS,
+                      "ceiling": bool(at_top.mean() >= BOUND_SHARE),
+                      "floor": bool(at_bottom.mean() >= BOUND_SHARE)})
     return out
+
+
+def funnel_message(table: pd.DataFrame, unit_label: str = "unités") -> str:
+    """French sentence for a funnel whose units mostly sit at 100 % (or 0), else ``""``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`funnel_table`, possibly restricted to a territory's units
+        (the units at the bound are counted on its rows).
+    unit_label : str
+        Plural French noun of the units (« académies », « départements »…).
+
+    Returns
+    -------
+    str
+        E.g. « 25 académies sur 30 sont à 100 % : l'indicateur est au plafond … ».
+    """
+    if not len(table):
+        return ""
+    rate = table["rate"].to_numpy(float)
+    total = len(rate)
+    pct = table.attrs.get("kind") == "proportion"
+    target = table.attrs.get("target", np.nan)
+    ref = f"{fmt_fr(100 * target, 1)} %" if pct else fmt_fr(target, 2)
+    for k, shown, where, word in ((int(np.sum(rate >= 1.0)) if pct else 0, "100 %", "au plafond", "au-dessus"),
+                                  (int(np.sum(rate <= 0.0)), "0 %" if pct else "0", "au plancher", "en dessous")):
+        if k and k / total >= BOUND_SHARE:
+            at = rate >= 1.0 if word == "au-dessus" else rate <= 0.0
+            flagged = int((table.loc[at, "position_998"] != "conforme").sum()) if "position_998" in table else 0
+            tail = (f" ; aucune unité à {shown} n'est signalée {word} de la référence ({ref})" if not flagged else
+                    f" ; {fmt_fr(flagged, 0)} unité(s) à {shown} reste(nt) signalée(s) {word} de la référence "
+                    f"({ref}) car leur effectif rend ce résultat improbable par le seul hasard")
+            return (f"{fmt_fr(k, 0)} {unit_label} sur {fmt_fr(total, 0)} sont à {shown} : l'indicateur est {where} "
+                    f"et ne permet pas de les distinguer{tail}.")
+    return ""
 
 
 def funnel_curve(table: pd.DataFrame, n_points: int = 200) -> pd.DataFrame:
@@ -361,7 +413,8 @@ def funnel_curve(table: pd.DataFrame, n_points: int = 200) -> pd.DataFrame:
 
 def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str], unit: str, *,
                          family: str = "binomial", exposure: str | None = None,
-                         references: dict | None = None) -> pd.DataFrame:
+                         references: dict | None = None, correction: str = "auto", winsor: float = 0.1,
+                         tau2_estimator: str = "winsorised") -> pd.DataFrame:
     """Observed vs expected per unit, given the composition of its schools.
 
     A GLM of the outcome on the schools' composition (``covariates``) is fitted
@@ -384,15 +437,26 @@ def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str]
         the Poisson variance is scaled by the Pearson dispersion (quasi-Poisson).
     exposure : str, optional
         Exposure column for counts (e.g. ``nombre_eleves``).
+    correction, winsor, tau2_estimator
+        Over-dispersion *between units*, handled exactly as in :func:`funnel_table`
+        (same test on winsorised z-scores, same additive τ²), so that the funnel and
+        the O/E table of one indicator follow the same detection rule: with
+        ``"auto"``, when the units' O/E vary more than the model variance allows,
+        τ² is added to each unit's variance (``"none"``, ``"additive"`` to force).
 
     Returns
     -------
     pandas.DataFrame
-        One row per unit: ``unit, n_ecoles, observed, expected, ratio, ci_low,
-        ci_high, ci_low_998, ci_high_998, z, p_value, position, position_998,
-        shrunk_ratio, shrunk_low, shrunk_high`` (+ ``observed_rate, expected_rate``
-        per school or per unit of exposure). Intervals: (O ± z·√V)/E where V is the
-        model variance of O. ``attrs["coefficients"]`` holds the composition model.
+        One row per unit: ``unit, n_ecoles, observed, expected, ratio, std_error,
+        ci_low, ci_high, ci_low_998, ci_high_998, lower_95, upper_95, lower_998,
+        upper_998, z, z_adjusted, p_value, position, position_998, correction,
+        tau2, shrunk_ratio, shrunk_low, shrunk_high`` (+ ``observed_rate,
+        expected_rate`` per school or per unit of exposure). Intervals:
+        O/E ± z·√(V/E² + τ²), V the model variance of O (quasi-Poisson for counts),
+        τ² = 0 without over-dispersion; limits 1 ± z·√(V/E² + τ²); a unit is flagged
+        when its interval excludes 1, i.e. its ratio lies strictly outside its
+        limits. ``attrs["coefficients"]`` holds the composition model,
+        ``attrs["overdispersion"]`` the between-unit test.
 
     Raises
     ------
@@ -403,6 +467,10 @@ def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str]
     source = "données (observed_vs_expected)"
     if family not in ("binomial", "poisson"):
         raise DataError.single(source, f"famille inconnue : {family!r} (« binomial » ou « poisson »).")
+    if correction not in ("auto", "none", "additive"):
+        raise DataError.single(source, f"correction inconnue : {correction!r} (auto, none, additive).")
+    if tau2_estimator not in ("moments", "winsorised"):
+        raise DataError.single(source, f"estimateur de τ² inconnu : {tau2_estimator!r} (moments ou winsorised).")
     if family == "binomial" and exposure is not None:
         raise DataError.single(source, "l'exposition ne s'utilise qu'avec la famille « poisson ».", column=exposure)
     check_dataframe(data, source)
@@ -447,16 +515,29 @@ def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str]
         out[unit] = out["unit"]
     out["ratio"] = o / e
     se = np.sqrt(var) / e
-    out["std_error"] = se
-    for suffix, zq in (("", Z95), ("_998", Z998)):
-        out[f"ci_low{suffix}"] = np.clip(out["ratio"] - zq * se, 0, None)
-        out[f"ci_high{suffix}"] = out["ratio"] + zq * se
-    out["z"] = (out["ratio"] - 1) / se
-    out["p_value"] = 2 * stats.norm.sf(np.abs(out["z"]))
-    out["position"] = np.where(out["ci_low"] > 1, "au-dessus", np.where(out["ci_high"] < 1, "en-dessous", "conforme"))
-    out["position_998"] = np.where(out["ci_low_998"] > 1, "au-dessus",
-                                   np.where(out["ci_high_998"] < 1, "en-dessous", "conforme"))
     s2 = se ** 2
+    out["std_error"] = se
+    out["z"] = (out["ratio"] - 1) / se
+    # between-unit over-dispersion: the same test and the same additive τ² as the funnel (Spiegelhalter 2005)
+    od = overdispersion(out["z"].to_numpy(), s2, winsor)
+    od["tau2_winsorised"] = od["tau2"]
+    od["tau2_moments"] = dersimonian_laird_tau2(out["ratio"].to_numpy(), s2, 1.0)
+    od["tau2"] = od["tau2_moments"] if tau2_estimator == "moments" else od["tau2_winsorised"]
+    od["tau2_estimator"] = tau2_estimator
+    method = ("additive" if od["overdispersed"] else "none") if correction == "auto" else correction
+    tau2_used = od["tau2"] if method == "additive" else 0.0
+    sd = np.sqrt(s2 + tau2_used)
+    out["z_adjusted"] = (out["ratio"] - 1) / sd
+    out["p_value"] = 2 * stats.norm.sf(np.abs(out["z_adjusted"]))
+    for suffix, zq in (("", Z95), ("_998", Z998)):
+        out[f"ci_low{suffix}"] = np.clip(out["ratio"] - zq * sd, 0, None)
+        out[f"ci_high{suffix}"] = out["ratio"] + zq * sd
+        label = suffix[1:] or "95"
+        out[f"lower_{label}"] = np.clip(1 - zq * sd, 0, None)
+        out[f"upper_{label}"] = 1 + zq * sd
+        out[f"position{suffix}"] = _position(out["ratio"], out[f"lower_{label}"], out[f"upper_{label}"])
+    out["correction"] = "additive" if method == "additive" else "aucune"
+    out["tau2"] = tau2_used
     tau2 = dersimonian_laird_tau2(out["ratio"].to_numpy(), s2, 1.0)
     b = tau2 / (tau2 + s2)
     out["shrunk_ratio"] = 1 + b * (out["ratio"] - 1)
@@ -466,15 +547,67 @@ def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str]
     den = agg["x"].to_numpy() if exposure is not None else agg["k"].to_numpy()
     out["observed_rate"] = o / den
     out["expected_rate"] = e / den
-    od = overdispersion(out["z"].to_numpy(), s2)
     out.attrs.update({
         "family": family, "outcome": outcome, "covariates": covariates, "exposure": exposure, "unit": unit,
-        "dispersion": disp, "shrinkage_tau2": tau2, "overdispersion": od,
+        "dispersion": disp, "shrinkage_tau2": tau2, "overdispersion": od, "correction": out["correction"].iloc[0],
         "coefficients": pd.DataFrame({"term": res.params.index, "estimate": res.params.to_numpy(),
                                       "std_error": res.bse.to_numpy()}),
-        "interval": "(O ± z·√V) / E, V = variance du modèle de O",
+        "interval": "O/E ± z·√(V/E² + τ²), V = variance du modèle de O, τ² = sur-dispersion entre unités",
         "avertissement": CAVEAT_GAPS})
     return out
+
+
+def flagged_units(table: pd.DataFrame, level: str = "998") -> dict:
+    """Units flagged by a funnel or an O/E table at ``level`` ("95" or "998"): {unit: position}."""
+    col = f"position_{level}" if f"position_{level}" in table.columns else "position"
+    if level == "95" and "ratio" in table.columns:
+        col = "position"
+    t = table[table[col] != "conforme"]
+    return dict(zip(t["unit"].astype(str), t[col]))
+
+
+def comparison_note(funnel: pd.DataFrame, oe: pd.DataFrame, *, level: str = "998", names=None) -> str:
+    """One French sentence saying why a funnel and an O/E table flag different units, else ``""``.
+
+    Both tables treat between-unit over-dispersion the same way (additive τ²,
+    Spiegelhalter 2005); what remains is the question each asks: the funnel compares a
+    unit with the reference value, O/E with what its schools' composition predicts.
+
+    Parameters
+    ----------
+    funnel, oe : pandas.DataFrame
+        Outputs of :func:`funnel_table` and :func:`observed_vs_expected` for the same
+        indicator and the same units.
+    level : {"998", "95"}
+        The level at which the page shows both positions.
+    names : mapping or callable, optional
+        Readable name of a unit code (default: the code).
+
+    Returns
+    -------
+    str
+        ``""`` when both flag the same units in the same direction.
+    """
+    a, b = flagged_units(funnel, level), flagged_units(oe, level)
+    if a == b:
+        return ""
+    name = names if callable(names) else (lambda u: (names or {}).get(u, u))
+
+    def listing(units):
+        words = {"au-dessus": "au-dessus", "en-dessous": "en dessous"}
+        return ", ".join(f"{name(u)} ({words[pos]})" for u, pos in sorted(units.items()))
+
+    only_f = {u: p for u, p in a.items() if b.get(u) != p}
+    only_o = {u: p for u, p in b.items() if a.get(u) != p}
+    parts = []
+    if only_f:
+        parts.append(f"signalé(s) par l'entonnoir seulement : {listing(only_f)}")
+    if only_o:
+        parts.append(f"signalé(s) par le rapport observé / attendu seulement : {listing(only_o)}")
+    lvl = "99,8 %" if level == "998" else "95 %"
+    return ("Les deux analyses ne signalent pas les mêmes unités parce qu'elles ne posent pas la même question : "
+            "l'entonnoir compare chaque unité à la valeur de référence, le rapport observé / attendu à ce que la "
+            f"composition de ses établissements laisse attendre (limites à {lvl} ; " + " ; ".join(parts) + ").")
 
 
 # ---------------------------------------------------------------------------

@@ -144,9 +144,17 @@ def test_report_fragment_for_dashboards(planted_findings):
 
 
 def test_report_of_clean_data_is_constructive(dirs):
-    html = quality_report_html(run_checks(dirs[0]), title="Qualité", simulated=True)
+    """Before: ``"Rien à corriger" not in html or …`` passed whatever the report said."""
+    findings = run_checks(dirs[0])
+    html = quality_report_html(findings, title="Qualité", simulated=True)
     assert "Aucune erreur ni aucun avertissement" in html and "Données simulées" in html
-    assert "Rien à corriger" not in html or "aucun constat" in html
+    assert not (findings["gravite"] != "info").any()
+    # no finding at all → the detail says so; only information → each one is detailed, never « Rien à corriger »
+    assert ("<p>Rien à corriger.</p>" in html) == findings.empty
+    statuses = re.findall(r"<td>(aucun constat|non effectué|<a href=[^>]+>voir le détail</a>)</td>", html)
+    assert len(statuses) == len(RULES)
+    assert sum(s == "aucun constat" for s in statuses) == len(RULES) - findings["regle"].nunique() - sum(
+        s == "non effectué" for s in statuses)
 
 
 def test_report_limits_rows_and_counts_french(planted_findings):
@@ -157,16 +165,40 @@ def test_report_limits_rows_and_counts_french(planted_findings):
     assert "12\u202f345" in html
 
 
-@pytest.mark.parametrize("fg,bg", [("#1a1a1a", "#ffffff"), ("#4a4a4a", "#ffffff"), ("#ffffff", "#a4001d"),
-                                   ("#ffffff", "#7a4100"), ("#ffffff", "#1f4e79"), ("#0b4f8a", "#ffffff"),
-                                   ("#1a1a1a", "#f3f4f6"), ("#1a1a1a", "#fff4d6"), ("#1a1a1a", "#eef5ee"),
-                                   ("#4a4a4a", "#f3f4f6")])
-def test_palette_contrast(fg, bg):
-    from gar_analysis.checks.report import CSS
+#: (text, background) pairs of the report's style sheet.
+PALETTE_PAIRS = [("#1a1a1a", "#ffffff"), ("#4a4a4a", "#ffffff"), ("#ffffff", "#a4001d"), ("#ffffff", "#7a4100"),
+                 ("#ffffff", "#1f4e79"), ("#0b4f8a", "#ffffff"), ("#1a1a1a", "#f3f4f6"), ("#1a1a1a", "#fff4d6"),
+                 ("#1a1a1a", "#eef5ee"), ("#4a4a4a", "#f3f4f6")]
+#: Colours of borders only (not text, not a text background).
+BORDER_ONLY = {"#c8c8c8", "#2e6b30"}
+
+
+def _palette_problem(css: str, fg: str, bg: str) -> str:
     from gar_analysis.reporting.display import contrast_ratio
 
-    assert fg in CSS and bg in CSS or bg == "#ffffff"
-    assert contrast_ratio(fg, bg) >= 4.5
+    missing = [c for c in (fg, bg) if c not in css]
+    if missing:
+        return f"couleur(s) absente(s) de la feuille de style : {missing}"
+    ratio = contrast_ratio(fg, bg)
+    return f"contraste {ratio:.2f} < 4,5" if ratio < 4.5 else ""
+
+
+@pytest.mark.parametrize("fg,bg", PALETTE_PAIRS)
+def test_palette_contrast(fg, bg):
+    """Before: ``… or bg == "#ffffff"`` skipped the style-sheet check for every pair on white."""
+    from gar_analysis.checks.report import CSS
+
+    assert _palette_problem(CSS, fg, bg) == ""
+
+
+def test_every_colour_of_the_style_sheet_is_checked_and_the_check_can_fail():
+    from gar_analysis.checks.report import CSS
+
+    colours = set(re.findall(r"#[0-9a-f]{6}\b", CSS.lower()))
+    assert colours - BORDER_ONLY == {c for pair in PALETTE_PAIRS for c in pair}
+    lighter = CSS.replace("--muted:#4a4a4a", "--muted:#9a9a9a")
+    assert "absente" in _palette_problem(lighter, "#4a4a4a", "#ffffff")   # the grey checked is no longer used
+    assert "contraste" in _palette_problem(lighter, "#9a9a9a", "#ffffff")  # and its replacement is too light
 
 
 def test_report_accepts_processed_constats_table(planted_findings, tmp_path):

@@ -153,11 +153,30 @@ def test_batch_merges_audiences_in_one_run(tmp_path, notebooks, tiny_manifest):
     assert oct(os.stat(out / "mois/index.html").st_mode & 0o777) == "0o644"
 
 
-def test_default_set_skips_notebooks_not_written_yet(tmp_path, caplog):
+def test_a_missing_notebook_fails_the_batch_loudly(tmp_path, notebooks, capsys):
+    """Before: the default set skipped a missing notebook with a warning, so deleting one failed nothing."""
     folder = tmp_path / "nb"
     write_notebook(folder / "tableau_de_bord.ipynb", ['print(territoire)'])
-    jobs = plan_batch("academie", only=["14"], notebooks_dir=folder, table=TABLE)
-    assert [j.notebook for j in jobs] == ["tableau_de_bord"]
-    assert "annexe" in caplog.text
+    with pytest.raises(ConfigError, match=r"Carnet introuvable : .*annexe\.ipynb\. Carnets présents : "
+                                          r"tableau_de_bord"):
+        plan_batch("academie", only=["14"], notebooks_dir=folder, table=TABLE)
     with pytest.raises(ConfigError, match="Carnet introuvable"):
         plan_batch("academie", only=["14"], notebook="annexe", notebooks_dir=folder, table=TABLE)
+    assert [j.notebook for j in plan_batch("academie", only=["14"], notebook="tableau_de_bord",
+                                           notebooks_dir=folder, table=TABLE)] == ["tableau_de_bord"]
+    # through the command, with the real notebooks.csv: the folder lacks its other notebooks → exit 2, nothing run
+    out = tmp_path / "out"
+    code = main(["reports", "--audience", "academie", "--only", "16", "--notebooks-dir", str(notebooks),
+                 "--out", str(out), "--run-id", "r", "--no-progress"])
+    assert code == 2 and "Carnet introuvable" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_relative_processed_dir_reaches_the_notebooks_resolved(tmp_path, notebooks, monkeypatch):
+    """Before: « --processed data/processed » reached the notebooks as is, and they run in another folder."""
+    monkeypatch.chdir(tmp_path)
+    jobs = plan_batch("academie", only=["14"], notebook="tableau_de_bord", processed_dir="data/processed",
+                      notebooks_dir=notebooks, table=TABLE)
+    assert jobs[0].parameters["processed_dir"] == str(tmp_path.resolve() / "data" / "processed")
+    jobs = plan_batch("academie", only=["14"], notebook="tableau_de_bord", notebooks_dir=notebooks, table=TABLE)
+    assert jobs[0].parameters["processed_dir"] == ""

@@ -262,13 +262,7 @@ def plan_batch(audience: str, *, all_territories: bool = False, only: list[str] 
     notebooks_dir = Path(notebooks_dir or config.REPORT_NOTEBOOKS_DIR)
     seuil = config.DISCLOSURE_THRESHOLD
     jobs = []
-    if not notebook:  # the default set: notebooks not written yet are skipped, with a warning
-        present = [r for r in rows if (notebooks_dir / f"{r['notebook']}.ipynb").exists()]
-        for r in rows:
-            if r not in present:
-                log.warning("Carnet absent, ignoré : %s", notebooks_dir / f"{r['notebook']}.ipynb")
-        rows = present or rows
-    for row in rows:
+    for row in rows:  # every notebook listed must exist: a missing one fails the batch before anything runs
         path = notebooks_dir / f"{row['notebook']}.ipynb"
         if not path.exists():
             raise ConfigError(f"Carnet introuvable : {path}. Carnets présents : "
@@ -286,7 +280,9 @@ def plan_batch(audience: str, *, all_territories: bool = False, only: list[str] 
                               f"Paramètres possibles : {', '.join(declared) or 'aucun'}.")
         for code in codes:
             standard = {"audience": audience, "territoire": code,
-                        "processed_dir": str(processed_dir or ""), "seuil_secret": seuil, "run_id": run_id}
+                        # resolved against the current directory: the notebooks run in another folder
+                        "processed_dir": str(Path(processed_dir).resolve()) if processed_dir else "",
+                        "seuil_secret": seuil, "run_id": run_id}
             p = {k: v for k, v in standard.items() if k in declared or k in ("audience", "territoire")}
             p.update(params)
             jobs.append(Job(audience, code, territories[code], row["notebook"], row["titre"], row["principal"],
