@@ -92,7 +92,7 @@ class AggregationResult:
     acces_rows: int = 0
     actifs_rows: int = 0
     sous_seuil: int = 0
-    threshold: int = config.DISCLOSURE_THRESHOLD
+    threshold: int = config.DEFAULT_DISCLOSURE_THRESHOLD
     duration_s: float = 0.0
 
     def summary(self) -> str:
@@ -541,7 +541,7 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
     t0 = time.perf_counter()
     if engine not in ENGINES:
         raise ConfigError(f"moteur inconnu : {engine!r} ; moteurs possibles : {', '.join(ENGINES)}.")
-    threshold = config.DISCLOSURE_THRESHOLD if threshold is None else int(threshold)
+    threshold = config.disclosure_threshold(threshold)
     events_dir, out_dir = Path(events_dir), Path(out_dir)
     files, findings = discover(events_dir)
     n_bad_files = len(findings)
