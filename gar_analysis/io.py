@@ -1,6 +1,7 @@
 """Atomic writes (a file is either complete or absent, never half-written) and spreadsheet-safe CSV."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import re
@@ -108,14 +109,21 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     >>> spreadsheet_safe(df).values.tolist()
     [["'=1+1", -1.5, '-1.5'], ['0350001A', 2.0, "'@x"], ["'-2+3", 3.0, '']]
     """
-    out = frame.copy()
+    return _neutralise(frame)[0]
+
+
+def _neutralise(frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """Return (spreadsheet-safe copy, whether a text cell holds a carriage return)."""
+    out, has_cr = frame.copy(), False
     for i in range(frame.shape[1]):
         s = frame.iloc[:, i]
         if (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
                 or pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s)):
             continue
         codes, uniques = pd.factorize(s, use_na_sentinel=True)
-        flagged = np.flatnonzero([_formula_like(u) for u in np.asarray(uniques, dtype=object)])
+        uniques = np.asarray(uniques, dtype=object)
+        has_cr = has_cr or any(isinstance(u, str) and "\r" in u for u in uniques)
+        flagged = np.flatnonzero([_formula_like(u) for u in uniques])
         if not len(flagged):
             continue
         mask = np.isin(codes, flagged)
@@ -124,7 +132,7 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
         out.isetitem(i, pd.Series(values, index=frame.index, dtype=object))
     if any(_formula_like(c) for c in frame.columns):
         out.columns = ["'" + c if _formula_like(c) else c for c in frame.columns]
-    return out
+    return out, has_cr
 
 
 def spreadsheet_safe_sql(column: str) -> str:
@@ -140,6 +148,11 @@ def spreadsheet_safe_sql(column: str) -> str:
 def csv_text(frame: pd.DataFrame, *, sep: str = ";") -> str:
     """Return ``frame`` as spreadsheet-safe CSV text (index dropped, one ``\\n`` per line).
 
-    Every CSV writer of the package uses it (see :func:`spreadsheet_safe`).
+    Every CSV writer of the package uses it (see :func:`spreadsheet_safe`). The csv
+    module quotes a cell holding a line feed but not one holding a bare carriage
+    return, which readers and spreadsheets take for a line break: when a text
+    cell holds one, every text cell is quoted (numbers stay bare).
     """
-    return spreadsheet_safe(frame).to_csv(sep=sep, index=False, lineterminator="\n")
+    safe, has_cr = _neutralise(frame)
+    quoting = csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL
+    return safe.to_csv(sep=sep, index=False, lineterminator="\n", quoting=quoting)
