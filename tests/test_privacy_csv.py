@@ -92,7 +92,7 @@ def test_every_csv_writer_goes_through_io():
         if path.name != "io.py":
             assert ".to_csv(" not in text, path
             assert "csv.writer" not in text and "DictWriter" not in text, path
-        if re.search(r"COPY .*DELIMITER", text):
+        if "COPY " in text and "DELIMITER" in text:  # a DuckDB CSV copy (events/aggregate.py)
             assert "spreadsheet_safe_sql" in text, path
 
 
