@@ -21,10 +21,10 @@ import pandas as pd
 
 from . import __version__
 from .config import IPS_PLAUSIBLE, PROCESSED_DIR, ROOT, RURAL_DENSITY, SAMPLE_DIR
-from .contract import PROFILS, SUPPORTS
+from .contract import CONTRACT, PROFILS, SUPPORTS
 from .errors import DataError
 from .io import atomic_write_parquet, atomic_write_text, sha256_file
-from .sources import DataDir
+from .sources import SHORT_NAMES, DataDir
 from .territories import departements, normalize_departement
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,22 @@ def _crm_facts(ds: DataDir, schools: pd.DataFrame) -> pd.DataFrame:
     return facts
 
 
+class ContractColumns(DataDir):
+    """A data directory whose contract files keep only the contract's columns (data minimisation).
+
+    Extra input columns are allowed by the loaders but never travel into the
+    processed tables: the allow-list is each file's columns in
+    :data:`gar_analysis.contract.CONTRACT`. Extra columns that look like a
+    personal identifier are reported by the rule ``identifiant_personnel``.
+    """
+
+    def get(self, name: str) -> pd.DataFrame:
+        """Return the loaded frame of a file, restricted to its contract columns."""
+        df = super().get(name)
+        fs = CONTRACT.get(SHORT_NAMES.get(name, name))
+        return df if fs is None or list(df.columns) == fs.names else df[fs.names]
+
+
 def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Join the sources of a data directory into the processed tables.
 
@@ -161,7 +177,7 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
     dict of str to pandas.DataFrame
         The tables of :data:`TABLES`, by name.
     """
-    ds = DataDir(data_dir)
+    ds = ContractColumns(data_dir)
     if not ds.has("annuaire"):
         raise DataError.single(ds.file("annuaire"), "le répertoire des établissements est indispensable à la construction.")
     reg = _register(ds)

@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 
+from . import config
 from .errors import ConfigError, DataError
 
 #: sub-command → (module, one-line help in French)
@@ -25,6 +26,9 @@ COMMANDS = {
     "share": ("gar_analysis.integrations.rocketchat", "Partager la synthèse d'un lot de rapports sur Rocket.Chat."),
     "aggregate": ("gar_analysis.events", "Agréger les événements bruts d'accès (DuckDB ou Spark)."),
 }
+
+#: Commands whose outputs are published or feed publications: they refuse a bad ``GAR_SEUIL_SECRET`` up front.
+THRESHOLD_COMMANDS = {"check", "build", "reports", "share", "aggregate"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gar-analysis {args.command} : module indisponible ({args._missing}).", file=sys.stderr)
         return 2
     try:
+        if args.command in THRESHOLD_COMMANDS:
+            config.disclosure_threshold()  # a bad GAR_SEUIL_SECRET stops the pipeline up front
         return int(importlib.import_module(args._module).run(args) or 0)
     except (DataError, ConfigError) as exc:
         print(f"gar-analysis {args.command} : {exc}", file=sys.stderr)

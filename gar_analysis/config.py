@@ -6,7 +6,9 @@ Secrets are read from the environment only, never from a parameter or a file.
 """
 from __future__ import annotations
 
+import numbers
 import os
+import re
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -28,8 +30,13 @@ SHARED_DOLIBARR_DIR = SHARED_DIR / "data" / "dolibarr-20.0.2"
 #: Reference data derived from public sources and shipped with the package.
 REFERENCE_DIR = PACKAGE_DIR / "data"
 
-#: Statistical disclosure control: counts below this are published as ``c``.
-DISCLOSURE_THRESHOLD = int(os.environ.get("GAR_SEUIL_SECRET", "5"))
+#: Environment variable of the disclosure threshold (secret statistique).
+ENV_DISCLOSURE_THRESHOLD = "GAR_SEUIL_SECRET"
+#: Default and smallest allowed disclosure threshold. ``DISCLOSURE_THRESHOLD`` (counts below it
+#: are published as ``c``) is read from the environment and validated at each use, see
+#: :func:`disclosure_threshold`: a bad value stops the command that needs it, not every import.
+DEFAULT_DISCLOSURE_THRESHOLD = 5
+MIN_DISCLOSURE_THRESHOLD = 3
 #: Marker of a suppressed cell (secret statistique).
 SUPPRESSED = "c"
 #: Density (inhabitants per km²) below which a commune counts as rural.
@@ -76,3 +83,53 @@ def secret_values() -> list[str]:
     """Return every secret currently set, for scanning outputs for leaks."""
     names = [ENV_DOLIBARR_KEY, ENV_ROCKETCHAT_WEBHOOK, ENV_ROCKETCHAT_TOKEN, ENV_ROCKETCHAT_USER_ID]
     return [v for v in (secret(n) for n in names) if v and len(v) >= 6]
+
+
+def disclosure_threshold(value: object = None) -> int:
+    """Return a validated disclosure threshold: an integer ≥ :data:`MIN_DISCLOSURE_THRESHOLD`.
+
+    Parameters
+    ----------
+    value : int or str, optional
+        The threshold; None reads ``GAR_SEUIL_SECRET`` (default 5).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ConfigError
+        One French line naming the value: ``0``, negatives, ``abc`` and ``2.5`` are refused
+        (0 or 1 would publish every count, switching the secret statistique off).
+
+    Examples
+    --------
+    >>> disclosure_threshold(10), disclosure_threshold("7")
+    (10, 7)
+    """
+    from .errors import ConfigError
+
+    if value is None:
+        raw = os.environ.get(ENV_DISCLOSURE_THRESHOLD, "").strip()
+        value, where = (raw or DEFAULT_DISCLOSURE_THRESHOLD), f"{ENV_DISCLOSURE_THRESHOLD} = « {raw} »"
+    else:
+        where = f"« {value} »"
+    t = None
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        t = int(value)
+    elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        t = int(value)
+    elif isinstance(value, numbers.Real) and float(value).is_integer():
+        t = int(value)
+    if t is None or t < MIN_DISCLOSURE_THRESHOLD:
+        raise ConfigError(f"Seuil du secret statistique invalide ({where}) : un nombre entier supérieur ou égal "
+                          f"à {MIN_DISCLOSURE_THRESHOLD} est attendu (défaut {DEFAULT_DISCLOSURE_THRESHOLD}).")
+    return t
+
+
+def __getattr__(name: str):
+    """Compute ``DISCLOSURE_THRESHOLD`` at use (PEP 562), validated by :func:`disclosure_threshold`."""
+    if name == "DISCLOSURE_THRESHOLD":
+        return disclosure_threshold()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -433,7 +433,7 @@ def write_contract_file(df: pd.DataFrame, data_dir: str | Path, name: str) -> Pa
     Only the contract's columns are written, in contract order, plus any extra
     columns present in ``df`` after them.
     """
-    from .io import atomic_write_text
+    from .io import atomic_write_text, csv_text
 
     fs = spec(name)
     path = Path(data_dir) / fs.path
@@ -442,5 +442,5 @@ def write_contract_file(df: pd.DataFrame, data_dir: str | Path, name: str) -> Pa
     for col in fs.columns:
         if col.kind == "date" and pd.api.types.is_datetime64_any_dtype(frame[col.name]):
             frame[col.name] = frame[col.name].dt.strftime("%Y-%m-%d")
-    atomic_write_text(path, frame.to_csv(sep=";", index=False, lineterminator="\n"))
+    atomic_write_text(path, csv_text(frame))
     return path

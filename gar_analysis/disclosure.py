@@ -33,14 +33,8 @@ def is_suppressed(value: object) -> bool:
 
 
 def _threshold(threshold: int | None) -> int:
-    t = config.DISCLOSURE_THRESHOLD if threshold is None else threshold
-    try:
-        t = int(t)
-    except (TypeError, ValueError):
-        raise ConfigError(f"Seuil de secret statistique invalide : {threshold!r} (un entier est attendu).") from None
-    if t < 0:
-        raise ConfigError(f"Seuil de secret statistique invalide : {t} (il doit être positif ou nul).")
-    return t
+    """Return the validated threshold (an integer ≥ 3; default ``GAR_SEUIL_SECRET``) or raise ConfigError."""
+    return config.disclosure_threshold(config.DISCLOSURE_THRESHOLD if threshold is None else threshold)
 
 
 def _small(series: pd.Series, threshold: int) -> pd.Series:

@@ -7,7 +7,7 @@ self-contained French report (or a section of a dashboard).
 """
 from __future__ import annotations
 
-from . import rules_keys, rules_usage, rules_values  # noqa: F401  (registers the rules)
+from . import rules_keys, rules_privacy, rules_usage, rules_values  # noqa: F401  (registers the rules)
 from .engine import read_findings_csv, run_checks, write_findings_csv
 from .registry import COLUMNS, GRAVITES, RULES, Rule, make_findings
 

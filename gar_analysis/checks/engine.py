@@ -83,10 +83,10 @@ def run_checks(data_dir: str | Path | DataDir, rules: list[str] | None = None) -
 
 def write_findings_csv(findings: pd.DataFrame, path: str | Path) -> Path:
     """Write findings as the contract CSV (``;``, UTF-8), atomically."""
-    from ..io import atomic_write_text
+    from ..io import atomic_write_text, csv_text
     from .registry import COLUMNS
 
-    return atomic_write_text(path, findings[COLUMNS].to_csv(sep=";", index=False, lineterminator="\n"))
+    return atomic_write_text(path, csv_text(findings[COLUMNS]))
 
 
 def read_findings_csv(path: str | Path) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..config import SHARED_OPENDATA_DIR
 from ..contract import read_raw_csv
+from ..io import csv_text
 from .context import fmt_int, key_codes, uai_status
 from .registry import concat_findings, make_findings
 
@@ -58,7 +59,7 @@ def build_real_data_dir(out: str | Path, opendata: str | Path = SHARED_OPENDATA_
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.suffix == ".parquet":
             df = pd.read_parquet(src)
-            df.to_csv(dst, sep=";", index=False, lineterminator="\n")
+            dst.write_text(csv_text(df), encoding="utf-8")
         else:
             shutil.copyfile(src, dst)
     return out

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from .. import config
 from ..contract import PROFILS, SUPPORTS
 from ..errors import ConfigError, DataError
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_path, atomic_write_text, csv_text, spreadsheet_safe_sql
 from .generate import EVENT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class AggregationResult:
     acces_rows: int = 0
     actifs_rows: int = 0
     sous_seuil: int = 0
-    threshold: int = config.DISCLOSURE_THRESHOLD
+    threshold: int = config.DEFAULT_DISCLOSURE_THRESHOLD
     duration_s: float = 0.0
 
     def summary(self) -> str:
@@ -541,7 +541,7 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
     t0 = time.perf_counter()
     if engine not in ENGINES:
         raise ConfigError(f"moteur inconnu : {engine!r} ; moteurs possibles : {', '.join(ENGINES)}.")
-    threshold = config.DISCLOSURE_THRESHOLD if threshold is None else int(threshold)
+    threshold = config.disclosure_threshold(threshold)
     events_dir, out_dir = Path(events_dir), Path(out_dir)
     files, findings = discover(events_dir)
     n_bad_files = len(findings)
@@ -564,15 +564,18 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
         findings += _row_findings(con, events_dir)
         profils, supports = _in_list(PROFILS), _in_list(SUPPORTS)
         con.execute("SET preserve_insertion_order = true")  # sorted tables stay sorted when written
+        # free-text keys written spreadsheet-safe (gar_analysis.io.spreadsheet_safe): CSV and Parquet alike
+        uai, res = spreadsheet_safe_sql("uai"), spreadsheet_safe_sql("id_ressource")
         con.execute(f"""
             CREATE TEMP TABLE acces_final AS
-            SELECT mois, uai, id_ressource, profil, support, CAST(acces AS BIGINT) AS acces FROM acces_brut
+            SELECT mois, {uai} AS uai, {res} AS id_ressource, profil, support, CAST(acces AS BIGINT) AS acces
+            FROM acces_brut
             WHERE acces > 0 AND uai IS NOT NULL AND id_ressource IS NOT NULL
               AND profil IN ({profils}) AND support IN ({supports})
             ORDER BY mois, uai, id_ressource, profil, support""")
         con.execute(f"""
             CREATE TEMP TABLE actifs_final AS
-            SELECT mois, uai, profil, CAST(accedants_actifs AS BIGINT) AS accedants_actifs,
+            SELECT mois, {uai} AS uai, profil, CAST(accedants_actifs AS BIGINT) AS accedants_actifs,
                    CAST(accedants_actifs < {threshold} AS INTEGER) AS sous_seuil FROM actifs_brut
             WHERE uai IS NOT NULL AND profil IN ({profils})
             ORDER BY mois, uai, profil""")
@@ -593,7 +596,7 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
     fdf = pd.DataFrame(findings, columns=FINDING_COLUMNS)
     fdf["ligne"] = fdf["ligne"].astype("Int64")
     findings_path = out_dir / "constats_evenements.csv"
-    atomic_write_text(findings_path, fdf.to_csv(sep=";", index=False, lineterminator="\n"))
+    atomic_write_text(findings_path, csv_text(fdf))
     result = AggregationResult(
         engine=engine, acces_path=paths["acces"], acces_parquet_path=paths["acces_pq"],
         actifs_path=paths["actifs"], actifs_parquet_path=paths["actifs_pq"], findings_path=findings_path,

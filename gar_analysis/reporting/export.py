@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from .. import __version__
-from ..config import DISCLOSURE_THRESHOLD, secret_values
+from .. import __version__, config
+from ..config import secret_values
 from ..territories import AUDIENCES
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -150,7 +150,7 @@ def report_context(params: dict, manifest: dict, *, title: str = "", territory_n
         "params": shown_params,
         "produced_at": produced_at.strftime("%d/%m/%Y à %H:%M UTC"),
         "duration": f"{duration_s:.1f} s".replace(".", ",") if duration_s is not None else "",
-        "threshold": params.get("seuil_secret", DISCLOSURE_THRESHOLD),
+        "threshold": params["seuil_secret"] if "seuil_secret" in params else config.DISCLOSURE_THRESHOLD,
         "sources": sources,
         "index_href": index_href,
         "default_alt": DEFAULT_ALT,

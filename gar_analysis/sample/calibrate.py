@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config, territories
-from ..io import atomic_write_text
+from ..io import atomic_write_text, csv_text
 
 CALIBRATION_FILE = config.REFERENCE_DIR / "calibration_departements.csv"
 
@@ -113,7 +113,7 @@ def derive(opendata: Path = config.SHARED_OPENDATA_DIR) -> pd.DataFrame:
 
 def write(df: pd.DataFrame, path: Path = CALIBRATION_FILE) -> Path:
     """Write the calibration table (``;`` CSV) atomically."""
-    return atomic_write_text(path, df.to_csv(sep=";", index=False, lineterminator="\n"))
+    return atomic_write_text(path, csv_text(df))
 
 
 def load_calibration(path: Path = CALIBRATION_FILE) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import pandas as pd
 from .. import config, territories
 from ..contract import write_contract_file
 from ..errors import ConfigError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, csv_text
 from . import names as N
 from .calibrate import CALIBRATION_FILE, load_calibration
 
@@ -1117,7 +1117,7 @@ def write_frames(frames: dict, out: Path) -> list[Path]:
     for name, df in frames.items():
         if name in RAW_FILES:
             rel, bom = RAW_FILES[name]
-            text = df.to_csv(sep=";", index=False, lineterminator="\n")
+            text = csv_text(df)
             written.append(atomic_write_text(out / rel, ("\ufeff" if bom else "") + text))
         else:
             written.append(write_contract_file(df, out, name))
