@@ -714,7 +714,7 @@ def bright_spots(table: pd.DataFrame, schools: pd.DataFrame, unit: str, *, level
         n_ecoles, part_referent, actions_formation, part_formation, part_convention,
         projets_ent, texte``: above first (strongest first), then below.
     """
-    threshold = config.DISCLOSURE_THRESHOLD if threshold is None else int(threshold)
+    threshold = config.disclosure_threshold(threshold)
     is_oe = "ratio" in table.columns
     if is_oe:
         pos_col = "position" if level == "95" else "position_998"

@@ -510,7 +510,7 @@ def exclusions(tables, audience: str, code: str) -> dict:
 
 def exclusions_text(excl: dict, threshold: int | None = None) -> str:
     """One French sentence saying what the figures leave out (empty when nothing is)."""
-    t = config.DISCLOSURE_THRESHOLD if threshold is None else int(threshold)
+    t = config.disclosure_threshold(threshold)
 
     def acces(n):
         return "c" if 0 < n < t else fmt_number(n)
@@ -641,7 +641,7 @@ def publishable(values: pd.DataFrame, threshold: int | None = None) -> pd.DataFr
     threshold, or a rate whose denominator is below it, becomes ``c`` — and so does its ratio.
     For a wide table (one column per indicator), each indicator column is treated the same way.
     """
-    t = config.DISCLOSURE_THRESHOLD if threshold is None else int(threshold)
+    t = config.disclosure_threshold(threshold)
     if "indicateur" in values.columns and "valeur" in values.columns:
         out = values.copy().astype({"valeur": object, "valeur_nationale": object, "ratio": object})
         raw = values.set_index("indicateur")

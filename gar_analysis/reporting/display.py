@@ -142,7 +142,7 @@ def _esc(x: object) -> str:
 
 def suppression_note(threshold: int | None = None) -> str:
     """Return the French footnote explaining the ``c`` marker."""
-    t = config.DISCLOSURE_THRESHOLD if threshold is None else int(threshold)
+    t = config.disclosure_threshold(threshold)
     return (f"c : secret statistique — nombre de personnes ou d'accès compris entre 1 et {t - 1}, ou taux qui "
             "permettrait de le retrouver ; la valeur n'est pas publiée. Les nombres d'établissements, de "
             "conventions et d'actions sont publiés quelle que soit leur taille.")
