@@ -918,7 +918,7 @@ def territorial_analysis(schools: pd.DataFrame, audience: str, territoire: str, 
         out["oe"].append({"titre": titre, "table": _keep_units(t, scope_units), "family": family})
     spots = []
     for item in out["oe"]:
-        sp = bright_spots(item["table"], scope, unit, level="95", indicator=_lower_first(item["titre"]))
+        sp = bright_spots(item["table"], scope, unit, level="998", indicator=_lower_first(item["titre"]))
         sp.insert(3, "indicateur", item["titre"])
         spots.append(sp)
     all_spots = pd.concat(spots, ignore_index=True) if spots else pd.DataFrame()
@@ -989,7 +989,7 @@ def publishable_oe(table: pd.DataFrame, unit: str, schools: pd.DataFrame, thresh
         "observe": t["observed"], "attendu": t["expected"], "rapport": t["ratio"],
         "ic_bas": t["ci_low"], "ic_haut": t["ci_high"], "rapport_retreci": t["shrunk_ratio"],
         "rang": [f"{a} (entre {b} et {c})" for a, b, c in zip(t["rang"], t["rang_bas"], t["rang_haut"])],
-        "position": t["position"].map(POSITION_SYMBOLS)})
+        "position": t["position_998"].map(POSITION_SYMBOLS)})
     out = out.sort_values("rapport_retreci", ascending=False, ignore_index=True)
     if table.attrs.get("family", "poisson") != "binomial":
         # observed accès are counts of people's acts: hidden from 1 to threshold − 1, and with them every
@@ -1069,8 +1069,9 @@ def oe_figure(table: pd.DataFrame, names: pd.Series | None = None, *, xlabel: st
     fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.28 * len(t) + 1)))
     y = np.arange(len(t))
     ax.hlines(y, t["ci_low"], t["ci_high"], color="0.5", lw=1.5, label="Intervalle à 95 %")
+    position = t["position_998"] if "position_998" in t.columns else t["position"]  # the page's 99.8 % rule
     for pos in POSITIONS:
-        sel = (t["position"] == pos).to_numpy()
+        sel = (position == pos).to_numpy()
         if sel.any():
             ax.scatter(t["ratio"].to_numpy()[sel], y[sel], marker=_MARKERS[pos], s=40, color="#0173b2"
                        if pos == "au-dessus" else "#de8f05" if pos == "en-dessous" else "#949494",
