@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from . import config
+from .formatting import fmt_number
 from .stats import dersimonian_laird_tau2
 from .errors import DataError, Problem
 from .models import (_inverse_link, _problems_for, check_columns, check_dataframe, check_no_missing, fmt_fr,
@@ -973,11 +974,34 @@ def publishable_funnel(table: pd.DataFrame, unit: str, schools: pd.DataFrame, th
         out.loc[hidden | out["valeur"].map(lambda v: v == config.SUPPRESSED).to_numpy(),
                 ["valeur", "valeur_retrecie"]] = config.SUPPRESSED
     # a share of schools (registered, active) is an institutional fact: shown whatever the number
+    out = _distinct_decimals(out, ["valeur", "valeur_retrecie", "limite_basse_998", "limite_haute_998"],
+                             table["position_998"].to_numpy())
     unit_s = " (%)" if pct else ""
     return out.rename(columns={"nom": "Nom", "numerateur": "Numérateur (nombre)", "denominateur": "Dénominateur (nombre)",
                                "valeur": f"Valeur{unit_s}", "valeur_retrecie": f"Valeur rétrécie{unit_s}",
                                "limite_basse_998": f"Limite basse à 99,8 %{unit_s}",
                                "limite_haute_998": f"Limite haute à 99,8 %{unit_s}", "position": "Position"})
+
+
+def _distinct_decimals(out: pd.DataFrame, cols: list[str], positions) -> pd.DataFrame:
+    """Format value and limits as French text with as many decimals as a reader needs to see a flag.
+
+    One decimal (two below 10) unless a flagged unit's value and the limit it crosses would read the same
+    (« 100,0 » above a limit « 100,0 »): then more, up to four, for the whole table.
+    """
+    num = {c: pd.to_numeric(out[c].where(out[c] != config.SUPPRESSED), errors="coerce") for c in cols}
+    base = 1 if num["valeur"].abs().max(skipna=True) >= 10 else 2
+    decimals = base
+    for d in range(base, 5):
+        decimals = d
+        v, lo, hi = (num[c].round(d) for c in ("valeur", "limite_basse_998", "limite_haute_998"))
+        ok = ~((positions == "au-dessus") & (v <= hi)) & ~((positions == "en-dessous") & (v >= lo))
+        if ok.all():
+            break
+    out = out.copy()
+    for c in cols:
+        out[c] = [config.SUPPRESSED if x == config.SUPPRESSED else fmt_number(x, decimals) for x in out[c]]
+    return out
 
 
 def publishable_oe(table: pd.DataFrame, unit: str, schools: pd.DataFrame, threshold: int) -> pd.DataFrame:
