@@ -122,7 +122,7 @@ def column_doc(name: str) -> str:
     Examples
     --------
     >>> column_doc("ips_10")
-    '(IPS − 100) / 10 : un point = 10 points d'IPS'
+    "(IPS − 100) / 10 : un point = 10 points d'IPS"
     >>> column_doc("acces_tablette")
     'accès depuis une tablette'
     """
