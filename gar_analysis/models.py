@@ -491,9 +491,11 @@ class SuccessFactors:
 
         from .reporting.display import table_html
         esc = html.escape
+        ref = "0" if self.family == "gaussian" else "1"
         parts = [f"<p><strong>Facteurs de succès</strong> — {esc(self._headline())}</p>",
-                 table_html(effects_display(self), "Effets estimés (rapports et intervalles de confiance à 95 %)",
-                            note="Rapport > 1 : association positive ; intervalle incluant 1 : non établie.")]
+                 table_html(effects_display(self), "Effets estimés et intervalles de confiance à 95 %",
+                            note=f"Au-dessus de {ref} : association positive ; intervalle incluant {ref} : "
+                                 "association non établie.")]
         texts = list(self.marginal_effects.get("texte", []))
         if texts:
             parts.append("<p>Effets moyens, à autres facteurs égaux :</p><ul>"

@@ -127,6 +127,7 @@ def test_success_factors_html_and_plot(schools):
     assert "Facteurs de succès" in html and "<caption" in html and "<th scope=\"col\"" in html
     assert "IPS (par point)" not in html and "IPS (+10 points)" in html
     assert "retirée(s) pour valeur manquante" in html and "pas des relations de cause à effet" in html
+    assert "Au-dessus de 1 : association positive" in html  # odds ratios, compared with 1
     assert repr(res).startswith("<SuccessFactors : Modèle binomial de « inscrit »")
     backend, rc_grid = mpl.get_backend(), mpl.rcParams["axes.grid"]
     fig = res.plot()
