@@ -17,7 +17,9 @@ control. This module handles both:
 * :func:`rank_intervals` — ranks always come with their intervals.
 
 ``data`` is a table with one row per school (or per unit): rows are summed by
-``unit`` before the comparison, so both shapes are accepted.
+``unit`` before the comparison, so both shapes are accepted; without a
+denominator column, :func:`funnel_table` counts the rows. Rows with a missing
+value are dropped and reported (``missing="drop"``) or refused (``"raise"``).
 """
 from __future__ import annotations
 
@@ -433,7 +435,7 @@ def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str]
     Raises
     ------
     DataError
-        Unknown or missing column, missing values, outcome out of range,
+        Unknown or missing column, missing values (``missing="raise"``), outcome out of range,
         non-positive exposure, empty units, unsupported family.
     """
     source = "données (observed_vs_expected)"

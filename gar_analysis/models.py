@@ -13,6 +13,9 @@ carries :data:`CAVEAT`.
 
 Design choices (see ``docs/methods.md``):
 
+* rows with a missing value in a column the model uses are left out and
+  reported (``missing="drop"``, the default of statsmodels' formula interface),
+  or listed in a DataError (``missing="raise"``);
 * booleans become 0/1 numbers (term name = column name, e.g. ``referent``);
   string columns are categorical with a fixed reference level
   (:data:`DEFAULT_REFERENCES`, else the first level in alphabetical order), so that
@@ -877,7 +880,7 @@ def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *,
     Raises
     ------
     DataError
-        Unknown column, missing values, constant factor, outcome out of range,
+        Unknown column, missing values (``missing="raise"``), constant factor, outcome out of range,
         perfect collinearity, or a model that cannot be estimated.
     """
     d = prepare_design(data, outcome, factors, family=family, exposure=exposure, groups=groups,
