@@ -186,12 +186,9 @@ class Tables(Mapping):
         if name not in TABLES:
             raise KeyError(f"Table inconnue : {name!r}. Tables : {', '.join(TABLES)}.")
         path = self.path / f"{name}.parquet"
-        if name in self._cache:
-            types = self._cache[name].dtypes.astype(str).to_dict()
-        elif path.exists():
-            types = {f.name: str(f.type) for f in pq.read_schema(path)}
-        else:  # absent: load_processed's French error
-            types = self[name].dtypes.astype(str).to_dict()
+        if not path.exists():
+            load_processed(name, self.path)  # absent: raises the French « lancez gar-analysis build » error
+        types = {f.name: str(f.type) for f in pq.read_schema(path) if not f.name.startswith("__index_level_")}
         return pd.DataFrame({"colonne": list(types), "type": list(types.values()),
                              "description": [column_doc(c) for c in types]})
 
