@@ -42,14 +42,16 @@ reports: data ## Main job: sample → processed tables → quality report → al
 browser: ## Install Debian's headless Chromium for the browser tests (root)
 	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium non installé : les tests navigateur seront ignorés"; }
 
-test: $(STAMP) browser ## Install, then run the whole test suite (slow tests excluded)
-	$(PY) -m pytest -n $(JOBS) -m "not slow"
+test: $(STAMP) browser ## Install, then run the test suite (slow tests excluded), the doctests and the exploration notebooks
+	$(PY) -m pytest -n $(JOBS) -m "not slow" --doctest-modules tests gar_analysis
+	$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env notebooks/exploration
 
-test-all: $(STAMP) browser ## Run every test, slow ones included
-	$(PY) -m pytest -n $(JOBS)
+test-all: $(STAMP) browser ## Run every test, slow ones included, the doctests and the exploration notebooks
+	$(PY) -m pytest -n $(JOBS) --doctest-modules tests gar_analysis
+	$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env notebooks/exploration
 
-lab: $(STAMP) ## Start JupyterLab with the package importable
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+lab: $(STAMP) ## Start JupyterLab on the landing page of the exploration notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/exploration/00_accueil.ipynb
 
 clean: ## Remove generated data and reports (keeps .venv)
 	rm -rf $(SAMPLE) data/processed/*.parquet data/processed/manifest.json reports/*/

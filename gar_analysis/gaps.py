@@ -17,9 +17,13 @@ control. This module handles both:
 * :func:`rank_intervals` — ranks always come with their intervals.
 
 ``data`` is a table with one row per school (or per unit): rows are summed by
-``unit`` before the comparison, so both shapes are accepted.
+``unit`` before the comparison, so both shapes are accepted; without a
+denominator column, :func:`funnel_table` counts the rows. Rows with a missing
+value are dropped and reported (``missing="drop"``) or refused (``"raise"``).
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -29,8 +33,8 @@ from . import config
 from .formatting import fmt_number
 from .stats import dersimonian_laird_tau2
 from .errors import DataError, Problem
-from .models import (_inverse_link, _problems_for, check_columns, check_dataframe, check_no_missing, fmt_fr,
-                     numeric_column, prepare_design)
+from .models import (MissingValuesWarning, _inverse_link, _problems_for, check_columns, check_dataframe,
+                     drop_missing, fmt_fr, numeric_column, prepare_design)
 
 Z95 = float(stats.norm.ppf(0.975))
 Z998 = float(stats.norm.ppf(0.999))
@@ -169,15 +173,23 @@ def overdispersion(z: np.ndarray, s2: np.ndarray, winsor: float = 0.1) -> dict:
 # funnel table
 # ---------------------------------------------------------------------------
 
-def _aggregate(data: pd.DataFrame, numerator: str, denominator: str, unit: str, kind: str,
-               source: str) -> pd.DataFrame:
+def _report_dropped(report: dict | None) -> None:
+    """Warn (French) that rows were left out for missing values."""
+    if report:
+        warnings.warn(report["text"], MissingValuesWarning, stacklevel=3)
+
+
+def _aggregate(data: pd.DataFrame, numerator: str, denominator: str | None, unit: str, kind: str,
+               source: str, missing: str = "raise") -> tuple[pd.DataFrame, dict | None]:
+    """Sum numerator and denominator (or count rows when ``denominator`` is None) by unit."""
     check_dataframe(data, source)
     if not isinstance(unit, str) or not unit:
         raise DataError.single(source, "le nom de la colonne d'unité (« unit ») est attendu.")
-    check_columns(data, list(dict.fromkeys([unit, numerator, denominator])), source)
-    check_no_missing(data, list(dict.fromkeys([unit, numerator, denominator])), source)
+    cols = [c for c in dict.fromkeys([unit, numerator, denominator]) if c is not None]
+    check_columns(data, cols, source)
+    data, dropped = drop_missing(data, cols, missing, unit=unit, source=source)
     y = numeric_column(data, numerator, source)
-    n = numeric_column(data, denominator, source)
+    n = numeric_column(data, denominator, source) if denominator is not None else pd.Series(1.0, index=data.index)
     problems: list[Problem] = []
     if (y < 0).any():
         problems += _problems_for(y < 0, numerator, "numérateur négatif : un comptage positif ou nul est attendu.",
@@ -198,21 +210,25 @@ def _aggregate(data: pd.DataFrame, numerator: str, denominator: str, unit: str, 
     agg = pd.DataFrame({"unit": units, "y": y, "n": n, "k": 1}).groupby("unit", sort=True).sum()
     if (agg["n"] <= 0).any():
         raise DataError.single(source, "une unité a un dénominateur total nul.", column=denominator)
-    return agg
+    return agg, dropped
 
 
-def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str, *, kind: str = "proportion",
-                 target: float | None = None, correction: str = "auto", winsor: float = 0.1,
-                 exact_below: float = EXACT_BELOW, tau2_estimator: str = "winsorised") -> pd.DataFrame:
+def funnel_table(data: pd.DataFrame, numerator: str, denominator: str | None = None, unit: str | None = None, *,
+                 kind: str = "proportion", target: float | None = None, correction: str = "auto",
+                 winsor: float = 0.1, exact_below: float = EXACT_BELOW, tau2_estimator: str = "winsorised",
+                 missing: str = "drop") -> pd.DataFrame:
     """Compare units' rates with funnel-plot control limits.
 
     Parameters
     ----------
     data : pandas.DataFrame
         One row per unit, or per school (rows are summed by ``unit``).
-    numerator, denominator : str
-        Count columns: e.g. registered schools / schools (proportion), or accès /
-        pupils (rate on an exposure, ``kind="rate"``).
+    numerator : str
+        Count column (a 0/1 or boolean column on school rows: e.g. ``inscrit``).
+    denominator : str, optional
+        Count column of the denominator: e.g. schools (proportion), or pupils
+        (rate on an exposure, ``kind="rate"``). When None, each row counts for
+        one: on school-level rows, the share of schools.
     unit : str
         Unit column (e.g. ``code_academie``, ``code_departement``, ``uai``).
     kind : {"proportion", "rate"}
@@ -237,6 +253,11 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
     exact_below : float
         Uncorrected limits are exact (interpolated binomial or Poisson quantiles)
         when the expected count n·p0 or n·(1 − p0) is below this.
+    missing : {"drop", "raise"}
+        Rows with a missing unit, numerator or denominator: left out with a
+        :class:`~gar_analysis.models.MissingValuesWarning` and
+        ``attrs["missing"]`` (count, rows lost per unit), as statsmodels'
+        formula interface does; or listed in a DataError (``"raise"``).
 
     Returns
     -------
@@ -245,7 +266,8 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
         rate_ci_low, rate_ci_high, expected, z, z_adjusted, lower_95, upper_95,
         lower_998, upper_998, position_95, position_998, exact_limits, correction,
         phi, tau2, shrunk_rate, shrunk_low, shrunk_high``. ``attrs["overdispersion"]``
-        holds the test; ``attrs["target"]``, ``attrs["kind"]``, ``attrs["correction"]``;
+        holds the test; ``attrs["target"]``, ``attrs["kind"]``, ``attrs["correction"]``,
+        ``attrs["missing"]`` (None when no row was left out);
         ``attrs["ceiling"]`` / ``attrs["floor"]`` are True when at least
         :data:`BOUND_SHARE` of the units sit at 100 % / 0 % (a funnel cannot tell
         them apart: :func:`funnel_message` says so). A unit is flagged only when its
@@ -254,15 +276,25 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
     Raises
     ------
     DataError
-        Unknown/missing column, missing values, negative numerator, zero or
-        negative denominator, numerator above denominator (proportions), empty unit.
+        Unknown/missing column, missing values (``missing="raise"``), negative
+        numerator, zero or negative denominator, numerator above denominator
+        (proportions), empty unit.
+
+    Examples
+    --------
+    >>> schools = pd.DataFrame({"code_academie": ["A"] * 40 + ["B"] * 60,
+    ...                         "inscrit": [1] * 30 + [0] * 10 + [1] * 30 + [0] * 30})
+    >>> t = funnel_table(schools, "inscrit", unit="code_academie")
+    >>> t["unit"].tolist(), t["denominator"].tolist(), t["rate"].tolist()
+    (['A', 'B'], [40.0, 60.0], [0.75, 0.5])
     """
     source = "données (funnel_table)"
     if kind not in ("proportion", "rate"):
         raise DataError.single(source, f"type d'indicateur inconnu : {kind!r} (« proportion » ou « rate »).")
     if correction not in CORRECTIONS:
         raise DataError.single(source, f"correction inconnue : {correction!r} ({', '.join(CORRECTIONS)}).")
-    agg = _aggregate(data, numerator, denominator, unit, kind, source)
+    agg, dropped = _aggregate(data, numerator, denominator, unit, kind, source, missing)
+    _report_dropped(dropped)
     y = agg["y"].to_numpy(float)
     n = agg["n"].to_numpy(float)
     p0 = float(y.sum() / n.sum()) if target is None else float(target)
@@ -288,7 +320,7 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
     out = pd.DataFrame({"unit": agg.index.to_numpy(), "numerator": y, "denominator": n,
                         "n_lignes": agg["k"].to_numpy(), "rate": rate})
     for name, col in ((unit, "unit"), (numerator, "numerator"), (denominator, "denominator")):
-        if name not in out.columns:
+        if name is not None and name not in out.columns:
             out[name] = out[col]
     out["rate_ci_low"], out["rate_ci_high"] = _unit_interval(y, n, kind)
     out["expected"] = p0 * n
@@ -330,7 +362,7 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str, unit: str
                       "overdispersion": od, "shrinkage_tau2": tau2, "numerator": numerator,
                       "denominator": denominator, "unit": unit, "avertissement": CAVEAT_GAPS,
                       "ceiling": bool(at_top.mean() >= BOUND_SHARE),
-                      "floor": bool(at_bottom.mean() >= BOUND_SHARE)})
+                      "floor": bool(at_bottom.mean() >= BOUND_SHARE), "missing": dropped})
     return out
 
 
@@ -415,7 +447,7 @@ def funnel_curve(table: pd.DataFrame, n_points: int = 200) -> pd.DataFrame:
 def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str], unit: str, *,
                          family: str = "binomial", exposure: str | None = None,
                          references: dict | None = None, correction: str = "auto", winsor: float = 0.1,
-                         tau2_estimator: str = "winsorised") -> pd.DataFrame:
+                         tau2_estimator: str = "winsorised", missing: str = "drop") -> pd.DataFrame:
     """Observed vs expected per unit, given the composition of its schools.
 
     A GLM of the outcome on the schools' composition (``covariates``) is fitted
@@ -444,6 +476,11 @@ def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str]
         the O/E table of one indicator follow the same detection rule: with
         ``"auto"``, when the units' O/E vary more than the model variance allows,
         τ² is added to each unit's variance (``"none"``, ``"additive"`` to force).
+    missing : {"drop", "raise"}
+        Schools with a missing unit, outcome, covariate or exposure: left out
+        with a :class:`~gar_analysis.models.MissingValuesWarning` and
+        ``attrs["missing"]`` (count, schools lost per unit), as statsmodels'
+        formula interface does; or listed in a DataError (``"raise"``).
 
     Returns
     -------
@@ -462,7 +499,7 @@ def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str]
     Raises
     ------
     DataError
-        Unknown or missing column, missing values, outcome out of range,
+        Unknown or missing column, missing values (``missing="raise"``), outcome out of range,
         non-positive exposure, empty units, unsupported family.
     """
     source = "données (observed_vs_expected)"
@@ -481,8 +518,9 @@ def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str]
     if unit in covariates:
         raise DataError.single(source, f"l'unité « {unit} » ne peut pas être aussi une variable de composition.",
                                column=unit)
-    check_columns(data, [unit], source)
-    check_no_missing(data, [unit], source)
+    check_columns(data, [unit, outcome, *covariates] + ([exposure] if exposure else []), source)
+    data, dropped = drop_missing(data, [unit, outcome, *covariates, exposure], missing, unit=unit, source=source)
+    _report_dropped(dropped)
     units = data[unit].astype(str).str.strip()
     if (units == "").any():
         raise DataError(_problems_for(units == "", unit, "unité vide : chaque établissement doit être rattaché "
@@ -554,7 +592,7 @@ def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str]
         "coefficients": pd.DataFrame({"term": res.params.index, "estimate": res.params.to_numpy(),
                                       "std_error": res.bse.to_numpy()}),
         "interval": "O/E ± z·√(V/E² + τ²), V = variance du modèle de O, τ² = sur-dispersion entre unités",
-        "avertissement": CAVEAT_GAPS})
+        "avertissement": CAVEAT_GAPS, "missing": dropped})
     return out
 
 

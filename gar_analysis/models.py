@@ -13,6 +13,9 @@ carries :data:`CAVEAT`.
 
 Design choices (see ``docs/methods.md``):
 
+* rows with a missing value in a column the model uses are left out and
+  reported (``missing="drop"``, the default of statsmodels' formula interface),
+  or listed in a DataError (``missing="raise"``);
 * booleans become 0/1 numbers (term name = column name, e.g. ``referent``);
   string columns are categorical with a fixed reference level
   (:data:`DEFAULT_REFERENCES`, else the first level in alphabetical order), so that
@@ -158,6 +161,80 @@ def check_no_missing(data: pd.DataFrame, columns: list[str], source: str = _SOUR
         raise DataError(problems)
 
 
+#: Values of the ``missing`` argument of the model and gap functions.
+MISSING_POLICIES = ("drop", "raise")
+
+
+class MissingValuesWarning(UserWarning):
+    """Rows with missing values were left out of an analysis (``missing="drop"``)."""
+
+
+def drop_missing(data: pd.DataFrame, columns: list, missing: str = "drop", *, unit: str | None = None,
+                 source: str = _SOURCE) -> tuple[pd.DataFrame, dict | None]:
+    """Apply the missing-value policy to the rows used by an analysis.
+
+    As statsmodels' formula interface does (``missing="drop"``), rows with a
+    missing value in any of ``columns`` are left out and reported; with
+    ``missing="raise"``, a DataError lists them (line and column).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Input rows (columns already checked).
+    columns : list of str
+        Columns the analysis uses (None entries are ignored).
+    missing : {"drop", "raise"}
+        Policy.
+    unit : str, optional
+        Unit or group column: the report counts the rows lost per unit.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict or None)
+        The rows kept, and the report (None when nothing was dropped): ``n_dropped``,
+        ``n_kept``, ``columns`` (missing values per column), ``unit``, ``units``
+        (rows lost per unit, largest first) and ``text`` (a French sentence).
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"u": ["a", "a", "b"], "x": [1.0, None, 3.0]})
+    >>> kept, report = drop_missing(d, ["u", "x"], unit="u")
+    >>> len(kept), report["n_dropped"], report["units"]
+    (2, 1, {'a': 1})
+    """
+    if missing not in MISSING_POLICIES:
+        raise DataError.single(source, f"valeur de « missing » inconnue : {missing!r} (« drop » pour retirer les "
+                                       "lignes incomplètes, « raise » pour les signaler).")
+    cols = [c for c in dict.fromkeys(columns) if c is not None]
+    if missing == "raise":
+        check_no_missing(data, cols, source)
+        return data, None
+    na = data[cols].isna()
+    rows = na.any(axis=1).to_numpy()
+    if not rows.any():
+        return data, None
+    if rows.all():
+        raise DataError.single(source, f"toutes les lignes ({len(data)}) ont une valeur manquante dans "
+                                       f"{', '.join(f'« {c} »' for c in cols)} : rien à analyser.")
+    per_col = {c: int(v) for c, v in na.sum().items() if v}
+    units: dict = {}
+    if unit is not None:
+        lost = data.loc[rows, unit].astype("string").fillna("(manquant)")
+        units = {str(k): int(v) for k, v in lost.value_counts().items()}
+    n = int(rows.sum())
+    text = (f"{n} ligne(s) sur {len(data)} retirée(s) pour valeur manquante ("
+            + ", ".join(f"{c} : {v}" for c, v in per_col.items()) + ")")
+    if units:
+        shown = list(units.items())[:10]
+        text += f" ; « {unit} » concernés : " + ", ".join(f"{k} ({v})" for k, v in shown)
+        if len(units) > len(shown):
+            text += f" et {len(units) - len(shown)} autre(s)"
+    text += ". Passez missing=\"raise\" pour les lister ligne par ligne."
+    report = {"n_dropped": n, "n_kept": len(data) - n, "columns": per_col, "unit": unit, "units": units,
+              "text": text}
+    return data.loc[~rows], report
+
+
 def _is_bool_like(s: pd.Series) -> bool:
     """Object or string columns holding only booleans (e.g. after a merge)."""
     if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
@@ -195,6 +272,7 @@ class _Design:
     kinds: dict                  # factor -> "binary" | "continuous" | "categorical"
     levels: dict                 # categorical factor -> list of levels (reference first)
     groups: pd.Series | None
+    missing: dict | None = None  # rows dropped for missing values (see drop_missing)
 
 
 def _quote(name: str) -> str:
@@ -203,8 +281,11 @@ def _quote(name: str) -> str:
 
 def prepare_design(data: pd.DataFrame, outcome: str, factors: list[str], *, family: str,
                    exposure: str | None = None, groups: str | None = None,
-                   references: dict | None = None, source: str = _SOURCE) -> _Design:
+                   references: dict | None = None, source: str = _SOURCE, missing: str = "raise") -> _Design:
     """Validate the inputs and build the design matrix (shared by models and gaps).
+
+    ``missing`` is the policy of :func:`drop_missing` (rows lost are counted per
+    ``groups``); the report is kept in ``_Design.missing``.
 
     Raises
     ------
@@ -230,7 +311,7 @@ def prepare_design(data: pd.DataFrame, outcome: str, factors: list[str], *, fami
         raise DataError.single(source, "l'exposition ne s'utilise pas avec la famille gaussian.", column=exposure)
     cols = [outcome, *factors] + ([exposure] if exposure else []) + ([groups] if groups else [])
     check_columns(data, cols, source)
-    check_no_missing(data, list(dict.fromkeys(cols)), source)
+    data, dropped = drop_missing(data, cols, missing, unit=groups, source=source)
 
     y = numeric_column(data, outcome, source)
     trials = offset = None
@@ -323,7 +404,7 @@ def prepare_design(data: pd.DataFrame, outcome: str, factors: list[str], *, fami
                                + " portent la même information ; retirez l'un d'eux du modèle.")
     g = data[groups].astype(str) if groups else None
     return _Design(frame=frame, y=np.asarray(yv, dtype=float), trials=trials, offset=offset, X=X,
-                   design_info=dm.design_info, kinds=kinds, levels=levels, groups=g)
+                   design_info=dm.design_info, kinds=kinds, levels=levels, groups=g, missing=dropped)
 
 
 def _collinear_terms(X: pd.DataFrame) -> str:
@@ -341,9 +422,12 @@ def _collinear_terms(X: pd.DataFrame) -> str:
 # result
 # ---------------------------------------------------------------------------
 
-@dataclass
+@dataclass(repr=False)
 class SuccessFactors:
     """Result of :func:`fit_success_factors`.
+
+    In a notebook it displays as an HTML summary (effects, warnings, caveat);
+    :meth:`plot` draws the forest plot of the ratios.
 
     Attributes
     ----------
@@ -363,6 +447,9 @@ class SuccessFactors:
     group_effects : pandas.DataFrame or None
         One row per group: ``group, effect, std_error, ci_low, ci_high, ratio``
         (random intercept or empirical-Bayes log O/E), largest first.
+    missing : dict or None
+        Rows left out for missing values (``missing="drop"``): ``n_dropped``,
+        ``columns``, ``units`` (per group), ``text``; None when none were.
     """
 
     table: pd.DataFrame
@@ -381,15 +468,68 @@ class SuccessFactors:
     group_effects: pd.DataFrame | None = None
     caveat: str = CAVEAT
     model: object = None
+    missing: dict | None = None
+
+    def _headline(self) -> str:
+        n_groups = self.diagnostics.get("n_groups")
+        groups = f", {n_groups} groupes « {self.groups} »" if n_groups else ""
+        return (f"Modèle {self.table.attrs.get('famille', self.family)} de « {self.outcome} » sur "
+                f"{self.diagnostics['n']} établissements{groups} (erreurs standard "
+                f"{self.table.attrs.get('erreurs_standard', 'modèle')}).")
 
     def summary_text(self) -> str:
         """A French plain-text summary: effects, warnings and the caveat."""
-        lines = [f"Modèle {self.family} de « {self.outcome} » sur {self.diagnostics['n']} établissements."]
+        lines = [self._headline()]
         for s in self.marginal_effects.get("texte", []):
             lines.append(f"- {s}")
         lines += [f"Attention : {w}" for w in self.warnings]
         lines.append(self.caveat)
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<SuccessFactors : {self._headline()}>"
+
+    def _repr_html_(self) -> str:
+        """Rich display in a notebook: headline, effects table, average effects, warnings, caveat."""
+        import html
+
+        from .reporting.display import table_html
+        esc = html.escape
+        ref = "0" if self.family == "gaussian" else "1"
+        parts = [f"<p><strong>Facteurs de succès</strong> — {esc(self._headline())}</p>",
+                 table_html(effects_display(self), "Effets estimés et intervalles de confiance à 95 %",
+                            note=f"Au-dessus de {ref} : association positive ; intervalle incluant {ref} : "
+                                 "association non établie.")]
+        texts = list(self.marginal_effects.get("texte", []))
+        if texts:
+            parts.append("<p>Effets moyens, à autres facteurs égaux :</p><ul>"
+                         + "".join(f"<li>{esc(t)}</li>" for t in texts) + "</ul>")
+        if self.warnings:
+            parts.append("<p>Points d'attention :</p><ul>" + "".join(f"<li>{esc(w)}</li>" for w in self.warnings)
+                         + "</ul>")
+        parts.append(f"<p><em>{esc(self.caveat)}</em></p>")
+        return "<div class=\"gar-resultat\">" + "".join(parts) + "</div>"
+
+    def plot(self, title: str = ""):
+        """Forest plot of the ratios with their 95 % intervals (Matplotlib figure, accessible palette)."""
+        with style_context():
+            return forest_figure(self, title=title)
+
+
+def style_context():
+    """Matplotlib settings of the project's charts (seaborn whitegrid, colour-blind palette at 3:1), as a context.
+
+    Unlike ``reporting.display.setup_style``, it leaves the backend alone, so figures
+    still show inline in JupyterLab.
+    """
+    import matplotlib as mpl
+    import seaborn as sns
+
+    from .reporting.display import chart_palette
+    rc = {**sns.axes_style("whitegrid"), "axes.prop_cycle": mpl.cycler(color=list(chart_palette())),
+          "figure.dpi": 96, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
+          "ytick.labelsize": 10}
+    return mpl.rc_context(rc)
 
 
 # ---------------------------------------------------------------------------
@@ -689,7 +829,8 @@ def _eb_group_effects(d: _Design, family: str, mu: np.ndarray, dispersion: float
 
 def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *, family: str = "binomial",
                         exposure: str | None = None, groups: str | None = None, multilevel: bool = True,
-                        references: dict | None = None, marginal_draws: int = 200) -> SuccessFactors:
+                        references: dict | None = None, marginal_draws: int = 200,
+                        missing: str = "drop") -> SuccessFactors:
     """Fit a success-factor regression on one row per school.
 
     Parameters
@@ -714,6 +855,11 @@ def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *,
         Reference level per categorical factor (overrides :data:`DEFAULT_REFERENCES`).
     marginal_draws : int
         Parameter draws for the intervals of the marginal effects.
+    missing : {"drop", "raise"}
+        Rows with a missing value in the outcome, a factor, the exposure or the
+        groups: left out and reported (``"drop"``, the default, as statsmodels'
+        formula interface does: ``result.missing``, a warning, rows lost per
+        group), or listed in a DataError (``"raise"``).
 
     Returns
     -------
@@ -723,12 +869,12 @@ def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *,
     Raises
     ------
     DataError
-        Unknown column, missing values, constant factor, outcome out of range,
+        Unknown column, missing values (``missing="raise"``), constant factor, outcome out of range,
         perfect collinearity, or a model that cannot be estimated.
     """
     d = prepare_design(data, outcome, factors, family=family, exposure=exposure, groups=groups,
-                       references=references)
-    notes = _check_support(d, family, groups)
+                       references=references, missing=missing)
+    notes = ([d.missing["text"]] if d.missing else []) + _check_support(d, family, groups)
     cluster = groups is not None and d.groups.nunique() >= 2
     if groups is not None and not cluster:
         notes.append(f"Un seul groupe « {groups} » dans les données : ni intervalles robustes par groupe ni modèle "
@@ -772,7 +918,8 @@ def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *,
             notes.append("Séparation probable : " + ", ".join(f"« {t} »" for t in big["label"])
                          + " ont des effets démesurés ; ces facteurs prédisent presque parfaitement le résultat.")
 
-    diagnostics: dict = {"n": int(len(d.y)), "n_groups": int(d.groups.nunique()) if groups else None,
+    diagnostics: dict = {"n": int(len(d.y)), "n_missing": d.missing["n_dropped"] if d.missing else 0,
+                         "n_groups": int(d.groups.nunique()) if groups else None,
                          "n_parameters": len(names), **extra}
     vif = _vif(d.X)
     diagnostics["vif"] = vif
@@ -824,7 +971,8 @@ def fit_success_factors(data: pd.DataFrame, outcome: str, factors: list[str], *,
     return SuccessFactors(table=table, family=used, requested_family=family, outcome=outcome, factors=list(factors),
                           exposure=exposure, groups=groups, cov_type="cluster" if cluster else "model",
                           marginal_effects=me, diagnostics=diagnostics, warnings=list(dict.fromkeys(notes)),
-                          multilevel=ml, multilevel_method=ml_method, group_effects=gfx, model=res)
+                          multilevel=ml, multilevel_method=ml_method, group_effects=gfx, model=res,
+                          missing=d.missing)
 
 
 # ---------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def test_shrinkage_pulls_small_units_more_and_lowers_error():
 ])
 def test_funnel_refuses_bad_input(frame, message):
     with pytest.raises(DataError, match=message):
-        funnel_table(frame, "y", "n", "u")
+        funnel_table(frame, "y", "n", "u", missing="raise")
 
 
 def test_funnel_error_names_line_and_column():
@@ -237,7 +237,7 @@ def test_oe_refuses_missing_values_and_empty_units():
     d = _confounded_schools(n=400)
     d.loc[d.index[3], "ips_10"] = np.nan
     with pytest.raises(DataError, match="valeur manquante"):
-        observed_vs_expected(d, "inscrit", ["ips_10"], "code_academie")
+        observed_vs_expected(d, "inscrit", ["ips_10"], "code_academie", missing="raise")
     d = _confounded_schools(n=400)
     d.loc[d.index[0], "code_academie"] = ""
     with pytest.raises(DataError, match="unité vide"):

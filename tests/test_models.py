@@ -172,7 +172,7 @@ def test_term_names_and_labels():
     ({"outcome": "negatif", "family": "poisson"}, "hors domaine"),
     ({"family": "tweedie"}, "famille de modèle inconnue"),
     ({"factors": ["referent", "copie"]}, "colinéarité parfaite"),
-    ({"factors": ["manquant"]}, "valeur manquante"),
+    ({"factors": ["manquant"], "missing": "raise"}, "valeur manquante"),
     ({"factors": ["inscrit"]}, "figure aussi"),
 ])
 def test_bad_input_gets_clear_french_error(kwargs, message):

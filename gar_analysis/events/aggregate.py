@@ -334,7 +334,10 @@ def _duckdb_connect(memory_limit: str | None, threads: int | None,
     if memory_limit:
         cfg["memory_limit"] = str(memory_limit)
     con = duckdb.connect(config=cfg)
-    con.execute("SET enable_progress_bar = false")
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:  # in Jupyter without ipywidgets: already off, and cannot be set
+        pass
     con.execute("SET TimeZone = 'Europe/Paris'")
     return con
 
