@@ -33,8 +33,10 @@ from . import config
 from .formatting import fmt_number
 from .stats import dersimonian_laird_tau2
 from .errors import DataError, Problem
-from .models import (MissingValuesWarning, _inverse_link, _problems_for, check_columns, check_dataframe,
-                     drop_missing, fmt_fr, numeric_column, prepare_design)
+from .formatting import fmt_sentence as fmt_fr
+from .models import _inverse_link, prepare_design
+from .validation import (MissingValuesWarning, _problems_for, check_columns, check_dataframe, drop_missing,
+                         numeric_column)
 
 Z95 = float(stats.norm.ppf(0.975))
 Z998 = float(stats.norm.ppf(0.999))
@@ -255,7 +257,7 @@ def funnel_table(data: pd.DataFrame, numerator: str, denominator: str | None = N
         when the expected count n·p0 or n·(1 − p0) is below this.
     missing : {"drop", "raise"}
         Rows with a missing unit, numerator or denominator: left out with a
-        :class:`~gar_analysis.models.MissingValuesWarning` and
+        :class:`~gar_analysis.validation.MissingValuesWarning` and
         ``attrs["missing"]`` (count, rows lost per unit), as statsmodels'
         formula interface does; or listed in a DataError (``"raise"``).
 
@@ -478,7 +480,7 @@ def observed_vs_expected(data: pd.DataFrame, outcome: str, covariates: list[str]
         τ² is added to each unit's variance (``"none"``, ``"additive"`` to force).
     missing : {"drop", "raise"}
         Schools with a missing unit, outcome, covariate or exposure: left out
-        with a :class:`~gar_analysis.models.MissingValuesWarning` and
+        with a :class:`~gar_analysis.validation.MissingValuesWarning` and
         ``attrs["missing"]`` (count, schools lost per unit), as statsmodels'
         formula interface does; or listed in a DataError (``"raise"``).
 
@@ -1069,81 +1071,3 @@ def publishable_oe(table: pd.DataFrame, unit: str, schools: pd.DataFrame, thresh
                                "ic_bas": "IC 95 % bas", "ic_haut": "IC 95 % haut",
                                "rapport_retreci": "Rapport rétréci", "rang": "Rang (intervalle à 95 %)",
                                "position": "Position"})
-
-
-def funnel_figure(table: pd.DataFrame, names: pd.Series | None = None, *, ylabel: str = "", xlabel: str = "",
-                  threshold: int = 0, max_labels: int = 15):
-    """Funnel plot: units (marker shape = position), 95 % and 99.8 % limits, reference line.
-
-    Units whose denominator is below ``threshold`` are not drawn (disclosure).
-    Labels: every unit when there are at most ``max_labels``, else those outside
-    the 99.8 % limits and the three most extreme on each side (the data table lists all).
-    """
-    import matplotlib.pyplot as plt
-    pct = table.attrs.get("kind") == "proportion"
-    m = 100.0 if pct else 1.0
-    t = table[table["denominator"] >= threshold] if threshold else table
-    names = names if names is not None else table["unit"]
-    names = pd.Series(list(names), index=table.index).loc[t.index]
-    curve = funnel_curve(table)
-    fig, ax = plt.subplots(figsize=(8, 4.8))
-    ax.axhline(m * table.attrs["target"], color="0.2", lw=1.2, label="Référence")
-    ax.plot(curve["denominator"], m * curve["upper_95"], ls="--", color="0.45", lw=1, label="Limites à 95 %")
-    ax.plot(curve["denominator"], m * curve["lower_95"], ls="--", color="0.45", lw=1)
-    ax.plot(curve["denominator"], m * curve["upper_998"], ls=":", color="0.1", lw=1.2, label="Limites à 99,8 %")
-    ax.plot(curve["denominator"], m * curve["lower_998"], ls=":", color="0.1", lw=1.2)
-    from .reporting.display import chart_palette
-
-    pal = chart_palette()  # blue, grey, orange, each ≥ 3:1 against the background
-    colors = {"au-dessus": pal[0], "conforme": pal[7], "en-dessous": pal[1]}
-    for pos in POSITIONS:
-        sel = t["position_998"] == pos
-        if sel.any():
-            ax.scatter(t.loc[sel, "denominator"], m * t.loc[sel, "rate"], marker=_MARKERS[pos], s=46,
-                       color=colors[pos], edgecolor="black", linewidth=0.5, zorder=3,
-                       label=POSITION_SYMBOLS[pos].split(" ", 1)[1].capitalize() + " (99,8 %)")
-    if len(t) <= max_labels:
-        show = t.index
-    else:  # units outside the limits, and the most extreme ones on each side
-        z = t["z_adjusted"]
-        show = t.index[(t["position_998"] != "conforme").to_numpy()].union(z.nlargest(3).index).union(
-            z.nsmallest(3).index)
-    for i in show:
-        ax.annotate(str(names.loc[i])[:28], (t.loc[i, "denominator"], m * t.loc[i, "rate"]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    return fig
-
-
-def oe_figure(table: pd.DataFrame, names: pd.Series | None = None, *, xlabel: str = "Rapport observé / attendu",
-              threshold: int = 0, max_units: int = 40):
-    """Observed / expected per unit with 95 % intervals (raw) and shrunken estimate, sorted."""
-    import matplotlib.pyplot as plt
-    t = table.copy()
-    t["_nom"] = list(names) if names is not None else t["unit"].astype(str)
-    if threshold:
-        t = t[t["n_ecoles"] >= threshold]
-    t = t.sort_values("shrunk_ratio").tail(max_units)
-    fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.28 * len(t) + 1)))
-    y = np.arange(len(t))
-    ax.hlines(y, t["ci_low"], t["ci_high"], color="0.5", lw=1.5, label="Intervalle à 95 %")
-    position = t["position_998"] if "position_998" in t.columns else t["position"]  # the page's 99.8 % rule
-    for pos in POSITIONS:
-        sel = (position == pos).to_numpy()
-        if sel.any():
-            ax.scatter(t["ratio"].to_numpy()[sel], y[sel], marker=_MARKERS[pos], s=40, color="#0173b2"
-                       if pos == "au-dessus" else "#de8f05" if pos == "en-dessous" else "#949494",
-                       edgecolor="black", linewidth=0.5, zorder=3, label=POSITION_SYMBOLS[pos].split(" ", 1)[1]
-                       .capitalize())
-    ax.scatter(t["shrunk_ratio"], y, marker="|", s=120, color="black", zorder=4, label="Estimation rétrécie")
-    ax.axvline(1.0, color="0.2", lw=1)
-    ax.set_yticks(y)
-    ax.set_yticklabels([s[:32] for s in t["_nom"]], fontsize=8)
-    ax.set_xlabel(xlabel)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    return fig

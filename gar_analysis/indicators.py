@@ -38,7 +38,7 @@ from .errors import ConfigError, DataError
 from .formatting import MONTH_NAMES, fmt_number, fmt_percent
 from .publishers import assign_ids, publisher_names, resolve
 from .territories import (AUDIENCES, academie_name, departement_name, get_audience, normalize_departement,
-                          region_name, slug, territory_codes, territory_name, unit_label)
+                          region_name, territory_codes, territory_name)
 
 #: Months excluded from the reference month (summer holidays).
 HOLIDAY_MONTHS = ("07", "08")

@@ -44,6 +44,8 @@ from scipy import stats
 from .stats import dersimonian_laird_tau2
 from .formatting import fmt_sentence
 from .errors import DataError, Problem
+from .validation import (_SOURCE, MISSING_POLICIES, MissingValuesWarning, _is_bool_like, _problems_for,  # noqa: F401
+                         check_columns, check_dataframe, check_no_missing, drop_missing, numeric_column)
 
 FAMILIES = ("binomial", "poisson", "negative_binomial", "gaussian")
 
@@ -88,8 +90,6 @@ OUTCOME_LABELS = {
 BINOMIAL_LABELS = {"inscrit": "d'inscription au GAR", "mois_actifs": "de mois actifs", "actif": "d'activité"}
 EXPOSURE_LABELS = {"nombre_eleves": "élève", "mois_mesures": "mois mesuré"}
 
-_SOURCE = "données du modèle"
-_MAX_ROWS_SHOWN = 20
 
 
 def term_label(term: str) -> str:
@@ -108,153 +108,6 @@ def term_label(term: str) -> str:
         col, level = term[:-1].split("[T.", 1)
         return f"{col} : {level}"
     return term
-
-
-# ---------------------------------------------------------------------------
-# input validation (shared with gaps.py)
-# ---------------------------------------------------------------------------
-
-def _line(label: object) -> int | None:
-    """Index label as a line number when it is one (contract frames), else None."""
-    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
-        return int(label)
-    return None
-
-
-def _problems_for(mask: pd.Series, column: str, message: str, source: str = _SOURCE) -> list[Problem]:
-    rows = mask[mask].index[:_MAX_ROWS_SHOWN]
-    out = [Problem(source, _line(r), column, message if _line(r) is not None else f"{message} (ligne d'index {r})")
-           for r in rows]
-    extra = int(mask.sum()) - len(rows)
-    if extra > 0:
-        out.append(Problem(source, None, column, f"… et {extra} autre(s) ligne(s) dans le même cas."))
-    return out
-
-
-def check_dataframe(data: object, source: str = _SOURCE) -> pd.DataFrame:
-    """Refuse anything but a non-empty DataFrame."""
-    if not isinstance(data, pd.DataFrame):
-        raise DataError.single(source, f"un tableau pandas (DataFrame) est attendu, reçu : {type(data).__name__}.")
-    if data.empty:
-        raise DataError.single(source, "le tableau est vide : aucune ligne à analyser.")
-    return data
-
-
-def check_columns(data: pd.DataFrame, columns: list[str], source: str = _SOURCE) -> None:
-    """Raise a DataError listing every column absent from ``data``."""
-    missing = [c for c in columns if c not in data.columns]
-    if missing:
-        known = ", ".join(map(str, data.columns[:30]))
-        raise DataError([Problem(source, None, c, f"colonne absente du tableau (colonnes disponibles : {known}).")
-                         for c in missing])
-
-
-def check_no_missing(data: pd.DataFrame, columns: list[str], source: str = _SOURCE) -> None:
-    """Raise a DataError listing the missing values of ``columns``."""
-    problems: list[Problem] = []
-    for c in columns:
-        mask = data[c].isna()
-        if mask.any():
-            problems += _problems_for(mask, c, "valeur manquante : complétez-la ou retirez la ligne avant l'analyse.",
-                                      source)
-    if problems:
-        raise DataError(problems)
-
-
-#: Values of the ``missing`` argument of the model and gap functions.
-MISSING_POLICIES = ("drop", "raise")
-
-
-class MissingValuesWarning(UserWarning):
-    """Rows with missing values were left out of an analysis (``missing="drop"``)."""
-
-
-def drop_missing(data: pd.DataFrame, columns: list, missing: str = "drop", *, unit: str | None = None,
-                 source: str = _SOURCE) -> tuple[pd.DataFrame, dict | None]:
-    """Apply the missing-value policy to the rows used by an analysis.
-
-    As statsmodels' formula interface does (``missing="drop"``), rows with a
-    missing value in any of ``columns`` are left out and reported; with
-    ``missing="raise"``, a DataError lists them (line and column).
-
-    Parameters
-    ----------
-    data : pandas.DataFrame
-        Input rows (columns already checked).
-    columns : list of str
-        Columns the analysis uses (None entries are ignored).
-    missing : {"drop", "raise"}
-        Policy.
-    unit : str, optional
-        Unit or group column: the report counts the rows lost per unit.
-
-    Returns
-    -------
-    (pandas.DataFrame, dict or None)
-        The rows kept, and the report (None when nothing was dropped): ``n_dropped``,
-        ``n_kept``, ``columns`` (missing values per column), ``unit``, ``units``
-        (rows lost per unit, largest first) and ``text`` (a French sentence).
-
-    Examples
-    --------
-    >>> d = pd.DataFrame({"u": ["a", "a", "b"], "x": [1.0, None, 3.0]})
-    >>> kept, report = drop_missing(d, ["u", "x"], unit="u")
-    >>> len(kept), report["n_dropped"], report["units"]
-    (2, 1, {'a': 1})
-    """
-    if missing not in MISSING_POLICIES:
-        raise DataError.single(source, f"valeur de « missing » inconnue : {missing!r} (« drop » pour retirer les "
-                                       "lignes incomplètes, « raise » pour les signaler).")
-    cols = [c for c in dict.fromkeys(columns) if c is not None]
-    if missing == "raise":
-        check_no_missing(data, cols, source)
-        return data, None
-    na = data[cols].isna()
-    rows = na.any(axis=1).to_numpy()
-    if not rows.any():
-        return data, None
-    if rows.all():
-        raise DataError.single(source, f"toutes les lignes ({len(data)}) ont une valeur manquante dans "
-                                       f"{', '.join(f'« {c} »' for c in cols)} : rien à analyser.")
-    per_col = {c: int(v) for c, v in na.sum().items() if v}
-    units: dict = {}
-    if unit is not None:
-        lost = data.loc[rows, unit].astype("string").fillna("(manquant)")
-        units = {str(k): int(v) for k, v in lost.value_counts().items()}
-    n = int(rows.sum())
-    text = (f"{n} ligne(s) sur {len(data)} retirée(s) pour valeur manquante ("
-            + ", ".join(f"{c} : {v}" for c, v in per_col.items()) + ")")
-    if units:
-        shown = list(units.items())[:10]
-        text += f" ; « {unit} » concernés : " + ", ".join(f"{k} ({v})" for k, v in shown)
-        if len(units) > len(shown):
-            text += f" et {len(units) - len(shown)} autre(s)"
-    text += ". Passez missing=\"raise\" pour les lister ligne par ligne."
-    report = {"n_dropped": n, "n_kept": len(data) - n, "columns": per_col, "unit": unit, "units": units,
-              "text": text}
-    return data.loc[~rows], report
-
-
-def _is_bool_like(s: pd.Series) -> bool:
-    """Object or string columns holding only booleans (e.g. after a merge)."""
-    if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
-        return False
-    values = set(s.dropna().unique().tolist())
-    return bool(values) and values <= {True, False, "True", "False", "true", "false"}
-
-
-def numeric_column(data: pd.DataFrame, column: str, source: str = _SOURCE) -> pd.Series:
-    """Return a column as float64, refusing text that is not a number."""
-    s = data[column]
-    if pd.api.types.is_bool_dtype(s) or _is_bool_like(s):
-        return s.map(lambda v: float(v in (True, "True", "true")) if pd.notna(v) else np.nan).astype("float64")
-    if pd.api.types.is_numeric_dtype(s):
-        return s.astype("float64")
-    conv = pd.to_numeric(s, errors="coerce")
-    bad = conv.isna() & s.notna()
-    if bad.any():
-        raise DataError(_problems_for(bad, column, "valeur non numérique.", source))
-    return conv.astype("float64")
 
 
 # ---------------------------------------------------------------------------
@@ -512,24 +365,10 @@ class SuccessFactors:
 
     def plot(self, title: str = ""):
         """Forest plot of the ratios with their 95 % intervals (Matplotlib figure, accessible palette)."""
+        from .reporting.charts import forest_figure, style_context
+
         with style_context():
             return forest_figure(self, title=title)
-
-
-def style_context():
-    """Matplotlib settings of the project's charts (seaborn whitegrid, colour-blind palette at 3:1), as a context.
-
-    Unlike ``reporting.display.setup_style``, it leaves the backend alone, so figures
-    still show inline in JupyterLab.
-    """
-    import matplotlib as mpl
-    import seaborn as sns
-
-    from .reporting.display import chart_palette
-    rc = {**sns.axes_style("whitegrid"), "axes.prop_cycle": mpl.cycler(color=list(chart_palette())),
-          "figure.dpi": 96, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
-          "ytick.labelsize": 10}
-    return mpl.rc_context(rc)
 
 
 # ---------------------------------------------------------------------------
@@ -1044,45 +883,6 @@ def model_frames(schools: pd.DataFrame, yearly: pd.DataFrame | None, audience: s
         out["excluded"]["usage"] = len(y) - len(use)
     out["annee"] = annee
     return out
-
-
-def forest_figure(result: SuccessFactors, *, title: str = ""):
-    """Forest plot of the ratios (odds or rate ratios) with 95 % intervals, log scale, line at 1."""
-    import matplotlib.pyplot as plt
-    t = result.table[result.table["term"] != "Intercept"].iloc[::-1]
-    ratio = result.family != "gaussian"
-    est = t["ratio"] if ratio else t["estimate"]
-    lo = t["ratio_low"] if ratio else t["ci_low"]
-    hi = t["ratio_high"] if ratio else t["ci_high"]
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(t) + 1.4))
-    y = np.arange(len(t))
-    ax.hlines(y, lo, hi, color="#0173b2", lw=2)
-    clear = ((lo > 1) | (hi < 1)) if ratio else ((lo > 0) | (hi < 0))
-    ax.scatter(est[clear], y[clear.to_numpy()], marker="D", color="#0173b2", zorder=3, label="Intervalle excluant 1")
-    ax.scatter(est[~clear], y[~clear.to_numpy()], marker="o", facecolor="white", edgecolor="#0173b2", zorder=3,
-               label="Intervalle incluant 1")
-    ax.axvline(1.0 if ratio else 0.0, color="0.2", lw=1)
-    if ratio:
-        ax.set_xscale("log")
-        from matplotlib.ticker import FuncFormatter
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_fr(v, 2 if v < 1 else 1)))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-        finite = np.concatenate([np.asarray(lo, float), np.asarray(hi, float)])
-        finite = finite[np.isfinite(finite) & (finite > 0)]
-        if finite.size:
-            ticks = [v for v in (0.1, 0.2, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 10, 20, 50, 100)
-                     if finite.min() / 1.2 <= v <= finite.max() * 1.2]
-            ax.set_xticks(ticks or [1.0])
-    ax.set_yticks(y)
-    ax.set_yticklabels(t["label"], fontsize=9)
-    kind = {"binomial": "Rapport de cotes", "poisson": "Rapport de taux", "negative_binomial": "Rapport de taux",
-            "gaussian": "Effet"}[result.family]
-    ax.set_xlabel(f"{kind} (intervalle à 95 %)")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
-    fig.tight_layout()
-    return fig
 
 
 def effects_display(result: SuccessFactors) -> pd.DataFrame:

@@ -14,11 +14,9 @@ scrolls inside its own focusable container, never the page.
 from __future__ import annotations
 
 import base64
-import functools
 import html
 import io
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
@@ -377,134 +375,6 @@ def show_links(links: Iterable[tuple[str, str]]) -> str:
     return _display("<ul>" + "".join(f'<li><a href="{_esc(h)}">{_esc(t)}</a></li>' for h, t in links) + "</ul>")
 
 
-def contrast_ratio(color1, color2) -> float:
-    """Return the WCAG contrast ratio (1 to 21) of two colours (hex strings or RGB tuples in 0..1)."""
-    from matplotlib.colors import to_rgb
-
-    def luminance(color) -> float:
-        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(color)]
-        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
-
-    hi, lo = sorted((luminance(color1), luminance(color2)), reverse=True)
-    return (hi + 0.05) / (lo + 0.05)
-
-
-@functools.cache
-def chart_palette(minimum: float = 3.1, background: str = "#ffffff") -> tuple[tuple[float, float, float], ...]:
-    """Return seaborn's ``colorblind`` palette, each colour darkened until it contrasts with the background.
-
-    Lines, bars and markers must stand out from the background by at least 3:1
-    (RGAA 3.3, WCAG 1.4.11): the light colours of the palette (orange, yellow,
-    pink, sky blue) keep their hue and saturation, their lightness is lowered in
-    small steps until the ratio reaches ``minimum``.
-    """
-    import colorsys
-
-    import seaborn as sns
-
-    out = []
-    for rgb in sns.color_palette("colorblind"):
-        h, light, sat = colorsys.rgb_to_hls(*rgb)
-        while contrast_ratio(rgb, background) < minimum and light > 0:
-            light = max(0.0, light - 0.005)
-            rgb = colorsys.hls_to_rgb(h, light, sat)
-        out.append(tuple(float(c) for c in rgb))
-    return tuple(out)
-
-
-def setup_style() -> list:
-    """Set the seaborn theme (readable fonts, :func:`chart_palette`); return the palette."""
-    import matplotlib as mpl
-    import seaborn as sns
-
-    mpl.use("Agg")
-    sns.set_theme(style="whitegrid", palette=list(chart_palette()), context="notebook")
-    mpl.rcParams.update({"figure.figsize": (7.5, 4.2), "figure.dpi": 96, "axes.titlesize": 12,
-                         "axes.labelsize": 11, "xtick.labelsize": 10, "ytick.labelsize": 10,
-                         "axes.formatter.use_locale": False, "svg.fonttype": "none"})
-    return sns.color_palette(list(chart_palette()))
-
-
-def french_axis(ax, axis: str = "y", kind: str = "int") -> None:
-    """Format an axis' tick labels the French way (``percent``, ``int`` or ``decimal``)."""
-    from matplotlib.ticker import FuncFormatter
-
-    fmt = {"percent": lambda v, _: fmt_percent(v, 0), "int": lambda v, _: fmt_number(v),
-           "decimal": lambda v, _: fmt_number(v, 1)}[kind]
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(FuncFormatter(fmt))
-
-
-# --------------------------------------------------------------------------- charts
-
-
-def _values(series: pd.Series) -> pd.Series:
-    return pd.to_numeric(series.where(~series.map(is_suppressed)), errors="coerce")
-
-
-def bar_chart(df: pd.DataFrame, label_col: str, value_col: str, *, kind: str = "percent", national: float | None = None,
-              xlabel: str = "", max_bars: int = 35):
-    """Horizontal bar chart of one value per unit, sorted, with the national value as a dashed line.
-
-    Suppressed (``c``) values get no bar and the text « c » (colour never carries meaning alone).
-    """
-    import matplotlib.pyplot as plt
-
-    data = df[[label_col, value_col]].copy()
-    data["_v"] = _values(data[value_col])
-    data = data.sort_values("_v", ascending=True, na_position="first").tail(max_bars)
-    height = max(2.2, 0.32 * len(data) + 1.0)
-    fig, ax = plt.subplots(figsize=(7.0, height))
-    y = np.arange(len(data))
-    ax.barh(y, data["_v"].fillna(0), color=_palette(0), height=0.7)
-    for yi, v, raw in zip(y, data["_v"], data[value_col]):
-        if is_suppressed(raw) or pd.isna(v):
-            ax.text(0, yi, " c" if is_suppressed(raw) else " –", va="center", fontsize=9)
-    ax.set_yticks(y, data[label_col].astype(str))
-    if national is not None and not _is_missing(national):
-        ax.axvline(float(national), color="#1e1e1e", linestyle="--", linewidth=1.2,
-                   label=f"National : {_FORMATTERS[kind](national) if kind != 'int' else fmt_number(national)}")
-        ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
-    ax.set_xlabel(xlabel)
-    french_axis(ax, "x", "percent" if kind == "percent" else ("decimal" if kind == "decimal" else "int"))
-    ax.grid(axis="y", visible=False)
-    fig.tight_layout()
-    return fig
-
-
-def line_chart(df: pd.DataFrame, x_col: str, y_cols: list[str] | str, *, labels: list[str] | None = None,
-               kind: str = "int", ylabel: str = ""):
-    """Line chart over months (``YYYY-MM``); several series get distinct markers and line styles."""
-    import matplotlib.pyplot as plt
-
-    y_cols = [y_cols] if isinstance(y_cols, str) else list(y_cols)
-    labels = labels or y_cols
-    fig, ax = plt.subplots(figsize=(7.5, 3.6))
-    x = np.arange(len(df))
-    markers, styles = ["o", "s", "^", "D"], ["-", "--", ":", "-."]
-    for i, (col, lab) in enumerate(zip(y_cols, labels)):
-        ax.plot(x, _values(df[col]), marker=markers[i % 4], linestyle=styles[i % 4], markersize=3.5,
-                color=_palette(i), label=lab)
-    months = df[x_col].astype(str).tolist()
-    step = max(1, len(months) // 8)
-    ticks = list(range(0, len(months), step))
-    ax.set_xticks(ticks, [_short_month(months[k]) for k in ticks], rotation=0)
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(bottom=0)
-    french_axis(ax, "y", kind)
-    if len(y_cols) > 1:
-        ax.legend(fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def _short_month(month: str) -> str:
-    m = re.match(r"^(\d{4})-(\d{2})$", month)
-    if not m:
-        return month
-    abbr = ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."]
-    return f"{abbr[int(m.group(2)) - 1]}\n{m.group(1)}"
-
-
-def _palette(i: int):
-    palette = chart_palette()
-    return palette[i % len(palette)]
+# Charts live in reporting/charts.py; the notebooks' ``d.`` names stay valid.
+from .charts import (_palette, _short_month, bar_chart, chart_palette, contrast_ratio, french_axis,  # noqa: E402,F401
+                     line_chart, setup_style)
