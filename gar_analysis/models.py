@@ -559,6 +559,11 @@ def _influence(res, index: pd.Index) -> dict:
             "influential": [index[i] for i in order[:5]], "cooks_threshold": thr}
 
 
+def _schools(n: int) -> str:
+    """« 1 établissement », « 3 établissements » (counts of schools are institutional facts: shown)."""
+    return f"{n} établissement" + ("s" if n > 1 else "")
+
+
 def _check_support(d: _Design, family: str, groups: str | None) -> list[str]:
     """Plain-language warnings when the data cannot support a factor."""
     out = []
@@ -576,13 +581,13 @@ def _check_support(d: _Design, family: str, groups: str | None) -> list[str]:
             ones = int(d.frame[f].sum())
             small = min(ones, n - ones)
             if small < 10:
-                out.append(f"« {term_label(f)} » : seulement {small} établissements dans le groupe le moins "
+                out.append(f"« {term_label(f)} » : seulement {_schools(small)} dans le groupe le moins "
                            "fréquent ; l'effet de ce facteur ne peut pas être estimé de façon fiable.")
         if kind == "categorical":
             counts = d.frame[f].value_counts()
             for lv, c in counts.items():
                 if c < 10:
-                    out.append(f"« {f} = {lv} » : seulement {int(c)} établissements ; effet peu fiable.")
+                    out.append(f"« {f} = {lv} » : seulement {_schools(int(c))} ; effet peu fiable.")
         if family == "binomial" and d.trials is None and kind in ("binary", "categorical"):
             tab = pd.crosstab(d.frame[f], d.y)
             if tab.shape[1] == 2 and ((tab == 0).any(axis=1)).any():

@@ -385,3 +385,33 @@ def test_comparison_note_names_the_units_on_which_the_analyses_differ():
     assert "par le rapport observé / attendu seulement : Bretagne (en dessous)" in note
     assert "entonnoir seulement" not in note and note.count(".") == 1
     assert comparison_note(funnel, oe.assign(position_998=["au-dessus", "conforme", "conforme"])) == ""
+
+
+def test_published_gap_tables_never_give_back_a_small_count_of_accès():
+    """#16 item 4: « c / 8 / 37,5 % » gave 3; « Observé c, Attendu 5,39, rapport 0,56 » gave 3 again."""
+    from gar_analysis.gaps import publishable_funnel, publishable_oe
+
+    schools = pd.DataFrame({"uai": ["a", "b", "c"], "nom": ["A", "B", "C"], "code_academie": ["01", "02", "03"]})
+    rate = pd.DataFrame({"unit": ["01", "02", "03"], "numerator": [3, 400, 0], "denominator": [8, 1000, 50],
+                         "rate": [0.375, 0.4, 0.0], "shrunk_rate": [0.39, 0.4, 0.01], "lower_998": [0.1, 0.35, 0.1],
+                         "upper_998": [0.7, 0.45, 0.7], "position_998": ["conforme"] * 3})
+    rate.attrs["kind"] = "rate"
+    out = publishable_funnel(rate, "code_academie", schools, 5)
+    first = out.iloc[0]
+    assert first["Numérateur (nombre)"] == "c" and first["Valeur"] == "c" and first["Valeur rétrécie"] == "c"
+    assert out.iloc[2]["Numérateur (nombre)"] == 0  # zero accès: shown
+    share = rate.assign(numerator=[3, 400, 0])
+    share.attrs["kind"] = "proportion"  # 3 schools of 8: an institutional fact, shown
+    assert publishable_funnel(share, "code_academie", schools, 5).iloc[0]["Numérateur (nombre)"] == 3
+    oe = pd.DataFrame({"unit": ["01", "02"], "n_ecoles": [8, 40], "observed": [3, 300], "expected": [5.39, 280.0],
+                       "ratio": [3 / 5.39, 300 / 280], "ci_low": [0.2, 0.9], "ci_high": [1.5, 1.2],
+                       "shrunk_ratio": [0.8, 1.05], "shrunk_low": [0.4, 0.9], "shrunk_high": [1.3, 1.2],
+                       "position": ["conforme"] * 2, "position_998": ["conforme"] * 2})
+    oe.attrs["family"] = "poisson"
+    pub = publishable_oe(oe, "code_academie", schools, 5).set_index("Nom")
+    row = pub.loc["Académie du Nord"] if "Académie du Nord" in pub.index else pub.iloc[[r for r in range(len(pub))
+                                                                                        if pub.iloc[r]["Établissements (nombre)"] == 8][0]]
+    for col in ("Observé (nombre)", "Rapport observé / attendu", "IC 95 % bas", "IC 95 % haut", "Rapport rétréci"):
+        assert row[col] == "c", col
+    big = pub[pub["Établissements (nombre)"] == 40].iloc[0]
+    assert big["Observé (nombre)"] == 300
