@@ -30,7 +30,7 @@ from .territories import normalize_departement
 log = logging.getLogger(__name__)
 
 TABLES = ("etablissements", "etablissements_annee", "usage_mensuel", "acces_ressources", "ressources",
-          "contrats", "actions", "budget", "constats")
+          "contrats", "actions", "budget", "constats", "dnma_mensuel", "croisement_ent_gar")
 TERRITORY_COLUMNS = ["code_departement", "code_academie", "code_region", "niveau", "secteur"]
 #: Funding authority of each school level (actor type in the CRM, column holding its code).
 FUNDING_AUTHORITY = {"ecole": ("commune", "code_commune"), "college": ("departement", "code_departement"),
@@ -177,8 +177,11 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
                             on=["uai", "mois"], how="outer")
     active_res = acces[acces["acces"] > 0].groupby(["uai", "mois"])["id_ressource"].nunique()
     monthly = monthly.merge(active_res.rename("ressources_actives").reset_index(), on=["uai", "mois"], how="left")
-    if ds.has("audience"):
-        dn = ds.audience.groupby(["uai", "mois"], as_index=False)[["visites", "visiteurs"]].sum()
+    from .sources.dnma import monthly_audience
+
+    audience = monthly_audience(data_dir)  # published weekly DNMA (weeks split by days), else dnma/audience.csv
+    if audience is not None:
+        dn = audience[0].groupby(["uai", "mois"], as_index=False)[["visites", "visiteurs"]].sum()
         dn = dn.rename(columns={"visites": "visites_dnma", "visiteurs": "visiteurs_dnma"})
         dn["mesure_dnma"] = True
         monthly = monthly.merge(dn, on=["uai", "mois"], how="outer")
@@ -263,6 +266,9 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
         actions = ds.actions.reset_index(drop=True).merge(terr, on="uai", how="left", validate="many_to_one")
     budget = ds.depenses.reset_index(drop=True) if ds.has("depenses") else pd.DataFrame()
 
+    from .dnma import dnma_tables
+
+    dnma = dnma_tables(data_dir, terr, acces[["uai", "mois", "acces"]])
     return {
         "etablissements": schools,
         "etablissements_annee": yearly,
@@ -273,6 +279,7 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
         "actions": actions,
         "budget": budget,
         "constats": constats.reset_index(drop=True),
+        **dnma,
     }
 
 
