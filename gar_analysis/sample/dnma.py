@@ -54,7 +54,7 @@ def _weeks(months: list[str]) -> pd.DatetimeIndex:
     start_year = last.year if last.month >= 9 else last.year - 1
     start = max(pd.Timestamp(f"{start_year}-09-01"), pd.Timestamp(months[0] + "-01"))
     end = last.end_time.normalize()
-    first_monday = start + pd.Timedelta(days=(7 - start.dayofweek) % 7)
+    first_monday = start + pd.Timedelta(days=(7 - start.day_of_week) % 7)
     weeks = pd.date_range(first_monday, end - pd.Timedelta(days=6), freq="7D")
     return weeks
 

@@ -147,7 +147,7 @@ def read_dnma(path: str | Path, dataset: str | None = None) -> pd.DataFrame:
     d = raw["debutsemaine"].str.strip()
     date = pd.to_datetime(d.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
     report(date.isna(), "debutsemaine", "date « {value} » illisible : le lundi de la semaine (AAAA-MM-JJ) est attendu.")
-    report(date.notna() & (date.dt.dayofweek != 0), "debutsemaine",
+    report(date.notna() & (date.dt.day_of_week != 0), "debutsemaine",
            "« {value} » n'est pas un lundi : la colonne donne le premier jour (lundi) de la semaine mesurée.")
     out["debutsemaine"] = date
     uai = raw["uai"].str.strip()
