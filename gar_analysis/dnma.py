@@ -222,7 +222,8 @@ def device_mix(tables, audience: str, code: str) -> pd.DataFrame:
     """Return the device mix of pupils, teachers and parents (latest school year), beside the national one.
 
     ``part_smartphone`` is the smartphone share of visits on computer, smartphone
-    and tablet (the published definition: pupils 53.8 %, parents 81.7 % in 2025-2026).
+    and tablet; the national value has the audience's scope (national collèges
+    for a département) (the published definition: pupils 53.8 %, parents 81.7 % in 2025-2026).
 
     Returns
     -------
@@ -235,7 +236,9 @@ def device_mix(tables, audience: str, code: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["profil", "visites", "part_smartphone", "part_smartphone_national"])
     m = _last_year(m)
     local = pd.DataFrame(_device_rows(_scope(m, audience, code)))
-    nat = pd.DataFrame(_device_rows(_scope(m, "national", "FR")))
+    from .indicators import reference
+
+    nat = pd.DataFrame(_device_rows(reference(m, audience) if "niveau" in m.columns else m))
     local["part_smartphone_national"] = nat["part_smartphone"].to_numpy()
     return local
 
