@@ -151,3 +151,39 @@ def test_real_shared_files_and_the_3535_gap():
     assert prof["libelle"].tolist() == ["Elève", "Enseignants", "Documentaliste", "Autres", NULL_PROFIL_LABEL]
     r = reconcile_totals(aca, prof, published_total=ACADEMIE_TOTAL_ACCES)
     assert r.iloc[0]["ecart"] == 3_535
+
+
+@pytest.mark.slow
+def test_national_opendata_page_on_published_figures(tmp_path, monkeypatch):
+    """The open-data page: accès per accédant with funnel limits, the catalogue, the 3,535 reconciliation."""
+    import json
+
+    import nbformat
+
+    papermill = pytest.importorskip("papermill")
+    from gar_analysis.config import REPORT_NOTEBOOKS_DIR
+
+    od = tmp_path / "od"
+    od.mkdir()
+    rows = [r.split(";") for r in need(FIG / "gar-academie-2024-2025.partial.csv").read_text(
+        encoding="utf-8").split("\n")[1:] if r]
+    for m, i, ds in (("accedants", 1, "fr-en-gar-accedants_academie2024-2025"), ("acces", 2, "fr-en-gar-acces_academie"),
+                     ("affectations", 3, "fr-en-gar-affectations_academie2024-2025")):
+        (od / f"{ds}.csv").write_text(f"libelle_aca;{m}\n" + "\n".join(f"{r[0]};{r[i]}" for r in rows) + "\n",
+                                      encoding="utf-8")
+    (od / "fr-en-gar-acces_profil2024-2025.csv").write_bytes((FIG / "gar-acces-profil-2024-2025.csv").read_bytes())
+    (od / "fr-en-gestionnaire-dacces-aux-ressources-gar-liste_des_ressources-2026.csv").write_text(
+        "type;cout;libelle_de_l_editeur;nouveau\nManuel numérique;Payant;Éditeur 1;Oui\n", encoding="utf-8")
+    summary = tmp_path / "summary.json"
+    monkeypatch.setenv("GAR_REPORT_SUMMARY", str(summary))
+    papermill.execute_notebook(str(REPORT_NOTEBOOKS_DIR / "national_opendata.ipynb"), str(tmp_path / "out.ipynb"),
+                               parameters={"opendata_dir": str(od), "processed_dir": str(tmp_path / "absent")},
+                               progress_bar=False)
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    html = "".join(o.get("data", {}).get("text/html", "") for c in out.cells for o in c.get("outputs", []))
+    assert "Accès par accédant par académie" in html and "Limite haute (95 %)" in html
+    assert "3\u202f535" in html and NULL_PROFIL_LABEL in html and "Ressources par type" in html
+    assert "Ce que les données publiques ne permettent pas" in html
+    import re
+
+    assert any(re.search(r"3\s535 accès", s) for s in json.loads(summary.read_text(encoding="utf-8"))["a_corriger"])

@@ -43,6 +43,20 @@ AUTRES_LABEL = "Autres (Saint-Pierre-et-Miquelon, Polynésie française, Andorre
 #: Display label of the literal ``Null`` profil.
 NULL_PROFIL_LABEL = "profil non renseigné"
 MEASURES = ("accedants", "acces", "affectations")
+#: National totals of the académie datasets, 2024-2025 (SOURCE.md of ``gar-dnma-published-figures``): used
+#: to reconcile when only some académie rows are at hand.
+NATIONAL_TOTALS = {"accedants": 10_829_562, "acces": 54_096_270, "affectations": 86_549_678}
+#: Académie rows of the complete datasets (30 académies and « Autres »).
+ACADEMIE_ROWS = 31
+#: Sections of the dashboards that need the internal GAR exports (public data cannot support them).
+NEEDS_INTERNAL = (
+    "inscriptions et déploiement par établissement (gar/etablissements.csv)",
+    "accès, affectations et accédants par établissement et par mois (gar/acces.csv, gar/affectations.csv, "
+    "gar/accedants.csv)",
+    "abonnements et licences (gar/abonnements.csv)",
+    "écarts territoriaux et facteurs de succès à l'échelle des établissements",
+    "croisement des visites de ressources de l'ENT avec les accès GAR (côté GAR)",
+)
 _ACADEMIE_FIELDS = ("libelle_aca", "libelle_aca_majuscules", "libelle_region_2016", "code_academie",
                     "code_region_2016")
 _RESSOURCE_FIELDS = ("type", "cout", "libelle_de_l_editeur", "libelle_du_distributeur_technique_dtr",
@@ -313,6 +327,35 @@ def compare_own_totals(published: pd.DataFrame, own: pd.DataFrame) -> pd.DataFra
             out[f"{m}_publie"] = pub[m].reindex(codes).astype("Int64")
             out[f"{m}_calcule"] = mine[m].reindex(codes).round().astype("Int64")
             out[f"{m}_ecart"] = out[f"{m}_calcule"] - out[f"{m}_publie"]
+    return out.reset_index()
+
+
+def own_academie_totals(processed_dir: str | Path | None, year: str = PUBLISHED_YEAR) -> pd.DataFrame | None:
+    """Return the project's own accès and accédants by académie for a school year, None when not covered.
+
+    Read from the processed tables (``usage_mensuel``, ``etablissements_annee``)
+    of the user's GAR exports; None when they hold no accès in that year.
+    """
+    from ..build import load_processed
+
+    try:
+        usage = load_processed("usage_mensuel", processed_dir)
+    except DataError:
+        return None
+    if "annee_scolaire" not in usage.columns or "acces" not in usage.columns:
+        return None
+    u = usage[(usage["annee_scolaire"].astype(str) == year) & usage["code_academie"].notna()]
+    if not len(u) or u["acces"].sum() <= 0:
+        return None
+    out = u.groupby("code_academie")["acces"].sum().to_frame()
+    try:
+        ya = load_processed("etablissements_annee", processed_dir)
+        cols = [c for c in ya.columns if c.startswith("accedants_")]
+        ya = ya[ya["annee_scolaire"].astype(str) == year]
+        if cols and len(ya):
+            out["accedants"] = ya.groupby("code_academie")[cols].sum().sum(axis=1)
+    except DataError:
+        pass
     return out.reset_index()
 
 
