@@ -146,7 +146,8 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
     schools["rural"] = (schools["densite"] < RURAL_DENSITY).where(schools["densite"].notna()).astype("boolean")
 
     gar = ds.etablissements.drop_duplicates("uai") if ds.has("etablissements") else pd.DataFrame(
-        columns=["uai", "date_inscription", "mediacentre", "projet_ent"])
+        {"uai": pd.Series(dtype="string"), "date_inscription": pd.Series(dtype="datetime64[ns]"),
+         "mediacentre": pd.Series(dtype="string"), "projet_ent": pd.Series(dtype="string")})  # public data only
     schools = schools.merge(gar[["uai", "date_inscription", "mediacentre", "projet_ent"]], on="uai",
                             how="left", validate="one_to_one")
     schools["inscrit"] = schools["date_inscription"].notna()
@@ -268,7 +269,7 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
 
     from .dnma import dnma_tables
 
-    dnma = dnma_tables(data_dir, terr, acces[["uai", "mois", "acces"]])
+    dnma = dnma_tables(data_dir, terr, acces[["uai", "mois", "acces"]] if ds.has("acces") else None)
     return {
         "etablissements": schools,
         "etablissements_annee": yearly,

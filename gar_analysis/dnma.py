@@ -31,6 +31,8 @@ CONSTATS = {
                     "ÉduGAR, ou services de ressources non marqués dans la mesure d'audience.",
     "coherent": "Ressources vues des deux côtés (ENT et GAR).",
     "aucun": "Ni visite de ressource dans l'ENT ni accès GAR.",
+    "gar_absent": "Accès GAR inconnus : les exports internes du GAR ne sont pas dans les données (seul le côté ENT "
+                  "est montré).",
 }
 #: One-sided threshold (visits or accès in the school year), as the quality rule ``ressources_ent_gar``.
 ENT_GAR_MIN = 20
@@ -93,7 +95,7 @@ def school_year_crossing(services: pd.DataFrame, gar_monthly: pd.DataFrame) -> p
     return g
 
 
-def dnma_tables(data_dir: str | Path, terr: pd.DataFrame, gar_monthly: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def dnma_tables(data_dir: str | Path, terr: pd.DataFrame, gar_monthly: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
     """Return the processed DNMA tables of a data directory (empty frames without the published DNMA).
 
     Parameters
@@ -102,8 +104,9 @@ def dnma_tables(data_dir: str | Path, terr: pd.DataFrame, gar_monthly: pd.DataFr
         The data directory.
     terr : pandas.DataFrame
         ``uai`` and the territory columns of every school.
-    gar_monthly : pandas.DataFrame
-        ``uai, mois, acces``.
+    gar_monthly : pandas.DataFrame or None
+        ``uai, mois, acces``; None without the internal GAR exports (then
+        ``acces_gar`` is NA and every school's ``constat`` is ``gar_absent``).
 
     Returns
     -------
@@ -127,7 +130,13 @@ def dnma_tables(data_dir: str | Path, terr: pd.DataFrame, gar_monthly: pd.DataFr
         sv = load_dnma(data_dir, "services")
         res = resource_visits_monthly(sv).drop(columns=["ligne"])
         mensuel = mensuel.merge(res, on=["uai", "mois"], how="outer") if len(mensuel) else res
-        crossing = school_year_crossing(sv, gar_monthly).drop(columns=["ligne"])
+        if gar_monthly is None:
+            crossing = school_year_crossing(sv, pd.DataFrame({"uai": [], "mois": [], "acces": []})).drop(columns=["ligne"])
+            crossing["acces_gar"] = pd.Series(pd.NA, index=crossing.index, dtype="Int64")
+            crossing["constat"] = "gar_absent"
+            crossing["explication"] = CONSTATS["gar_absent"]
+        else:
+            crossing = school_year_crossing(sv, gar_monthly).drop(columns=["ligne"])
     if len(mensuel):
         vis = [c for c in mensuel.columns if c.startswith("visites_")]
         mensuel[vis] = mensuel[vis].round().astype("Int64")
@@ -188,11 +197,15 @@ def ent_gar_crossing(tables, audience: str, code: str) -> pd.DataFrame:
     g = x.groupby("constat").agg(etablissements=("uai", "nunique"),
                                  visites_ressources_ent=("visites_ressources_ent", "sum"),
                                  visites_manuel_numerique=("visites_manuel_numerique", "sum"),
-                                 acces_gar=("acces_gar", "sum")).reindex(list(CONSTATS), fill_value=0)
+                                 acces_gar=("acces_gar", "sum"))
+    absent = bool((x["constat"] == "gar_absent").all())
+    g = g.reindex(["gar_absent"] if absent else [c for c in CONSTATS if c != "gar_absent"], fill_value=0)
     g["libelle"] = [CONSTATS[c] for c in g.index]
     g.loc["total"] = [x["uai"].nunique(), x["visites_ressources_ent"].sum(), x["visites_manuel_numerique"].sum(),
                       x["acces_gar"].sum(), "Ensemble des établissements mesurés"]
     out = g.rename_axis("constat").reset_index()[cols]
+    if absent:
+        out["acces_gar"] = pd.Series(pd.NA, index=out.index, dtype="Int64")
     out.attrs["annee_scolaire"] = str(x["annee_scolaire"].iloc[0])
     return out
 
@@ -265,3 +278,16 @@ def parent_use(tables, audience: str, code: str) -> pd.DataFrame:
         g["visites_globales"] > 0)
     g["utilisateurs_parent_semaine"] = g["utilisateurs_parent_semaine"].round()
     return g[cols]
+
+
+def internal_gar_available(tables) -> bool:
+    """Return whether the processed tables come with the internal GAR exports (inscriptions or accès).
+
+    Without them (public data only: register, IPS, communes, DNMA), the GAR
+    sections of the dashboards have nothing to show and say so.
+    """
+    schools = _table(tables, "etablissements")
+    usage = _table(tables, "usage_mensuel")
+    inscrits = bool(len(schools)) and "inscrit" in schools.columns and bool(schools["inscrit"].fillna(False).any())
+    acces = bool(len(usage)) and "acces" in usage.columns and float(pd.to_numeric(usage["acces"]).sum()) > 0
+    return inscrits or acces

@@ -211,3 +211,53 @@ def test_dashboard_functions(sample_build):
     pu = dnma.parent_use(t, "academie", "14")
     assert len(pu) and (pu["part_parents"].dropna().between(0, 1)).all()
     assert dnma.ent_gar_crossing({}, "national", "FR").empty  # an old build without DNMA tables
+
+
+@pytest.fixture(scope="module")
+def public_only(sample_build, tmp_path_factory):
+    """Public files only (register, IPS, communes, DNMA): no internal GAR export, checked and built."""
+    import shutil
+
+    from gar_analysis.build import build
+
+    base = tmp_path_factory.mktemp("public_only")
+    for sub in ("referentiel", "dnma"):
+        shutil.copytree(sample_build.data_dir / sub, base / "data" / sub)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        build(base / "data", base / "processed")
+    return base
+
+
+def test_public_only_build_says_gar_side_is_unknown(public_only):
+    from gar_analysis import dnma
+    from gar_analysis.build import load_processed
+    from gar_analysis.indicators import Tables
+
+    cross = load_processed("croisement_ent_gar", public_only / "processed")
+    assert len(cross) and (cross["constat"] == "gar_absent").all() and cross["acces_gar"].isna().all()
+    t = Tables(public_only / "processed")
+    assert not dnma.internal_gar_available(t) and dnma.dnma_available(t)
+    x = dnma.ent_gar_crossing(t, "national", "FR")
+    assert x["constat"].tolist() == ["gar_absent", "total"]  # never « ENT sans GAR » for want of GAR data
+    assert len(dnma.device_mix(t, "national", "FR")) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, audience, code", [("sample", "academie", "14"), ("sample", "departement", "35"),
+                                                  ("public", "academie", "14")])
+def test_dashboards_show_the_ent_section(sample_build, public_only, tmp_path, mode, audience, code):
+    import nbformat
+
+    papermill = pytest.importorskip("papermill")
+    from gar_analysis.config import REPORT_NOTEBOOKS_DIR
+
+    processed = sample_build.processed_dir if mode == "sample" else public_only / "processed"
+    papermill.execute_notebook(str(REPORT_NOTEBOOKS_DIR / "tableau_de_bord.ipynb"), str(tmp_path / "out.ipynb"),
+                               parameters={"audience": audience, "territoire": code, "processed_dir": str(processed)},
+                               progress_bar=False)
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    html = "".join(o.get("data", {}).get("text/html", "") for c in out.cells for o in c.get("outputs", []))
+    assert "ENT et écosystème mobile" in html and "Part sur smartphone (%)" in html
+    assert "Ressources consultées depuis l" in html
+    assert ("Données publiques seulement" in html) == (mode == "public")
