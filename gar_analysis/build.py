@@ -180,7 +180,9 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
     monthly = monthly.merge(active_res.rename("ressources_actives").reset_index(), on=["uai", "mois"], how="left")
     from .sources.dnma import monthly_audience
 
-    audience = monthly_audience(data_dir)  # published weekly DNMA (weeks split by days), else dnma/audience.csv
+    dnma_loaded = {k: ds.get(f"dnma/{k}") for k in ("profils", "services", "profils_appareils") if ds.has(f"dnma/{k}")}
+    # published DNMA (weeks split into months by days), else the deprecated dnma/audience.csv
+    audience = monthly_audience(data_dir, dnma_loaded.get("profils"))
     if audience is not None:
         dn = audience[0].groupby(["uai", "mois"], as_index=False)[["visites", "visiteurs"]].sum()
         dn = dn.rename(columns={"visites": "visites_dnma", "visiteurs": "visiteurs_dnma"})
@@ -269,7 +271,7 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
 
     from .dnma import dnma_tables
 
-    dnma = dnma_tables(data_dir, terr, acces[["uai", "mois", "acces"]] if ds.has("acces") else None)
+    dnma = dnma_tables(data_dir, terr, acces[["uai", "mois", "acces"]] if ds.has("acces") else None, dnma_loaded)
     return {
         "etablissements": schools,
         "etablissements_annee": yearly,

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .sources.dnma import SERVICES_RESSOURCES, has_published, load_dnma, weekly_to_monthly
+from .sources.dnma import SERVICES_RESSOURCES, has_published, weekly_to_monthly
+from .sources.dnma import load_dnma as _load_dnma
 
 #: Profils of the device mix and their labels.
 DEVICE_PROFILS = {"eleve": "élèves", "enseignant": "enseignants", "parent": "parents"}
@@ -95,7 +96,8 @@ def school_year_crossing(services: pd.DataFrame, gar_monthly: pd.DataFrame) -> p
     return g
 
 
-def dnma_tables(data_dir: str | Path, terr: pd.DataFrame, gar_monthly: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+def dnma_tables(data_dir: str | Path, terr: pd.DataFrame, gar_monthly: pd.DataFrame | None,
+                loaded: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
     """Return the processed DNMA tables of a data directory (empty frames without the published DNMA).
 
     Parameters
@@ -107,6 +109,8 @@ def dnma_tables(data_dir: str | Path, terr: pd.DataFrame, gar_monthly: pd.DataFr
     gar_monthly : pandas.DataFrame or None
         ``uai, mois, acces``; None without the internal GAR exports (then
         ``acces_gar`` is NA and every school's ``constat`` is ``gar_absent``).
+    loaded : dict, optional
+        DNMA datasets already read (``profils``… → frame), to avoid reading them twice.
 
     Returns
     -------
@@ -114,6 +118,13 @@ def dnma_tables(data_dir: str | Path, terr: pd.DataFrame, gar_monthly: pd.DataFr
         ``dnma_mensuel`` and ``croisement_ent_gar``.
     """
     data_dir = Path(data_dir)
+    loaded = dict(loaded or {})
+
+    def load_dnma(_dir, name):
+        if name not in loaded:
+            loaded[name] = _load_dnma(_dir, name)
+        return loaded[name]
+
     mensuel = pd.DataFrame(columns=["uai", "mois"])
     crossing = pd.DataFrame(columns=["uai", "annee_scolaire"])
     if has_published(data_dir, "profils"):
@@ -131,7 +142,8 @@ def dnma_tables(data_dir: str | Path, terr: pd.DataFrame, gar_monthly: pd.DataFr
         res = resource_visits_monthly(sv).drop(columns=["ligne"])
         mensuel = mensuel.merge(res, on=["uai", "mois"], how="outer") if len(mensuel) else res
         if gar_monthly is None:
-            crossing = school_year_crossing(sv, pd.DataFrame({"uai": [], "mois": [], "acces": []})).drop(columns=["ligne"])
+            none = pd.DataFrame({"uai": [], "mois": [], "acces": []})
+            crossing = school_year_crossing(sv, none).drop(columns=["ligne"])
             crossing["acces_gar"] = pd.Series(pd.NA, index=crossing.index, dtype="Int64")
             crossing["constat"] = "gar_absent"
             crossing["explication"] = CONSTATS["gar_absent"]

@@ -167,7 +167,8 @@ def test_national_opendata_page_on_published_figures(tmp_path, monkeypatch):
     od.mkdir()
     rows = [r.split(";") for r in need(FIG / "gar-academie-2024-2025.partial.csv").read_text(
         encoding="utf-8").split("\n")[1:] if r]
-    for m, i, ds in (("accedants", 1, "fr-en-gar-accedants_academie2024-2025"), ("acces", 2, "fr-en-gar-acces_academie"),
+    for m, i, ds in (("accedants", 1, "fr-en-gar-accedants_academie2024-2025"),
+                     ("acces", 2, "fr-en-gar-acces_academie"),
                      ("affectations", 3, "fr-en-gar-affectations_academie2024-2025")):
         (od / f"{ds}.csv").write_text(f"libelle_aca;{m}\n" + "\n".join(f"{r[0]};{r[i]}" for r in rows) + "\n",
                                       encoding="utf-8")

@@ -82,7 +82,8 @@ def _dnma_monthly(ctx: Context) -> tuple[pd.DataFrame, str]:
     if "dnma_monthly" not in ctx._cache:
         from ..sources.dnma import monthly_audience
 
-        ctx._cache["dnma_monthly"] = monthly_audience(ctx.ds.path)
+        weekly = ctx.frame("dnma/profils") if ctx.has("dnma/profils") else None
+        ctx._cache["dnma_monthly"] = monthly_audience(ctx.ds.path, weekly)
     return ctx._cache["dnma_monthly"]
 
 
@@ -281,7 +282,8 @@ def _dnma_breaks(ctx: Context, name: str) -> pd.DataFrame:
         return concat_findings([])
     msg = pd.Series([f"« {c} » : plus aucune visite mesurée dans aucun établissement depuis la semaine du "
                      f"{w:%d/%m/%Y} (après {fmt_int(t)} visites auparavant) : la mesure a cessé d'être relevée "
-                     "(rupture de série) ; ne pas lire cette chute comme un abandon du service." for c, w, _, t in rows],
+                     "(rupture de série) ; ne pas lire cette chute comme un abandon du service."
+                     for c, w, _, t in rows],
                     dtype="string")
     return make_findings("rupture_serie", "avertissement", source_path(name), msg,
                          ligne=[r[2] for r in rows], mois=[f"{r[1]:%Y-%m}" for r in rows])

@@ -146,7 +146,8 @@ def read_dnma(path: str | Path, dataset: str | None = None) -> pd.DataFrame:
 
     d = raw["debutsemaine"].str.strip()
     date = pd.to_datetime(d.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
-    report(date.isna(), "debutsemaine", "date « {value} » illisible : le lundi de la semaine (AAAA-MM-JJ) est attendu.")
+    report(date.isna(), "debutsemaine",
+           "date « {value} » illisible : le lundi de la semaine (AAAA-MM-JJ) est attendu.")
     report(date.notna() & (date.dt.day_of_week != 0), "debutsemaine",
            "« {value} » n'est pas un lundi : la colonne donne le premier jour (lundi) de la semaine mesurée.")
     out["debutsemaine"] = date
@@ -288,11 +289,18 @@ def has_published(data_dir: str | Path, dataset: str = "profils") -> bool:
     return dnma_path(data_dir, dataset).exists()
 
 
-def monthly_audience(data_dir: str | Path) -> tuple[pd.DataFrame, str] | None:
+def monthly_audience(data_dir: str | Path, weekly: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str] | None:
     """Return the ENT audience per school and month, from whichever DNMA file is present.
 
     The published profils dataset wins; the deprecated ``dnma/audience.csv``
     is read when it is the only one.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The data directory.
+    weekly : pandas.DataFrame, optional
+        The profils dataset already loaded (:func:`read_dnma`), to avoid reading it twice.
 
     Returns
     -------
@@ -304,8 +312,8 @@ def monthly_audience(data_dir: str | Path) -> tuple[pd.DataFrame, str] | None:
         source's path relative to the data directory. None without DNMA.
     """
     data_dir = Path(data_dir)
-    if has_published(data_dir):
-        w = load_dnma(data_dir, "profils")
+    if weekly is not None or has_published(data_dir):
+        w = weekly if weekly is not None else load_dnma(data_dir, "profils")
         cols = ["debutsemaine", "uai", "visites_globales", "utilisateurs_globales"]
         m = weekly_to_monthly(w[[c for c in cols if c in w.columns]])
         out = pd.DataFrame({"mois": m["mois"].astype("string"), "uai": m["uai"].astype("string"),

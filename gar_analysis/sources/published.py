@@ -239,7 +239,8 @@ def read_ressources(path: str | Path) -> pd.DataFrame:
         v = out["nouveau"].str.lower()
         ok = v.isna() | v.isin(["oui", "non", "true", "false", "1", "0", "vrai", "faux"])
         for line, value in out.loc[~ok.to_numpy(bool), "nouveau"].head(100).items():
-            problems.append(Problem(str(path), int(line), "nouveau", f"valeur « {value} » illisible : oui/non attendu."))
+            problems.append(Problem(str(path), int(line), "nouveau",
+                                    f"valeur « {value} » illisible : oui/non attendu."))
         out["nouveau"] = v.isin(["oui", "true", "1", "vrai"]).where(v.notna()).astype("boolean")
     return _finish(out, problems, path)
 
@@ -294,7 +295,8 @@ def reconcile_totals(academies: pd.DataFrame, profils: pd.DataFrame | None = Non
     for r in autres.itertuples():
         rows.append({"constat": "Ligne sans code d'académie", "total_a": _int(r.acces), "total_b": aca_total,
                      "ecart": _int(r.acces),
-                     "explication": f"La ligne « {r.libelle_aca} » n'a ni code d'académie ni région : elle est gardée "
+                     "explication": f"La ligne « {r.libelle_aca} » n'a ni code d'académie ni région : "
+                                    "elle est gardée "
                                     f"et libellée « {AUTRES_LABEL} » ; elle compte dans le total national."})
     return pd.DataFrame(rows, columns=["constat", "total_a", "total_b", "ecart", "explication"])
 
