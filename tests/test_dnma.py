@@ -261,3 +261,27 @@ def test_dashboards_show_the_ent_section(sample_build, public_only, tmp_path, mo
     assert "ENT et écosystème mobile" in html and "Part sur smartphone (%)" in html
     assert "Ressources consultées depuis l" in html
     assert ("Données publiques seulement" in html) == (mode == "public")
+
+
+def test_rupture_serie_on_a_stopped_measure_not_on_the_summer_lull(tmp_path):
+    """A measure at zero everywhere from a term week on is a break; zeros only in July-August are not."""
+    from gar_analysis.checks import run_checks
+
+    weeks = pd.date_range("2024-09-02", "2025-08-25", freq="7D")
+    rows = []
+    for k, w in enumerate(weeks):
+        summer = w.month in (7, 8)
+        notes = 0 if w >= pd.Timestamp("2025-01-06") else 40
+        doc = 0 if summer else 15
+        for uai in ("0350001L", "0350002M"):
+            rows.append(f"{w:%Y-%m-%d};{uai};Rennes;RENNES;;;MENJ;;COLLEGE;PU;{notes};N/A;N/A;{doc};3;00:01:00")
+    _write(tmp_path / "dnma" / f"{DNMA_DATASETS['services']}.csv", rows=rows,
+           measures="visites_notes;utilisateurs_notes;duree_notes;visites_ressource_documentaire;"
+                    "utilisateurs_ressource_documentaire;duree_ressource_documentaire")
+    f = run_checks(tmp_path, rules=["rupture_serie"])
+    got = f[f["gravite"] == "avertissement"]
+    assert len(got) == 1
+    row = got.iloc[0]
+    first = 2 + 2 * list(weeks).index(pd.Timestamp("2025-01-06"))
+    assert (row["source"], int(row["ligne"]), row["mois"]) == ("dnma/fr-en-dnma-par-uai-services.csv", first, "2025-01")
+    assert "visites_notes" in row["message"] and "06/01/2025" in row["message"]

@@ -188,3 +188,20 @@ def test_national_opendata_page_on_published_figures(tmp_path, monkeypatch):
     import re
 
     assert any(re.search(r"3\s535 accès", s) for s in json.loads(summary.read_text(encoding="utf-8"))["a_corriger"])
+
+
+def test_own_totals_from_the_processed_sample(sample_build):
+    """The sample covers 2024-2025: its own accès by académie are read and set beside the published rows."""
+    from gar_analysis.build import load_processed
+    from gar_analysis.sources.published import own_academie_totals
+
+    own = own_academie_totals(sample_build.processed_dir)
+    usage = load_processed("usage_mensuel", sample_build.processed_dir)
+    year = usage[(usage["annee_scolaire"] == "2024-2025") & usage["code_academie"].notna()]
+    assert own is not None and own["acces"].sum() == year["acces"].sum()
+    assert {"code_academie", "acces", "accedants"} <= set(own.columns)
+    assert own_academie_totals(sample_build.processed_dir, "2019-2020") is None
+    pub = academie_figures([need(FIG / "gar-academie-2024-2025.partial.csv")])
+    c = compare_own_totals(pub, own).set_index("code_academie")
+    assert c.loc["25", "acces_publie"] == 6_312_657
+    assert c.loc["25", "acces_ecart"] == c.loc["25", "acces_calcule"] - 6_312_657
