@@ -145,10 +145,11 @@ def published_dnma(s: pd.DataFrame, audience: pd.DataFrame, acces_sm: np.ndarray
     glob = np.where((wv[wi, wk] > 0) & (glob == 0), 1, glob)
     sch = s.iloc[rows[wi]]
     deps = territories.departements().set_index("code_departement")
+    names = dict(zip(territories.academies()["code_academie"], territories.academies()["nom_academie"]))
     ctx = {
         "debutsemaine": weeks[wk].strftime("%Y-%m-%d").to_numpy(object),
         "uai": schools[wi].astype(object),
-        "academie": sch["code_academie"].map(territories.academie_name).to_numpy(object),
+        "academie": sch["code_academie"].map(names).to_numpy(object),
         "commune": sch["nom_commune"].str.upper().to_numpy(object),
         "departement": deps["nom_departement"].reindex(sch["code_departement"]).str.upper().to_numpy(object),
         "region": deps["nom_region"].reindex(sch["code_departement"]).str.upper().to_numpy(object),
