@@ -85,15 +85,20 @@ def parse_duration(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     >>> s.tolist()[:2], bad.tolist()
     ([3723.0, 10.5], [False, False, False, True])
     """
-    s = values.astype("string").str.strip()
-    empty = s.isna() | (s == "") | (s.str.upper() == "N/A")
-    parts = s.str.extract(_DURATION_RE)
+    codes, uniques = pd.factorize(values.astype("string").str.strip(), use_na_sentinel=True)
+    u = pd.Series(uniques, dtype="string")  # durations repeat a lot: parse each distinct value once
+    empty = (u == "") | (u.str.upper() == "N/A")
+    parts = u.str.extract(_DURATION_RE)
     ok = parts[0].notna()
     num = parts.apply(pd.to_numeric, errors="coerce")
     ms = parts[3].fillna("")
     frac = pd.to_numeric("0." + ms.where(ms != "", "0"), errors="coerce")
-    sec = num[0] * 3600 + num[1] * 60 + num[2] + frac
-    return sec.where(ok & ~empty).astype("float64"), ~ok & ~empty
+    sec_u = (num[0] * 3600 + num[1] * 60 + num[2] + frac).where(ok & ~empty).to_numpy("float64", na_value=np.nan)
+    bad_u = (~ok & ~empty).to_numpy(bool)
+    has = codes >= 0
+    sec = np.where(has, sec_u[np.maximum(codes, 0)] if len(u) else np.nan, np.nan)
+    bad = np.where(has, bad_u[np.maximum(codes, 0)] if len(u) else False, False)
+    return pd.Series(sec, index=values.index, dtype="float64"), pd.Series(bad, index=values.index, dtype=bool)
 
 
 def read_dnma(path: str | Path, dataset: str | None = None) -> pd.DataFrame:
