@@ -205,3 +205,14 @@ def test_own_totals_from_the_processed_sample(sample_build):
     c = compare_own_totals(pub, own).set_index("code_academie")
     assert c.loc["25", "acces_publie"] == 6_312_657
     assert c.loc["25", "acces_ecart"] == c.loc["25", "acces_calcule"] - 6_312_657
+
+
+def test_degre_totals_reconciled_with_academie_totals(od):
+    t = academie_figures([od / "fr-en-gar-accedants_academie2024-2025.csv"])
+    d = read_degre(od / "fr-en-gar-accedants_degre2024-2025.csv")
+    r = reconcile_totals(t, None, degres=[d], totals={"accedants": 10_829_562}).set_index("constat")
+    row = r.loc["Total des accédants par académie et total par degré"]
+    assert (row["total_a"], row["total_b"], row["ecart"]) == (10_829_562, 10_829_562, 0)
+    d.loc[d.index[0], "accedants"] -= 12
+    r = reconcile_totals(t, None, degres=[d], totals={"accedants": 10_829_562}).set_index("constat")
+    assert r.loc["Total des accédants par académie et total par degré", "ecart"] == 12

@@ -254,7 +254,8 @@ def catalogue_summary(cat: pd.DataFrame, by: str, top: int | None = None) -> pd.
 
 
 def reconcile_totals(academies: pd.DataFrame, profils: pd.DataFrame | None = None, *,
-                     published_total: int | None = None) -> pd.DataFrame:
+                     published_total: int | None = None, degres: list[pd.DataFrame] | None = None,
+                     totals: dict[str, int] | None = None) -> pd.DataFrame:
     """Compare the accès totals the ministry publishes in different datasets.
 
     Parameters
@@ -267,6 +268,12 @@ def reconcile_totals(academies: pd.DataFrame, profils: pd.DataFrame | None = Non
     published_total : int, optional
         National accès total of the académie dataset when ``academies`` holds
         only some rows (e.g. 54,096,270 for 2024-2025).
+    degres : list of pandas.DataFrame, optional
+        Outputs of :func:`read_degre`: their accédants and affectations are set
+        against the académie totals.
+    totals : dict, optional
+        National totals of the académie datasets by measure, used instead of the
+        sums of ``academies`` (partial rows), e.g. :data:`NATIONAL_TOTALS`.
 
     Returns
     -------
@@ -291,6 +298,18 @@ def reconcile_totals(academies: pd.DataFrame, profils: pd.DataFrame | None = Non
                          "total_b": prof_total, "ecart": int(null),
                          "explication": f"{_fr(null)} accès sont publiés avec le profil « Null » : "
                                         f"ils sont montrés comme « {NULL_PROFIL_LABEL} »."})
+    for d in degres or []:
+        for m in ("accedants", "affectations"):
+            if m not in d.columns:
+                continue
+            ref = (totals or {}).get(m)
+            ref = int(ref) if ref is not None else int(academies[m].sum())
+            tot = int(d[m].sum())
+            quoi = {"accedants": "accédants", "affectations": "affectations"}[m]
+            rows.append({"constat": f"Total des {quoi} par académie et total par degré", "total_a": ref,
+                         "total_b": tot, "ecart": ref - tot,
+                         "explication": (f"Les deux jeux publiés diffèrent de {_fr(abs(ref - tot))} {quoi}." if ref != tot
+                                         else f"Les deux jeux publiés donnent le même total des {quoi}.")})
     autres = academies[academies["autres"]]
     for r in autres.itertuples():
         rows.append({"constat": "Ligne sans code d'académie", "total_a": _int(r.acces), "total_b": aca_total,
