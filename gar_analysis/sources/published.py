@@ -306,10 +306,11 @@ def reconcile_totals(academies: pd.DataFrame, profils: pd.DataFrame | None = Non
             ref = int(ref) if ref is not None else int(academies[m].sum())
             tot = int(d[m].sum())
             quoi = {"accedants": "accédants", "affectations": "affectations"}[m]
+            same = f"Les deux jeux publiés donnent le même total des {quoi}."
             rows.append({"constat": f"Total des {quoi} par académie et total par degré", "total_a": ref,
                          "total_b": tot, "ecart": ref - tot,
-                         "explication": (f"Les deux jeux publiés diffèrent de {_fr(abs(ref - tot))} {quoi}." if ref != tot
-                                         else f"Les deux jeux publiés donnent le même total des {quoi}.")})
+                         "explication": f"Les deux jeux publiés diffèrent de {_fr(abs(ref - tot))} {quoi}."
+                                        if ref != tot else same})
     autres = academies[academies["autres"]]
     for r in autres.itertuples():
         rows.append({"constat": "Ligne sans code d'académie", "total_a": _int(r.acces), "total_b": aca_total,
