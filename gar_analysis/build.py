@@ -30,7 +30,7 @@ from .territories import departements, normalize_departement
 log = logging.getLogger(__name__)
 
 TABLES = ("etablissements", "etablissements_annee", "usage_mensuel", "acces_ressources", "ressources",
-          "contrats", "actions", "budget", "constats")
+          "contrats", "actions", "budget", "constats", "dnma_mensuel", "croisement_ent_gar")
 TERRITORY_COLUMNS = ["code_departement", "code_academie", "code_region", "niveau", "secteur"]
 #: Funding authority of each school level (actor type in the CRM, column holding its code).
 FUNDING_AUTHORITY = {"ecole": ("commune", "code_commune"), "college": ("departement", "code_departement"),
@@ -190,7 +190,8 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
     schools["rural"] = (schools["densite"] < RURAL_DENSITY).where(schools["densite"].notna()).astype("boolean")
 
     gar = ds.etablissements.drop_duplicates("uai") if ds.has("etablissements") else pd.DataFrame(
-        columns=["uai", "date_inscription", "mediacentre", "projet_ent"])
+        {"uai": pd.Series(dtype="string"), "date_inscription": pd.Series(dtype="datetime64[ns]"),
+         "mediacentre": pd.Series(dtype="string"), "projet_ent": pd.Series(dtype="string")})  # public data only
     schools = schools.merge(gar[["uai", "date_inscription", "mediacentre", "projet_ent"]], on="uai",
                             how="left", validate="one_to_one")
     schools["inscrit"] = schools["date_inscription"].notna()
@@ -221,8 +222,13 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
                             on=["uai", "mois"], how="outer")
     active_res = acces[acces["acces"] > 0].groupby(["uai", "mois"])["id_ressource"].nunique()
     monthly = monthly.merge(active_res.rename("ressources_actives").reset_index(), on=["uai", "mois"], how="left")
-    if ds.has("audience"):
-        dn = ds.audience.groupby(["uai", "mois"], as_index=False)[["visites", "visiteurs"]].sum()
+    from .sources.dnma import monthly_audience
+
+    dnma_loaded = {k: ds.get(f"dnma/{k}") for k in ("profils", "services", "profils_appareils") if ds.has(f"dnma/{k}")}
+    # published DNMA (weeks split into months by days), else the deprecated dnma/audience.csv
+    audience = monthly_audience(data_dir, dnma_loaded.get("profils"))
+    if audience is not None:
+        dn = audience[0].groupby(["uai", "mois"], as_index=False)[["visites", "visiteurs"]].sum()
         dn = dn.rename(columns={"visites": "visites_dnma", "visiteurs": "visiteurs_dnma"})
         dn["mesure_dnma"] = True
         monthly = monthly.merge(dn, on=["uai", "mois"], how="outer")
@@ -307,6 +313,9 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
         actions = ds.actions.reset_index(drop=True).merge(terr, on="uai", how="left", validate="many_to_one")
     budget = ds.depenses.reset_index(drop=True) if ds.has("depenses") else pd.DataFrame()
 
+    from .dnma import dnma_tables
+
+    dnma = dnma_tables(data_dir, terr, acces[["uai", "mois", "acces"]] if ds.has("acces") else None, dnma_loaded)
     return {
         "etablissements": schools,
         "etablissements_annee": yearly,
@@ -317,6 +326,7 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
         "actions": actions,
         "budget": budget,
         "constats": constats.reset_index(drop=True),
+        **dnma,
     }
 
 

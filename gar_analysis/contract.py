@@ -149,8 +149,9 @@ CONTRACT: dict[str, FileSpec] = {
          _c("ent", "str", "ENT mesuré."),
          _c("visites", "int", "Nombre de visites de l'ENT."),
          _c("visiteurs", "int", "Nombre de visiteurs distincts.")),
-        key=("mois", "uai"),
-        notes="Une ligne pour chaque mois mesuré, zéros compris : pas de ligne = non mesuré."),
+        key=("mois", "uai"), optional=True,
+        notes="Déprécié : format inventé, lu seulement en l'absence de la mesure publiée "
+              "(dnma/fr-en-dnma-par-uai-*.csv, voir DNMA_FILES). Une ligne pour chaque mois mesuré, zéros compris."),
     "crm/acteurs": FileSpec(
         "crm/acteurs.csv",
         "Acteurs de l'écosystème suivis dans le CRM.",
@@ -199,6 +200,14 @@ CONTRACT: dict[str, FileSpec] = {
          _c("population", "int", "Population municipale."),
          _c("superficie_km2", "float", "Superficie en km².")),
         key=("code_commune",), optional=True),
+}
+
+#: ENT audience (DNMA) in its published weekly layout, read by :mod:`gar_analysis.sources.dnma`.
+DNMA_FILES = {
+    "dnma/profils": "dnma/fr-en-dnma-par-uai-profils.csv",
+    "dnma/services": "dnma/fr-en-dnma-par-uai-services.csv",
+    "dnma/profils_appareils": "dnma/fr-en-dnma-par-uai-profils-appareils.csv",
+    "dnma/appareils": "dnma/fr-en-dnma-par-uai-appareils.csv",
 }
 
 #: Register and IPS files: published layouts, read by :mod:`gar_analysis.sources.referentiel`.
@@ -424,6 +433,7 @@ def present_files(data_dir: str | Path) -> list[str]:
     data_dir = Path(data_dir)
     names = [n for n, fs in CONTRACT.items() if (data_dir / fs.path).exists()]
     names += [n for n, p in REFERENCE_FILES.items() if (data_dir / p).exists()]
+    names += [n for n, p in DNMA_FILES.items() if (data_dir / p).exists()]
     return names
 
 

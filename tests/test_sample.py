@@ -63,11 +63,11 @@ def test_every_contract_and_register_file_loads(mini_dir):
     out, _ = mini_dir
     ds = DataDir(out)
     assert ds.is_simulated and ds.truth["seed"] == SEED
-    for name in [*CONTRACT, *REFERENCE_FILES]:
+    for name in [n for n in [*CONTRACT, *REFERENCE_FILES] if n != "dnma/audience"]:  # DNMA: published layout
         assert ds.has(name), name
         df = ds.get(name)
         assert len(df) > 0, name
-    for name in CONTRACT:
+    for name in [n for n in CONTRACT if n != "dnma/audience"]:
         assert list(read_contract_file(out, name).columns[: len(CONTRACT[name].names)]) == CONTRACT[name].names
 
 
@@ -183,13 +183,15 @@ def test_affectations_within_licences_and_accedants_within_enrolment(clean):
 
 def test_dnma_has_visits_wherever_acces_and_budget_consistent(clean):
     frames, _, _ = clean
-    aud = frames["dnma/audience"].set_index(["mois", "uai"])
-    assert aud.index.is_unique and (aud.visiteurs <= aud.visites).all()
-    assert (aud.visites == 0).any()  # measured months with no visit are listed
+    aud = frames["dnma/profils"].set_index(["debutSemaine", "UAI"])
+    assert aud.index.is_unique and "dnma/audience" not in frames
+    assert (pd.to_numeric(aud.utilisateurs_globales, errors="coerce").fillna(0) <= aud.visites_globales).all()
+    sv = frames["dnma/services"]
+    week = pd.to_datetime(sv.debutsemaine)
+    ent = sv.assign(mois=week.dt.strftime("%Y-%m")).groupby(["mois", "uai"]).visites_manuel_numerique.sum()
     acc = frames["gar/acces"].groupby(["mois", "uai"]).acces.sum()
-    both = acc.index.intersection(aud.index)
-    assert len(both) > 0.5 * len(acc)
-    assert (aud.loc[both, "visites"] >= acc.loc[both]).all()
+    both = acc.index.intersection(ent.index)
+    assert len(both) > 0 and (ent.loc[both] > 0).mean() > 0.9  # ENT resource visits follow GAR accès
     bud = frames["budget/depenses"]
     assert (bud.dont_gar <= bud.depenses_ressources_numeriques).all() and (bud.dont_gar > 0).any()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..contract import CONTRACT, REFERENCE_FILES
+from ..contract import CONTRACT, DNMA_FILES, REFERENCE_FILES
 from ..sources import DataDir
 
 #: Check letters of a UAI: ``LETTERS[int(digits) % 23]``.
@@ -22,11 +22,13 @@ LETTERS = np.array(list("ABCDEFGHJKLMNPRSTUVWXYZ"))
 IPS_FILES = ("referentiel/ips_ecoles", "referentiel/ips_colleges", "referentiel/ips_lycees")
 #: Files holding a ``uai`` column, in report order.
 UAI_FILES = ("referentiel/annuaire", *IPS_FILES, "gar/etablissements", "gar/abonnements", "gar/affectations",
-             "gar/accedants", "gar/acces", "gar/accedants_actifs", "dnma/audience", "crm/actions")
+             "gar/accedants", "gar/acces", "gar/accedants_actifs", "dnma/audience", "dnma/profils", "crm/actions")
 
 
 def source_path(name: str) -> str:
     """Return a file's path relative to the data directory (``"gar/acces.csv"``)."""
+    if name in DNMA_FILES:
+        return DNMA_FILES[name]
     return CONTRACT[name].path if name in CONTRACT else REFERENCE_FILES[name]
 
 

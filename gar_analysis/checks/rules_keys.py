@@ -11,10 +11,11 @@ from .registry import concat_findings, make_findings, rule
 
 #: Files whose UAIs must be known to the register.
 GAR_FILES = ("gar/etablissements", "gar/abonnements", "gar/affectations", "gar/accedants", "gar/acces",
-             "gar/accedants_actifs", "dnma/audience", "crm/actions")
+             "gar/accedants_actifs", "dnma/audience", "dnma/profils", "crm/actions")
 #: Key of every file (contract key; register: uai; IPS: uai and rentrée).
 KEYS = {**{n: list(fs.key) for n, fs in CONTRACT.items() if fs.key},
-        "referentiel/annuaire": ["uai"], **{n: ["uai", "rentree_scolaire"] for n in IPS_FILES}}
+        "referentiel/annuaire": ["uai"], **{n: ["uai", "rentree_scolaire"] for n in IPS_FILES},
+        "dnma/profils": ["debutsemaine", "uai"]}
 
 
 def _opt(df: pd.DataFrame, col: str):

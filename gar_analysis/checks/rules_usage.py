@@ -77,24 +77,73 @@ def acces_sans_abonnement(ctx: Context) -> pd.DataFrame:
                          ligne=bad["ligne"], uai=bad["uai"], mois=bad["mois"], id_ressource=bad["id_ressource"])
 
 
-@rule("incoherence_dnma", "Accès GAR sans visite de l'ENT", "avertissement", needs=("gar/acces", "dnma/audience"),
+def _dnma_monthly(ctx: Context) -> tuple[pd.DataFrame, str]:
+    """Return the monthly ENT audience (published layout first, else the deprecated file) and its source."""
+    if "dnma_monthly" not in ctx._cache:
+        from ..sources.dnma import monthly_audience
+
+        weekly = ctx.frame("dnma/profils") if ctx.has("dnma/profils") else None
+        ctx._cache["dnma_monthly"] = monthly_audience(ctx.ds.path, weekly)
+    return ctx._cache["dnma_monthly"]
+
+
+@rule("incoherence_dnma", "Accès GAR sans visite de l'ENT", "avertissement", needs=("gar/acces",),
+      any_of=("dnma/profils", "dnma/audience"),
       explication="Des accès GAR sont comptés un mois où la mesure d'audience de l'ENT (DNMA) ne relève aucune "
                   "visite dans l'établissement ; or on passe par l'ENT pour accéder au GAR.",
       action="Vérifier le rattachement de l'établissement dans la mesure d'audience (marqueur de l'ENT) ou "
              "l'UAI des accès.")
 def incoherence_dnma(ctx: Context) -> pd.DataFrame:
-    """Flag school-months with GAR accès but zero ENT visits measured."""
+    """Flag school-months with GAR accès but zero ENT visits measured (weeks split into months by days)."""
     m = ctx.monthly
     m = m[m["acces"] > 0]
-    au = ctx.frame("dnma/audience")
-    keep = ctx.uai_known("dnma/audience") & (au["visites"] == 0).fillna(False).to_numpy(bool)
-    z = au.loc[keep, ["uai", "mois"]].assign(ligne_dnma=au.index[keep])
+    got = _dnma_monthly(ctx)
+    if got is None:
+        return concat_findings([])
+    au, source = got
+    keep = ctx.known(au["uai"]) & (au["visites"] == 0).fillna(False).to_numpy(bool)
+    z = au.loc[keep, ["uai", "mois", "ligne"]].rename(columns={"ligne": "ligne_dnma"})
     z = z.drop_duplicates(["uai", "mois"])
     j = m.merge(z, on=["uai", "mois"], how="inner")
     msg = (j["mois"] + " : " + j["acces"].map(fmt_int).astype("string") + " accès GAR mais aucune visite de l'ENT "
            "mesurée : vérifier le rattachement de l'établissement dans la mesure d'audience.")
-    return make_findings("incoherence_dnma", "avertissement", source_path("dnma/audience"), msg,
+    return make_findings("incoherence_dnma", "avertissement", source, msg,
                          ligne=j["ligne_dnma"], uai=j["uai"], mois=j["mois"])
+
+
+#: ENT resource visits (or GAR accès) in a school year from which a one-sided school is a finding.
+ENT_GAR_MIN = 20
+
+
+@rule("ressources_ent_gar", "Ressources vues dans l'ENT sans accès GAR (ou l'inverse)", "avertissement",
+      needs=("gar/acces", "dnma/services"),
+      explication="Sur une année scolaire, l'ENT d'un établissement mesure des visites aux services de ressources "
+                  "(manuel numérique, ressources multimédia, d'entraînement, dictionnaires…) alors que le GAR ne "
+                  "compte aucun accès pour lui, ou l'inverse : le GAR compte des accès mais l'ENT, mesuré, ne "
+                  "montre aucune visite de ressource.",
+      action="Premier cas : les ressources passent sans doute hors du GAR (liens directs, comptes propres à "
+             "l'éditeur) ; vérifier l'inscription au GAR et les abonnements. Second cas : vérifier le médiacentre "
+             "(ÉduGAR ne passe pas par l'ENT) et le marquage des services de ressources dans la mesure d'audience.")
+def ressources_ent_gar(ctx: Context) -> pd.DataFrame:
+    """Flag school years with ENT resource visits but no GAR accès, or GAR accès but no ENT resource visit."""
+    from ..dnma import school_year_crossing
+
+    sv = ctx.frame("dnma/services")
+    x = school_year_crossing(sv, ctx.monthly)
+    x = x[ctx.known(x["uai"])]
+    ent_only = (x["visites_ressources_ent"] >= ENT_GAR_MIN) & (x["acces_gar"] == 0)
+    gar_only = (x["acces_gar"] >= ENT_GAR_MIN) & (x["visites_ressources_ent"] == 0)
+    a, b = x[ent_only], x[gar_only]
+    msg_a = (a["annee_scolaire"] + " : " + a["visites_ressources_ent"].map(fmt_int).astype("string")
+             + " visites de ressources dans l'ENT mais aucun accès GAR : les ressources passent sans doute hors "
+             "du GAR ; vérifier l'inscription au GAR et les abonnements.")
+    msg_b = (b["annee_scolaire"] + " : " + b["acces_gar"].map(fmt_int).astype("string")
+             + " accès GAR mais aucune visite de ressource mesurée dans l'ENT : vérifier le médiacentre (ÉduGAR) "
+             "et le marquage des services de ressources dans la mesure d'audience.")
+    src = source_path("dnma/services")
+    return concat_findings([
+        make_findings("ressources_ent_gar", "avertissement", src, msg_a, ligne=a["ligne"], uai=a["uai"]),
+        make_findings("ressources_ent_gar", "avertissement", src, msg_b, ligne=b["ligne"], uai=b["uai"])])
 
 
 class SeriesModel:
@@ -174,17 +223,22 @@ def series_model(ctx: Context) -> SeriesModel:
     return ctx._series_model
 
 
-@rule("rupture_serie", "Rupture de série", "avertissement", needs=("gar/acces",),
+@rule("rupture_serie", "Rupture de série", "avertissement", any_of=("gar/acces", "dnma/services", "dnma/profils"),
       explication="Les accès mensuels d'un établissement bondissent ou s'effondrent par rapport à son propre "
-                  "historique, une fois le rythme saisonnier pris en compte (les vacances ne comptent pas).",
+                  "historique, une fois le rythme saisonnier pris en compte (les vacances ne comptent pas) ; ou "
+                  "une mesure de l'audience des ENT (DNMA) cesse d'être relevée partout (comme visites_notes).",
       action="Vérifier le mois concerné : double chargement, robot ou test de charge pour un pic ; panne, "
-             "changement d'ENT ou perte de rattachement pour une chute.")
+             "changement d'ENT ou perte de rattachement pour une chute. Une mesure DNMA arrêtée ne se lit pas "
+             "comme un abandon du service : l'exclure des comparaisons dans le temps.")
 def rupture_serie(ctx: Context) -> pd.DataFrame:
-    """Flag school-months far above or below the school's seasonal expectation."""
+    """Flag school-months far above or below the school's seasonal expectation, and DNMA measures that stop."""
+    out = [_dnma_breaks(ctx, name) for name in ("dnma/services", "dnma/profils") if ctx.has(name)]
+    if not ctx.has("gar/acces"):
+        return concat_findings(out)
     sm = series_model(ctx)
     r, c = sm.breaks()
     if not len(r):
-        return concat_findings([])
+        return concat_findings(out)
     uai = sm.uais[r]
     mois = np.array(sm.months, dtype=object)[c]
     obs, exp = sm.x[r, c], sm.expected[r, c]
@@ -194,8 +248,45 @@ def rupture_serie(ctx: Context) -> pd.DataFrame:
     msg = pd.Series([f"{m} : {k} d'accès ({fmt_int(o)} pour environ {fmt_int(round(e))} attendus d'après "
                      "l'historique de l'établissement et la saison) : vérifier les données du mois."
                      for m, k, o, e in zip(mois, kind, obs, exp)], dtype="string")
-    return make_findings("rupture_serie", "avertissement", source_path("gar/acces"), msg, ligne=ligne,
-                         uai=uai, mois=mois)
+    out.append(make_findings("rupture_serie", "avertissement", source_path("gar/acces"), msg, ligne=ligne,
+                             uai=uai, mois=mois))
+    return concat_findings(out)
+
+
+#: A DNMA measure has stopped when it was positive for at least this many weeks, then zero for at least …
+DNMA_BREAK_MIN_WEEKS = 8
+#: … this many consecutive weeks (outside July and August) up to the last week of the file.
+DNMA_BREAK_ZERO_WEEKS = 4
+
+
+def _dnma_breaks(ctx: Context, name: str) -> pd.DataFrame:
+    """Flag ``visites_*`` measures of a DNMA file whose national weekly total falls to zero and stays there."""
+    df = ctx.frame(name)
+    cols = [c for c in df.columns if c.startswith("visites_")]
+    if not cols or not len(df):
+        return concat_findings([])
+    weekly = df.groupby("debutsemaine")[cols].sum(min_count=1).sort_index()
+    first_line = pd.Series(df.index.to_numpy(), index=df["debutsemaine"].to_numpy()).groupby(level=0).min()
+    rows = []
+    for c in cols:
+        v = weekly[c].fillna(0).to_numpy(float)
+        pos = np.flatnonzero(v > 0)
+        if len(pos) < DNMA_BREAK_MIN_WEEKS:
+            continue
+        after = weekly.index[pos[-1] + 1:]
+        if int((~after.month.isin([7, 8])).sum()) < DNMA_BREAK_ZERO_WEEKS:  # a summer lull is no break
+            continue
+        week = weekly.index[pos[-1] + 1]
+        rows.append((c, week, int(first_line[week]), v[pos].sum()))
+    if not rows:
+        return concat_findings([])
+    msg = pd.Series([f"« {c} » : plus aucune visite mesurée dans aucun établissement depuis la semaine du "
+                     f"{w:%d/%m/%Y} (après {fmt_int(t)} visites auparavant) : la mesure a cessé d'être relevée "
+                     "(rupture de série) ; ne pas lire cette chute comme un abandon du service."
+                     for c, w, _, t in rows],
+                    dtype="string")
+    return make_findings("rupture_serie", "avertissement", source_path(name), msg,
+                         ligne=[r[2] for r in rows], mois=[f"{r[1]:%Y-%m}" for r in rows])
 
 
 @rule("mois_manquant", "Mois manquant", "avertissement", needs=("gar/acces",),

@@ -14,6 +14,7 @@ NON_NEGATIVE = {
     "gar/acces": ("acces",),
     "gar/accedants_actifs": ("accedants_actifs",),
     "dnma/audience": ("visites", "visiteurs"),
+    "dnma/profils": ("visites_globales", "utilisateurs_globales"),
     "budget/depenses": ("depenses_ressources_numeriques", "dont_gar"),
     "referentiel/communes": ("population", "superficie_km2"),
 }

@@ -44,6 +44,13 @@ def _corrupt(uai: str, k: int) -> str:
     return uai[:7] + "O"                              # O is never a check letter
 
 
+def _src(name: str) -> str:
+    """Return the file of a frame name, relative to the data directory."""
+    from .dnma import DNMA_RAW_FILES
+
+    return DNMA_RAW_FILES[name][0] if name in DNMA_RAW_FILES else f"{name}.csv"
+
+
 def _truth(regle, source, uai="", mois="", id_ressource="", **extra) -> dict:
     out = {"regle": regle, "source": source, "uai": str(uai), "mois": "" if mois is None else str(mois),
            "id_ressource": "" if id_ressource is None else str(id_ressource)}
@@ -77,10 +84,15 @@ class _Planter:
         hit = self._groups.get(key)
         if hit is None or hit[0]() is not df or hit[1] != len(df):
             self._groups = {k: v for k, v in self._groups.items() if v[0]() is not None}
-            hit = (weakref.ref(df), len(df), df.groupby(df["uai"].to_numpy(), sort=False).indices)
+            hit = (weakref.ref(df), len(df), df.groupby(df[self.uai_col(df)].to_numpy(), sort=False).indices)
             self._groups[key] = hit
         pos = hit[2].get(uai)
         return df.iloc[pos] if pos is not None else df.iloc[:0]
+
+    def uai_col(self, df_or_name) -> str:
+        """Return the UAI column of a frame (``UAI`` in the DNMA exported with labels)."""
+        df = self.f[df_or_name] if isinstance(df_or_name, str) else df_or_name
+        return "UAI" if "UAI" in df.columns else "uai"
 
     def pick(self, candidates, k=None) -> list[str]:
         """Pick up to ``k`` distinct, unused UAIs among candidates (marked as used)."""
@@ -123,18 +135,18 @@ class _Planter:
 
     # ------------------------------------------------------------------ rules
     def uai_invalide(self):
-        acces, au, act = self.f["gar/acces"], self.f["dnma/audience"], self.f["crm/actions"]
+        acces, au, act = self.f["gar/acces"], self.f["dnma/profils"], self.f["crm/actions"]
         for i, u in enumerate(self.pick(self.schools.index)):
             bad = _corrupt(u, i)
-            target = ("gar/acces", "gar/acces", "dnma/audience", "crm/actions")[i % 4]
-            df = {"gar/acces": acces, "dnma/audience": au, "crm/actions": act}[target]
+            target = ("gar/acces", "gar/acces", "dnma/profils", "crm/actions")[i % 4]
+            df = {"gar/acces": acces, "dnma/profils": au, "crm/actions": act}[target]
             rows = self.rows(df, u)
             if not len(rows):
                 target, df, rows = "gar/acces", acces, self.rows(acces, u)
             row = rows.iloc[[int(self.rng.integers(len(rows)))]].copy()
-            row["uai"] = bad
+            row[self.uai_col(target)] = bad
             self.append(target, row)
-            self.add(regle="uai_invalide", source=f"{target}.csv", uai=bad,
+            self.add(regle="uai_invalide", source=_src(target), uai=bad,
                      mois=row["mois"].iloc[0] if "mois" in row else "",
                      id_ressource=row["id_ressource"].iloc[0] if "id_ressource" in row else "")
         # a register line with an invalid UAI (a copy: the school itself stays known)
@@ -155,21 +167,21 @@ class _Planter:
         return name, rows.iloc[[int(self.rng.integers(len(rows)))]].copy()
 
     def doublon(self):
-        targets = ("gar/acces", "gar/affectations", "dnma/audience", "gar/accedants", "gar/etablissements")
+        targets = ("gar/acces", "gar/affectations", "dnma/profils", "gar/accedants", "gar/etablissements")
         for i, u in enumerate(self.pick(self.schools.index)):
             name, row = self.one_line(u, targets[i % len(targets)])
             self.append(name, row)
-            self.add(regle="doublon", source=f"{name}.csv", uai=u, mois=row["mois"].iloc[0] if "mois" in row else "",
+            self.add(regle="doublon", source=_src(name), uai=u, mois=row["mois"].iloc[0] if "mois" in row else "",
                      id_ressource=row["id_ressource"].iloc[0] if "id_ressource" in row else "")
 
     def uai_inconnu(self):
-        targets = ("gar/acces", "gar/affectations", "dnma/audience", "gar/etablissements", "crm/actions")
+        targets = ("gar/acces", "gar/affectations", "dnma/profils", "gar/etablissements", "crm/actions")
         for i, u in enumerate(self.pick(self.schools.index)):
             name, row = self.one_line(u, targets[i % len(targets)])
             new = self.fresh_uai(u)
-            row["uai"] = new
+            row[self.uai_col(name)] = new
             self.append(name, row)
-            self.add(regle="uai_inconnu", source=f"{name}.csv", uai=new)
+            self.add(regle="uai_inconnu", source=_src(name), uai=new)
 
     def ressource_inconnue(self):
         acces = self.f["gar/acces"]
@@ -265,7 +277,7 @@ class _Planter:
                      id_ressource=ab.at[j, "id_ressource"])
 
     def valeur_negative(self):
-        acces, aff, au, ab = (self.f[k] for k in ("gar/acces", "gar/affectations", "dnma/audience", "gar/abonnements"))
+        acces, aff, au, ab = (self.f[k] for k in ("gar/acces", "gar/affectations", "dnma/profils", "gar/abonnements"))
         for i, u in enumerate(self.pick(self.busy(min_active=6, min_median=50))):
             kind = i % 4
             if kind == 0:   # a small line of a busy month: the school's monthly total barely moves
@@ -292,8 +304,8 @@ class _Planter:
                 idx = self.rows(au, u).index
                 if len(idx):
                     j = idx[int(self.rng.integers(len(idx)))]
-                    au.loc[j, "visiteurs"] = -max(1, int(au.at[j, "visiteurs"]))
-                    self.add(regle="valeur_negative", source="dnma/audience.csv", uai=u, mois=au.at[j, "mois"])
+                    au.loc[j, "visites_globales"] = -max(1, int(au.at[j, "visites_globales"]))
+                    self.add(regle="valeur_negative", source=_src("dnma/profils"), uai=u)
                     continue
             idx = ab.index[ab["uai"] == u]
             if len(idx):
@@ -342,6 +354,14 @@ class _Planter:
                 drop.extend(rows[1:])
             self.add(regle="rupture_serie", source="gar/acces.csv", uai=u, mois=m)
         self.f["gar/acces"] = acces.drop(index=drop).reset_index(drop=True)
+        sv = self.f.get("dnma/services")
+        if sv is not None and len(sv):  # the DNMA's own break: visites_notes no longer measured
+            from .dnma import NOTES_STOP
+
+            after = np.flatnonzero((sv["debutsemaine"] >= NOTES_STOP).to_numpy())
+            if len(after):
+                self.add(regle="rupture_serie", source=_src("dnma/services"), mois=NOTES_STOP[:7],
+                         ligne=int(after[0]) + 2)
 
     def mois_manquant(self):
         acces = self.f["gar/acces"]
@@ -356,14 +376,55 @@ class _Planter:
         self.f["gar/acces"] = acces.drop(index=drop).reset_index(drop=True)
 
     def incoherence_dnma(self):
-        au = self.f["dnma/audience"]
+        """Zero ENT visits in every week touching a month with GAR accès."""
+        au = self.f["dnma/profils"]
+        week = pd.to_datetime(au["debutSemaine"])
+        m1 = week.dt.strftime("%Y-%m")
+        m2 = (week + pd.Timedelta(days=6)).dt.strftime("%Y-%m")
         withacc = self.mt[self.mt["total"] > 0]
-        j = au.reset_index().merge(withacc[["uai", "mois"]], on=["uai", "mois"])
-        for u in self.pick(j["uai"]):
-            rows = j[j["uai"] == u]
-            k = int(rows["index"].iloc[int(self.rng.integers(len(rows)))])
-            au.loc[k, ["visites", "visiteurs"]] = [0, 0]
-            self.add(regle="incoherence_dnma", source="dnma/audience.csv", uai=u, mois=au.at[k, "mois"])
+        cand = pd.DataFrame({"uai": au["UAI"], "mois": m1}).merge(withacc[["uai", "mois"]]).drop_duplicates()
+        # keep school-months fully covered by weeks of the file (not the first or last month)
+        cand = cand[(cand["mois"] > m1.min()) & (cand["mois"] < m2.max())]
+        cols = [c for c in au.columns if c.startswith(("visites_", "utilisateurs_", "duree_"))]
+        for u in self.pick(cand["uai"]):
+            rows = cand[cand["uai"] == u]
+            m = str(rows["mois"].iloc[int(self.rng.integers(len(rows)))])
+            hit = au.index[((au["UAI"] == u) & ((m1 == m) | (m2 == m))).to_numpy()]
+            for c in cols:
+                au[c] = au[c].astype(object)
+                au.loc[hit, c] = 0 if c.startswith("visites_") else "N/A"
+            self.add(regle="incoherence_dnma", source=_src("dnma/profils"), uai=u, mois=m)
+
+    def ressources_ent_gar(self):
+        """ENT resource visits without GAR accès in a school year, and the reverse."""
+        from ..sources.dnma import SERVICES_RESSOURCES
+
+        sv = self.f.get("dnma/services")
+        if sv is None or not len(sv):
+            return
+        week = pd.to_datetime(sv["debutsemaine"])
+        m1 = week.dt.strftime("%Y-%m")
+        year_acc = self.mt[self.mt["mois"].isin(set(m1))].groupby("uai")["total"].sum()
+        measured = pd.Index(sorted(set(sv["uai"])))
+        without = measured[~measured.isin(year_acc[year_acc > 0].index)]
+        busy = measured[measured.isin(year_acc[year_acc >= 200].index)]
+        half = max(1, self.n // 2)
+        for u in self.pick(without, half):
+            idx = sv.index[(sv["uai"] == u).to_numpy()]
+            hit = idx[self.rng.choice(len(idx), size=min(3, len(idx)), replace=False)]
+            for c in ("visites_manuel_numerique", "utilisateurs_manuel_numerique", "duree_manuel_numerique"):
+                sv[c] = sv[c].astype(object)
+            sv.loc[hit, "visites_manuel_numerique"] = self.rng.integers(30, 90, len(hit))
+            sv.loc[hit, "utilisateurs_manuel_numerique"] = self.rng.integers(10, 30, len(hit)).astype(str)
+            sv.loc[hit, "duree_manuel_numerique"] = "00:07:12"
+            self.add(regle="ressources_ent_gar", source=_src("dnma/services"), uai=u)
+        for u in self.pick(busy, half):
+            idx = sv.index[(sv["uai"] == u).to_numpy()]
+            for name in SERVICES_RESSOURCES:
+                for c in (f"visites_{name}", f"utilisateurs_{name}", f"duree_{name}"):
+                    sv[c] = sv[c].astype(object)
+                    sv.loc[idx, c] = 0 if c.startswith("visites_") else "N/A"
+            self.add(regle="ressources_ent_gar", source=_src("dnma/services"), uai=u)
 
     def ips_hors_plage(self):
         specs = (("referentiel/ips_ecoles", "UAI", "IPS"), ("referentiel/ips_colleges", "UAI", "IPS"),
@@ -400,8 +461,8 @@ class _Planter:
 #: Planting order: rules that drop accès lines last (they renumber the lines).
 ORDER = ("uai_invalide", "doublon", "uai_inconnu", "ressource_inconnue", "territoire_incoherent",
          "acces_avant_inscription", "acces_sans_abonnement", "periode_invalide", "valeur_negative",
-         "accedants_sup_effectif", "affectations_sup_licences", "incoherence_dnma", "ips_hors_plage",
-         "valeur_non_exploitable", "depense_incoherente", "rupture_serie", "mois_manquant")
+         "accedants_sup_effectif", "affectations_sup_licences", "incoherence_dnma", "ressources_ent_gar",
+         "ips_hors_plage", "valeur_non_exploitable", "depense_incoherente", "rupture_serie", "mois_manquant")
 
 
 def plant_anomalies(frames: dict, rng: np.random.Generator, scale: str = "default") -> list[dict]:

@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..io import atomic_write_text, csv_text
 from . import names as N
 from .calibrate import CALIBRATION_FILE, load_calibration
+from .dnma import DNMA_RAW_FILES, published_dnma
 
 log = logging.getLogger(__name__)
 
@@ -1043,6 +1044,9 @@ def build_frames(seed: int = config.SAMPLE_SEED, scale: str = "default", years: 
     acc = _accedants(s, period, rng)
     actifs = _accedants_actifs(s, acc, arrays, period, rng)
     audience = _audience(s, p, arrays, period, rng)
+    acc_sm = np.zeros((len(s), len(period.months)), dtype=np.int64)
+    np.add.at(acc_sm, (arrays["sch"], arrays["mon"]), arrays["cnt"])
+    dnma = published_dnma(s, audience, acc_sm, list(period.months), np.random.default_rng([int(seed), 18]))
     acteurs, contrats, contacts, actions = _crm(s, communes, p, auth, cat, rng)
     budget = _budget(s, ab, auth, period, rng)
 
@@ -1067,7 +1071,7 @@ def build_frames(seed: int = config.SAMPLE_SEED, scale: str = "default", years: 
                                        "profil": np.asarray(PROFILS)[acc.p], "accedants": acc.accedants}),
         "gar/acces": acces,
         "gar/accedants_actifs": actifs,
-        "dnma/audience": audience,
+        **dnma,
         "crm/acteurs": acteurs,
         "crm/contrats": contrats,
         "crm/contacts": contacts,
@@ -1115,8 +1119,8 @@ def write_frames(frames: dict, out: Path) -> list[Path]:
     """Write contract frames and published-layout frames to a data directory (atomically, file by file)."""
     written = []
     for name, df in frames.items():
-        if name in RAW_FILES:
-            rel, bom = RAW_FILES[name]
+        if name in RAW_FILES or name in DNMA_RAW_FILES:
+            rel, bom = RAW_FILES.get(name) or DNMA_RAW_FILES[name]
             text = csv_text(df)
             written.append(atomic_write_text(out / rel, ("\ufeff" if bom else "") + text))
         else:

@@ -11,15 +11,18 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import SAMPLE_DIR
-from ..contract import CONTRACT, REFERENCE_FILES, read_contract_file
+from ..contract import CONTRACT, DNMA_FILES, REFERENCE_FILES, read_contract_file
 
 #: Short names of the contract's files.
 SHORT_NAMES = {name.split("/", 1)[1]: name for name in [*CONTRACT, *REFERENCE_FILES]}
 SHORT_NAMES["audience"] = "dnma/audience"
 SHORT_NAMES["depenses"] = "budget/depenses"
+SHORT_NAMES.update({f"dnma_{name.split('/', 1)[1]}": name for name in DNMA_FILES})
 
 
 def _path_of(name: str) -> str:
+    if name in DNMA_FILES:
+        return DNMA_FILES[name]
     return CONTRACT[name].path if name in CONTRACT else REFERENCE_FILES[name]
 
 
@@ -39,6 +42,10 @@ def load(data_dir: str | Path, name: str) -> pd.DataFrame:
         Typed frame, index = physical line in the file.
     """
     name = SHORT_NAMES.get(name, name)
+    if name in DNMA_FILES:
+        from .dnma import read_dnma
+
+        return read_dnma(Path(data_dir) / DNMA_FILES[name], name.split("/", 1)[1])
     if name in REFERENCE_FILES:
         from . import referentiel
 

@@ -95,7 +95,9 @@ class Dataset:
 
 _DEPP = "MENJ – DEPP (data.education.gouv.fr)"
 _DNE = "MENJ – DNE (data.education.gouv.fr)"
-#: Datasets of ``gar-analysis download`` (all downloaded by default).
+#: Datasets of ``gar-analysis download`` (all downloaded by default). The four weekly DNMA datasets
+#: (``fr-en-dnma-par-uai-*``, 1.5 to 3.9 million rows each) are not in the default list: name them with
+#: ``--datasets`` and put the files under ``dnma/`` of a data directory (see :mod:`gar_analysis.sources.dnma`).
 DATASETS: dict[str, Dataset] = {d.id: d for d in (
     Dataset("fr-en-annuaire-education", "Annuaire de l'éducation", "MENJ (data.education.gouv.fr)"),
     Dataset("fr-en-ips-ecoles-ap2022", "Indices de position sociale des écoles (à partir de 2022)", _DEPP),
@@ -104,9 +106,12 @@ DATASETS: dict[str, Dataset] = {d.id: d for d in (
     Dataset("fr-en-gar-acces_academie", "Accès aux ressources via le GAR par académie", _DNE),
     Dataset("fr-en-gar-affectations_academie2024-2025", "Affectations de ressources dans le GAR par académie "
             "2024-2025", _DNE),
+    Dataset("fr-en-gar-accedants_academie2024-2025", "Accédants au GAR par académie 2024-2025", _DNE),
     Dataset("fr-en-gar-accedants_degre2024-2025", "Accédants au GAR par degré 2024-2025", _DNE),
     Dataset("fr-en-gar-acces_profil2024-2025", "Accès via le GAR par profil d'utilisateur 2024-2025", _DNE),
     Dataset("fr-en-gar-affectations_degre2024-2025", "Affectations dans le GAR par degré 2024-2025", _DNE),
+    Dataset("fr-en-gestionnaire-dacces-aux-ressources-gar-liste_des_ressources-2026",
+            "Liste des ressources accessibles par le GAR (2026)", _DNE),
     Dataset("fr-en-indicateurs-valeur-ajoutee-colleges", "Indicateurs de valeur ajoutée des collèges (IVAC)", _DEPP),
     Dataset("fr-en-adresse-et-geolocalisation-etablissements-premier-et-second-degre",
             "Adresse et géolocalisation des établissements", _DEPP),
