@@ -804,7 +804,8 @@ def seasonality(monthly_df: pd.DataFrame) -> pd.DataFrame:
     Columns: ``mois_calendaire (1–12), libelle, acces_moyen, indice``, school-year order (September first).
     """
     if monthly_df.empty:
-        return pd.DataFrame(columns=["mois_calendaire", "libelle", "acces_moyen", "indice"])
+        return with_spec(pd.DataFrame(columns=["mois_calendaire", "libelle", "acces_moyen", "indice"]),
+                         Spec(people=("acces_moyen",), rates={"indice": "acces_moyen"}))
     m = monthly_df.assign(mois_calendaire=monthly_df["mois"].str[5:7].astype(int))
     avg = m.groupby("mois_calendaire")["acces"].mean()
     order = [9, 10, 11, 12, 1, 2, 3, 4, 5, 6, 7, 8]
@@ -839,7 +840,8 @@ def top_resources(tables, audience: str, code: str, n: int = 10) -> pd.DataFrame
     """Return the most used resources of the territory over 12 months: ``ressource, editeur, acces, etablissements``."""
     t = _tables(tables)
     if not t.has("acces_ressources"):
-        return pd.DataFrame(columns=["ressource", "editeur", "acces", "etablissements"])
+        return with_spec(pd.DataFrame(columns=["ressource", "editeur", "acces", "etablissements"]),
+                         Spec(people=("acces",)))
     ar = select(t["acces_ressources"], audience, code)
     ar = ar[ar["mois"].astype(str).isin(window(t["usage_mensuel"])) & (_num(ar["acces"]) > 0)]
     g = ar.groupby("id_ressource")
@@ -966,7 +968,7 @@ def _data_end(t: Tables) -> pd.Timestamp:
 def conventions_summary(conv: pd.DataFrame) -> pd.DataFrame:
     """Count conventions by actor type: ``type_acteur, signees, en_attente, expirant``."""
     if conv.empty:
-        return pd.DataFrame(columns=["type_acteur", "signees", "en_attente", "expirant"])
+        return with_spec(pd.DataFrame(columns=["type_acteur", "signees", "en_attente", "expirant"]), Spec())
     g = conv.groupby("type_acteur")
     # conventions are facts about public institutions: shown whatever their number
     return with_spec(pd.DataFrame({"signees": g["statut"].apply(lambda s: int((s == "signe").sum())),
@@ -982,10 +984,10 @@ def training_actions(tables, audience: str, code: str, freq: str = "Q") -> pd.Da
     t = _tables(tables)
     types = ["formation", "webinaire", "accompagnement"]
     if not t.has("actions"):
-        return pd.DataFrame(columns=["periode", *types, "total"])
+        return with_spec(pd.DataFrame(columns=["periode", *types, "total"]), Spec())
     a = select(t["actions"], audience, code)
     if a.empty:
-        return pd.DataFrame(columns=["periode", *types, "total"])
+        return with_spec(pd.DataFrame(columns=["periode", *types, "total"]), Spec())
     per = pd.to_datetime(a["date"]).dt.to_period(freq)
     wide = a.assign(periode=per).pivot_table(index="periode", columns="type_action", values="uai",
                                              aggfunc="size", fill_value=0, observed=True)
@@ -1065,7 +1067,7 @@ def anomalies_summary(found: pd.DataFrame) -> pd.DataFrame:
     """Count findings by rule and severity: ``regle, erreurs, avertissements, informations, etablissements``."""
     cols = ["regle", "erreurs", "avertissements", "informations", "etablissements"]
     if found.empty:
-        return pd.DataFrame(columns=cols)
+        return with_spec(pd.DataFrame(columns=cols), Spec())
     g = found.groupby("regle")
     out = pd.DataFrame({
         "erreurs": g["gravite"].apply(lambda s: int((s == "erreur").sum())),
