@@ -202,6 +202,8 @@ def _problem_rows(problems) -> pd.DataFrame:
     else:
         rows = []
         for p in problems:
+            if getattr(p, "kind", None):  # form problems have their own rules (rules_form)
+                continue
             if isinstance(p, dict):
                 rows.append(p)
             else:
