@@ -34,7 +34,7 @@ import pandas as pd
 from . import __version__
 from .config import IPS_PLAUSIBLE, PROCESSED_DIR, ROOT, RURAL_DENSITY, SAMPLE_DIR
 from .contract import PROFILS, SUPPORTS
-from .contract import drop_invalid
+from .contract import CONTRACT, REFERENCE_FILES, drop_invalid
 from .errors import ConfigError, DataError
 from .io import sha256_file
 from .sources import SHORT_NAMES, DataDir
@@ -49,8 +49,8 @@ TERRITORY_COLUMNS = ["code_departement", "code_academie", "code_region", "niveau
 FUNDING_AUTHORITY = {"ecole": ("commune", "code_commune"), "college": ("departement", "code_departement"),
                      "lycee": ("region", "code_region")}
 #: Files the build cannot do without when present (the register: always): unreadable → the build fails.
-NEEDED = ("referentiel/annuaire", "gar/etablissements", "gar/ressources", "gar/abonnements", "gar/affectations",
-          "gar/accedants", "gar/acces")
+NEEDED = ("referentiel/annuaire", "gar/etablissements", "gar/ressources", "gar/affectations", "gar/accedants",
+          "gar/acces")
 
 
 class BuildData(DataDir):
@@ -362,6 +362,8 @@ def build(data_dir: str | Path = SAMPLE_DIR, out_dir: str | Path = PROCESSED_DIR
     data_dir, out_dir = Path(data_dir).absolute(), Path(out_dir).absolute()
     ds = BuildData(data_dir)
     tables = build_tables(ds, findings)
+    for name in [*CONTRACT, *REFERENCE_FILES]:  # count the left-out lines of the files no table reads too
+        ds.has(name)
     sources = []
     for f in sorted(data_dir.rglob("*.csv")):
         if not f.is_file():  # a folder or a broken link named *.csv
@@ -390,6 +392,8 @@ def build(data_dir: str | Path = SAMPLE_DIR, out_dir: str | Path = PROCESSED_DIR
     with staging_dir(out_dir) as new:
         for name, df in tables.items():
             path = new / f"{name}.parquet"
+            df = df.copy(deep=False)
+            df.attrs = {}  # loader problems stay in the findings, not in the tables
             df.to_parquet(path, index=False)
             manifest["outputs"][name] = {"fichier": path.name, "lignes": int(len(df)), "sha256": sha256_file(path)}
         manifest["duree_s"] = round(time.perf_counter() - t0, 2)

@@ -348,7 +348,9 @@ def read_raw_csv(path: Path, expected: tuple[str, ...] = ()) -> pd.DataFrame:
     Empty cells are empty strings; blank lines are skipped. The frame's index is
     the physical line number of each record (header = 1), blank lines and
     quoted line breaks counted. Records with the wrong number of fields are
-    left out and listed in ``attrs["problemes"]`` (``format_invalide``).
+    listed in ``attrs["problemes"]`` (``format_invalide``) and kept, cut or padded
+    to the header's width, so that their keys can still be seen; a lenient
+    :func:`validate` marks them invalid.
 
     Raises
     ------
@@ -399,7 +401,7 @@ def _read_records(path: Path, text: str, width: int) -> pd.DataFrame:
                                     "trop ou manquant, ou valeur contenant un « ; » sans guillemets).",
                                     kind="format_invalide", value=f"{len(rec)} champs",
                                     expected=f"{width} champs"))
-            continue
+            rec = (rec + [""] * width)[:width]
         rows.append(rec)
         lines.append(start)
     df = pd.DataFrame(rows, columns=range(width), dtype=object).astype(str) if rows else \
@@ -521,19 +523,20 @@ def validate(df: pd.DataFrame, fs: FileSpec, path: Path, *, lenient: bool = Fals
                                  f"(colonnes attendues : {', '.join(fs.names)}).", kind="fichier_illisible")
                          for c in missing])
     problems: list[Problem] = list(df.attrs.get("problemes", ()))
+    ragged = df.index.isin([p.line for p in problems if p.line])  # already reported: no cell problems
     out = df.copy()
     out.attrs = {}
-    invalid = np.zeros(len(df), dtype=bool)
+    invalid = ragged.copy()
     for col in fs.columns:
         raw = df[col.name].astype(str)
         stripped = raw.str.strip()
-        empty = stripped == ""
+        empty = (stripped == "") & ~ragged
         if col.values:
             keys = stripped.map(value_key)
             aliases = ALIASES.get(col.name, {})
             mapped = keys.map(lambda k, a=aliases: a.get(k, k))
             known = mapped.isin(col.values)
-            outside = ~known & ~empty
+            outside = ~known & ~empty & ~ragged
             expected = ", ".join(col.values)
             problems += _cell_problems(path, col, "valeur_hors_liste", stripped[outside],
                                        lambda v, e=expected: f"valeur « {v} » inconnue : valeurs possibles {e}.",
@@ -541,7 +544,7 @@ def validate(df: pd.DataFrame, fs: FileSpec, path: Path, *, lenient: bool = Fals
             converted, bad = mapped.where(known), outside.to_numpy(bool).copy()
         else:
             converted, bad_s = _convert(raw, col.kind)
-            bad = bad_s.to_numpy(bool).copy()
+            bad = bad_s.to_numpy(bool).copy() & ~ragged
             label = _KIND_LABEL.get(col.kind, "un texte sans caractère nul")
             problems += _cell_problems(path, col, "format_invalide", stripped[bad],
                                        lambda v, lab=label: f"valeur « {v} » illisible : {lab} est attendu(e).",

@@ -113,7 +113,8 @@ def run_checks(data_dir: str | Path | DataDir, rules: list[str] | None = None) -
         try:
             frames.append(rule.func(ctx))
         except Exception as exc:  # one rule's failure never stops the others
-            log.exception("règle %s interrompue", rid)
+            log.warning("règle %s interrompue : %s: %s", rid, type(exc).__name__, exc)
+            log.debug("trace de la règle %s", rid, exc_info=True)
             frames.append(make_findings(
                 rid, "erreur", "", f"Contrôle « {rule.titre} » non effectué : erreur inattendue "
                 f"({type(exc).__name__} : {exc}) ; signaler ce cas avec les fichiers concernés."))

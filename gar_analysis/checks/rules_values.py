@@ -1,6 +1,7 @@
 """Rules on values: periods, negative counts, capacities, IPS and budgets."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .context import IPS_FILES, Context, fast_isin, fmt_int, month_start, source_path
@@ -125,10 +126,15 @@ def active_subscriptions(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``pairs`` columns plus ``licences`` (summed over active subscriptions,
-        NA when one of them has a negative or missing count) and ``actifs``
-        (number of active subscriptions).
+        NA when one of them has a negative or missing count, or when a
+        subscription of the school and resource was left out for its form),
+        ``actifs`` (number of active subscriptions) and ``incertain`` (a
+        subscription of the school and resource was left out for its form:
+        whether one is active is unknown).
     """
     ab = ctx.frame("gar/abonnements")
+    inv = ctx.invalid("gar/abonnements")
+    unsure = set(zip(ab.loc[inv, "uai"].tolist(), ab.loc[inv, "id_ressource"].tolist())) if inv.any() else set()
     start = ab[["date_debut", "date_fin"]].min(axis=1)
     end = ab[["date_debut", "date_fin"]].max(axis=1)
     subs = pd.DataFrame({"uai": ab["uai"], "id_ressource": ab["id_ressource"], "_d": start, "_f": end,
@@ -146,6 +152,9 @@ def active_subscriptions(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
     out = pairs.merge(agg.drop(columns="_neg"), on=["uai", "id_ressource", "mois"], how="left")
     out["actifs"] = out["actifs"].fillna(0).astype("int64")
     out.loc[out["actifs"] == 0, "licences"] = 0.0
+    out["incertain"] = np.fromiter(((u, r) in unsure for u, r in zip(out["uai"], out["id_ressource"])),
+                                   dtype=bool, count=len(out))
+    out.loc[out["incertain"], "licences"] = np.nan
     return out
 
 
