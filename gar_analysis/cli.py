@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     command = ""
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)  # a bad option: argparse prints one line and the usage
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else EXIT_REFUSED
         command = args.command
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
