@@ -522,8 +522,8 @@ def load_manifest(processed_dir: str | Path | None = None) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError.single(path, f"manifeste illisible ({exc}) : relancez « gar-analysis build ».") from None
     except json.JSONDecodeError as exc:
-        raise DataError.single(path, f"manifeste illisible : JSON invalide ({exc.msg}) ; relancez "
-                               "« gar-analysis build ».", line=exc.lineno, column=f"caractère {exc.colno}") from None
+        raise DataError.single(path, f"manifeste illisible : JSON invalide au caractère {exc.colno} ({exc.msg}) ; "
+                               "relancez « gar-analysis build ».", line=exc.lineno) from None
     if not isinstance(data, dict):
         raise DataError.single(path, "manifeste illisible : un objet JSON est attendu ; relancez « gar-analysis build ».")
     return data

@@ -327,6 +327,12 @@ def validate_body(path: Path, suffix: str, content_type: str | None, expected_ro
         text_head = head.lstrip(b"\xef\xbb\xbf").lstrip()
         if text_head[:1] in (b"<", b"{", b"["):
             raise _Invalid("page HTML ou réponse JSON reçue au lieu d'un CSV (message d'erreur du serveur ?)")
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 1))
+            last = f.read(1)
+        if last and last != b"\n":
+            raise _Invalid("dernière ligne sans fin de ligne : corps de réponse tronqué (connexion coupée ou "
+                           "compression corrompue)")
         try:
             with open(path, encoding="utf-8-sig", newline="") as f:
                 header = f.readline()
