@@ -305,3 +305,87 @@ def test_every_file_unreadable_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and ".csv" in err
     assert not (tmp_path / "c.csv").exists()
+
+
+# --------------------------------------------------------------------------- a register the team never saw
+
+ISSUE_RULES = ["uai_invalide", "doublon", "uai_inconnu", "ressource_inconnue", "territoire_incoherent",
+               "acces_avant_inscription", "acces_sans_abonnement", "periode_invalide", "valeur_negative",
+               "accedants_sup_effectif", "affectations_sup_licences", "rupture_serie", "mois_manquant",
+               "incoherence_dnma", "ips_hors_plage", "depense_incoherente"]
+
+
+@pytest.fixture(scope="module")
+def unseen_register(tmp_path_factory):
+    """A sample drawn with another seed, written the way real exports are: EduGAR schools without an
+    ENT project, contract statuses ``actif``/``Signé``, resource degrees ``1``/``2``."""
+    from gar_analysis.sample import generate
+
+    out = tmp_path_factory.mktemp("registre_inconnu")
+    truth = generate(out, seed=77, scale="default")
+    et = pd.read_csv(out / "gar/etablissements.csv", sep=";", dtype=str, keep_default_na=False)
+    n_edugar = int((et["mediacentre"] == "EduGAR").sum())
+    et.loc[et["mediacentre"] == "EduGAR", "projet_ent"] = ""
+    et.to_csv(out / "gar/etablissements.csv", sep=";", index=False)
+    ct = pd.read_csv(out / "crm/contrats.csv", sep=";", dtype=str, keep_default_na=False)
+    signed = ct.index[ct["statut"] == "signe"]
+    ct.loc[signed[::2], "statut"] = "actif"
+    ct.loc[signed[1::2], "statut"] = "Signé"
+    ct.to_csv(out / "crm/contrats.csv", sep=";", index=False)
+    rs = pd.read_csv(out / "gar/ressources.csv", sep=";", dtype=str, keep_default_na=False)
+    rs["degre"] = rs["degre"].replace({"premier": "1", "second": "2"})
+    rs.to_csv(out / "gar/ressources.csv", sep=";", index=False)
+    from gar_analysis.checks import run_checks
+
+    return truth, run_checks(out), n_edugar
+
+
+def test_unseen_register_with_edugar_schools_has_no_form_finding(unseen_register):
+    _, findings, n_edugar = unseen_register
+    assert n_edugar > 20
+    form = findings[findings["regle"].isin(["fichier_illisible", "valeur_manquante", "valeur_hors_liste",
+                                            "format_invalide"])]
+    assert form.empty, form.head().to_string()
+
+
+@pytest.mark.parametrize("regle", ISSUE_RULES)
+def test_unseen_register_every_rule_at_its_usual_recall_and_precision(unseen_register, regle):
+    from gar_analysis.checks.evaluation import score
+
+    truth, findings, _ = unseen_register
+    s = score(findings, truth["anomalies"]).loc[regle]
+    assert s["rappel"] >= 0.95, s.to_dict()
+    assert s["precision"] >= 0.90, s.to_dict()
+
+
+# --------------------------------------------------------------------------- check, build, then one report
+
+@pytest.mark.slow
+def test_defective_sample_check_build_then_one_report(sample_build, tmp_path, capsys):
+    """The sample with several defects: check and build complete, the dashboard is produced."""
+    data = tmp_path / "data"
+    shutil.copytree(sample_build.data_dir, data)
+    edugar(data)
+    set_cell("gar/acces.csv", 10, "acces", "2.000")(data)
+    set_cell("gar/acces.csv", 12, "mois", "٢٠٢٣-09")(data)
+    set_cell("crm/contrats.csv", 3, "statut", "actif")(data)
+    set_cell("gar/ressources.csv", 2, "degre", "1")(data)
+    blank_lines_then("gar/affectations.csv", "affectations", "inf")(data)
+    write_bytes("dnma/audience.csv", lambda b: b.replace(b"\n", b"\r\n"))(data)
+    csv_path = tmp_path / "constats.csv"
+    assert main(["check", "--data", str(data), "--out", str(csv_path)]) == 0
+    f = pd.read_csv(csv_path, sep=";", dtype=str, keep_default_na=False)
+    form = f[f["regle"] == "format_invalide"]
+    assert {("gar/acces.csv", "10"), ("gar/acces.csv", "12"), ("gar/affectations.csv", "7")} <= \
+        set(zip(form["source"], form["ligne"]))
+    out = tmp_path / "processed"
+    assert main(["build", "--data", str(data), "--out", str(out), "--findings", str(csv_path)]) == 0
+    manifest = assert_build_consistent(out)
+    assert manifest["lignes_ecartees"] == {"gar/acces.csv": 2, "gar/affectations.csv": 1}
+    code = main(["reports", "--audience", "national", "--only", "FR", "--notebook", "tableau_de_bord",
+                 "--processed", str(out), "--out", str(tmp_path / "rapports"), "--run-id", "lot",
+                 "--no-progress", "--jobs", "1"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and code == 0, err
+    page = (tmp_path / "rapports/lot/national/FR.html").read_text(encoding="utf-8")
+    assert "Données simulées" in page
