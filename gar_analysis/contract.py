@@ -329,9 +329,11 @@ def unclosed_quote_line(text: str) -> int | None:
     return open_line if inside else None
 
 
-def _header_names(path: Path, header: str) -> list[str]:
-    """Return the stripped header names; refuse empty and duplicated names."""
+def _header_names(path: Path, header: str, unique: bool = True) -> list[str]:
+    """Return the stripped header names; refuse duplicated names when ``unique``."""
     names = [h.strip() for h in next(csv.reader([header], delimiter=";"), [])]
+    if not unique:
+        return names
     seen: dict[str, int] = {}
     for i, name in enumerate(names, start=1):
         if name in seen:
@@ -342,7 +344,7 @@ def _header_names(path: Path, header: str) -> list[str]:
     return names
 
 
-def read_raw_csv(path: Path, expected: tuple[str, ...] = ()) -> pd.DataFrame:
+def read_raw_csv(path: Path, expected: tuple[str, ...] = (), *, unique_header: bool = True) -> pd.DataFrame:
     """Read a ``;``-separated UTF-8 CSV with every value as a string.
 
     Empty cells are empty strings; blank lines are skipped. The frame's index is
@@ -356,7 +358,8 @@ def read_raw_csv(path: Path, expected: tuple[str, ...] = ()) -> pd.DataFrame:
     ------
     DataError
         File absent or unreadable, not UTF-8 text, empty, wrong separator,
-        duplicated header name, a quote never closed (naming its line).
+        duplicated header name (unless ``unique_header`` is False: published
+        layouts, where the first column wins), a quote never closed (naming its line).
     """
     path = Path(path)
     text = read_text(path)
@@ -364,7 +367,7 @@ def read_raw_csv(path: Path, expected: tuple[str, ...] = ()) -> pd.DataFrame:
         raise DataError.single(path, "fichier vide : un en-tête et des lignes sont attendus.", line=1)
     header = text.split("\n", 1)[0].rstrip("\r")
     check_separator(path, header, expected)
-    names = _header_names(path, header)
+    names = _header_names(path, header, unique_header)
     line = unclosed_quote_line(text)
     if line is not None:
         raise DataError.single(path, "guillemet ouvert et jamais refermé : la suite du fichier ne peut pas être "

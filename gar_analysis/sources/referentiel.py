@@ -291,7 +291,7 @@ def read_table(path: str | Path, layouts: tuple[Layout, ...] = (), *, what: str 
                                                 | {field_id(h) for lay in layouts for h in lay.all_headers()}))
             sep = ";"
         if sep == ";":
-            df = read_raw_csv(path)
+            df = read_raw_csv(path, unique_header=False)
         else:
             try:
                 df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[])
