@@ -389,3 +389,112 @@ def test_defective_sample_check_build_then_one_report(sample_build, tmp_path, ca
     assert "Traceback" not in err and code == 0, err
     page = (tmp_path / "rapports/lot/national/FR.html").read_text(encoding="utf-8")
     assert "Données simulées" in page
+
+
+# --------------------------------------------------------------------------- every loader × generic mutations
+
+def _truncate_sample(out: Path, lines: int = 30) -> Path:
+    for p in out.rglob("*.csv"):
+        text = p.read_text(encoding="utf-8-sig")
+        p.write_text("\n".join(text.split("\n")[:lines]) + "\n", encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_sample(tmp_path_factory):
+    """A small copy of the sample: every contract and register file, 29 data lines each."""
+    from gar_analysis.sample import generate
+
+    out = tmp_path_factory.mktemp("petit_echantillon")
+    generate(out, seed=5, scale="default")
+    return _truncate_sample(out)
+
+
+def _cell_edit(value):
+    """Mutation of the 5th physical line: its last cell becomes ``value``."""
+    def edit(text: str) -> str:
+        lines = text.split("\n")
+        cells = lines[4].split(";")
+        cells[-1] = value
+        lines[4] = ";".join(cells)
+        return "\n".join(lines)
+    return edit
+
+
+MUTATIONS = {
+    "virgule": lambda t: t.replace(";", ","),
+    "tabulation": lambda t: t.replace(";", "\t"),
+    "latin1": "latin1",
+    "utf16": "utf16",
+    "bom": lambda t: "\ufeff" + t,
+    "crlf": lambda t: t.replace("\n", "\r\n"),
+    "octet_nul": _cell_edit("12\x003"),
+    "ligne_longue": _cell_edit("9" * 200_000),
+    "emoji": _cell_edit("🙂"),
+    "chiffres_arabes": _cell_edit("٣٠٠"),
+    "infini": _cell_edit("inf"),
+    "lignes_vides": lambda t: "\n".join(t.split("\n")[:3] + ["", "  "] + t.split("\n")[3:]),
+    "entete_seul": lambda t: t.split("\n", 1)[0] + "\n",
+    "vide": lambda t: "",
+    "derniere_ligne_coupee": lambda t: t.rstrip("\n")[:-3],
+    "champ_en_trop": lambda t: "\n".join(line + (";x" if i == 5 else "") for i, line in enumerate(t.split("\n"))),
+    "guillemet_non_ferme": lambda t: "\n".join(line.replace(";", ';"', 1) if i == 6 else line
+                                               for i, line in enumerate(t.split("\n"))),
+}
+
+
+def _all_files():
+    from gar_analysis.contract import CONTRACT, REFERENCE_FILES
+
+    return [*CONTRACT, *REFERENCE_FILES]
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+@pytest.mark.parametrize("name", _all_files())
+def test_every_loader_survives_every_mutation(small_sample, tmp_path, name, mutation):
+    """A lenient load returns a frame or raises one DataError naming the file; never another exception."""
+    from gar_analysis.errors import DataError
+    from gar_analysis.sources import DataDir, _path_of, load
+
+    rel = _path_of(name)
+    src = small_sample / rel
+    data = tmp_path / "d"
+    (data / rel).parent.mkdir(parents=True)
+    text = src.read_text(encoding="utf-8")
+    m = MUTATIONS[mutation]
+    if m == "latin1":
+        (data / rel).write_bytes(_cell_edit("Élève")(text).encode("latin-1", errors="replace"))
+    elif m == "utf16":
+        (data / rel).write_bytes(text.encode("utf-16"))
+    else:
+        (data / rel).write_bytes(m(text).encode("utf-8"))
+    original = load(small_sample, name, lenient=True)
+    try:
+        df = load(data, name, lenient=True)
+    except DataError as exc:
+        assert all(str(data / rel) in p.file for p in exc.problems), exc
+        assert exc.problems and all(p.message for p in exc.problems)
+        assert mutation not in ("bom", "crlf", "emoji", "ligne_longue", "lignes_vides", "entete_seul")
+        return
+    assert pd.api.types.is_integer_dtype(df.index) and (len(df) == 0 or df.index.min() >= 2)
+    problems = df.attrs.get("problemes", ())
+    assert all(str(data / rel) in p.file for p in problems)
+    if mutation in ("bom", "crlf"):
+        pd.testing.assert_frame_equal(df, original)
+    if mutation == "lignes_vides":  # physical lines: the records after the blank lines moved by 2
+        expected = [i if i <= 3 else i + 2 for i in original.index]
+        assert df.index.tolist() == expected
+    if mutation == "entete_seul":
+        assert len(df) == 0
+    if mutation in ("champ_en_trop",):
+        assert 6 in {p.line for p in problems}, problems
+    if mutation in ("chiffres_arabes", "infini", "octet_nul"):
+        # the last column is a number in most files: then line 5 is reported
+        strict_error = None
+        try:
+            load(data, name)
+        except DataError as exc:
+            strict_error = exc
+        if strict_error is not None:
+            assert 5 in {p.line for p in strict_error.problems}
+            assert 5 in df.attrs.get("lignes_invalides", ())
