@@ -535,9 +535,9 @@ def validate(df: pd.DataFrame, fs: FileSpec, path: Path, *, lenient: bool = Fals
         stripped = raw.str.strip()
         empty = (stripped == "") & ~ragged
         if col.values:
-            keys = stripped.map(value_key)
             aliases = ALIASES.get(col.name, {})
-            mapped = keys.map(lambda k, a=aliases: a.get(k, k))
+            spelled = {v: aliases.get(value_key(v), value_key(v)) for v in stripped.unique().tolist()}
+            mapped = stripped.map(spelled)  # one lookup per distinct value
             known = mapped.isin(col.values)
             outside = ~known & ~empty & ~ragged
             expected = ", ".join(col.values)
