@@ -59,12 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(exc: BaseException) -> str:
-    """Return a refusal as short text: a single problem on one line, else the list."""
+def _one_line(exc: BaseException, shown: int = 3) -> str:
+    """Return a refusal on one line: its problems (file, line, column) joined, the rest counted."""
     problems = getattr(exc, "problems", None)
-    if problems and len(problems) == 1:
-        return str(problems[0])
-    return str(exc)
+    if problems:
+        text = " ; ".join(str(p) for p in problems[:shown])
+        if len(problems) > shown:
+            text += f" (… et {len(problems) - shown} autre(s) problème(s))"
+        return text
+    return " ".join(str(exc).split("\n"))
 
 
 def log_unexpected(exc: BaseException, command: str = "") -> Path:

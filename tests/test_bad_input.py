@@ -19,6 +19,7 @@ import pytest
 
 from test_checks_rules import SCHOOLS, clean_world, write_world  # noqa: E402
 
+from gar_analysis.checks import RULES  # noqa: E402
 from gar_analysis.cli import main  # noqa: E402
 
 ACCES_HEADER = "mois;uai;id_ressource;profil;support;acces"
@@ -277,6 +278,8 @@ def test_check_then_build(case, previous_build, tmp_path, capsys):
             assert hit["message"].str.contains(f"« {column} »", regex=False).any(), hit.to_string()
         assert set(serious["regle"]) <= {regle, "fichier_illisible", "uai_inconnu", "uai_invalide"}, \
             serious.to_string()
+        html = (tmp_path / "q.html").read_text(encoding="utf-8")
+        assert source in html and RULES[regle].titre in html
     # build on top of the previous tables
     out = tmp_path / "processed"
     shutil.copytree(old_out, out)
@@ -304,6 +307,7 @@ def test_every_file_unreadable_exits_2(tmp_path, capsys):
     code = main(["check", "--data", str(data), "--out", str(tmp_path / "c.csv")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and ".csv" in err
+    assert len(err.strip().splitlines()) == 1 and "autre(s) problème(s)" in err
     assert not (tmp_path / "c.csv").exists()
 
 
