@@ -33,8 +33,7 @@ import pandas as pd
 
 from . import __version__
 from .config import IPS_PLAUSIBLE, PROCESSED_DIR, ROOT, RURAL_DENSITY, SAMPLE_DIR
-from .contract import PROFILS, SUPPORTS
-from .contract import CONTRACT, REFERENCE_FILES, drop_invalid
+from .contract import CONTRACT, PROFILS, REFERENCE_FILES, SUPPORTS, drop_invalid
 from .errors import ConfigError, DataError
 from .io import sha256_file
 from .sources import SHORT_NAMES, DataDir

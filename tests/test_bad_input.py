@@ -458,7 +458,7 @@ def _all_files():
 def test_every_loader_survives_every_mutation(small_sample, tmp_path, name, mutation):
     """A lenient load returns a frame or raises one DataError naming the file; never another exception."""
     from gar_analysis.errors import DataError
-    from gar_analysis.sources import DataDir, _path_of, load
+    from gar_analysis.sources import _path_of, load
 
     rel = _path_of(name)
     src = small_sample / rel

@@ -6,8 +6,6 @@ traceback on stderr and output folders either complete or untouched.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import json
 import os
 import shutil
 import signal
@@ -18,7 +16,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
