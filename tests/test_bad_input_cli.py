@@ -461,3 +461,22 @@ def test_aggregate_never_replaces_good_output_with_an_empty_one(tmp_path, capsys
     assert not (out / "gar/accedants_actifs.csv").exists()
     found = pd.read_csv(out / "constats_evenements.csv", sep=";", dtype=str)
     assert set(found["regle"]) == {"colonne_manquante", "fichier_illisible"}
+
+
+def test_a_failing_rule_never_stops_the_others(built, monkeypatch, caplog):
+    import dataclasses
+
+    from gar_analysis.checks import RULES, run_checks
+
+    data, _ = built
+
+    def boom(ctx):
+        raise ZeroDivisionError("division par zéro simulée")
+
+    monkeypatch.setitem(RULES, "rupture_serie", dataclasses.replace(RULES["rupture_serie"], func=boom))
+    f = run_checks(data)
+    broken = f[f["regle"] == "rupture_serie"]
+    assert broken["gravite"].tolist() == ["erreur"]
+    assert "non effectué" in broken["message"].iloc[0] and "ZeroDivisionError" in broken["message"].iloc[0]
+    assert "Traceback" not in caplog.text
+    assert {"uai_invalide", "mois_manquant"} <= set(f.attrs["durees"])
