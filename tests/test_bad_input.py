@@ -171,6 +171,8 @@ CASES = {
                 ("format_invalide", "referentiel/ips_colleges.csv", 2, "IPS")),
     "latitude_1e400": (set_cell("referentiel/annuaire.csv", 3, "latitude", "1e400"),
                        ("format_invalide", "referentiel/annuaire.csv", 3, "latitude")),
+    "eleves_milliers_point": (set_cell("referentiel/annuaire.csv", 4, "Nombre_d_eleves", "2.000"),
+                              ("format_invalide", "referentiel/annuaire.csv", 4, "Nombre_d_eleves")),
     "eleves_chiffres_arabes": (set_cell("referentiel/annuaire.csv", 3, "Nombre_d_eleves", "٣٠٠"),
                                ("format_invalide", "referentiel/annuaire.csv", 3, "Nombre_d_eleves")),
     "mois_chiffres_arabes": (set_cell("gar/acces.csv", 3, "mois", "٢٠٢٣-09"),

@@ -396,7 +396,8 @@ def _number(s: pd.Series, header: str, kind: str, col: _Collector, *, report_mis
     token = upper.isin(list(MISSING_TOKENS))
     empty = text == ""
     # ASCII digits only, finite values: « inf », « 1e400 » or Arabic-Indic digits are unparsable
-    shaped = text.str.match(_FLOAT_RE if kind == "float" else _INT_RE + "|" + _FLOAT_RE)
+    # a count takes digits (and the « .0 » of a Parquet float): « 2.000 » is ambiguous (thousands or decimals)
+    shaped = text.str.match(_FLOAT_RE if kind == "float" else _INT_RE)
     num = pd.to_numeric(text.str.replace(",", ".", regex=False).where(~empty & ~token & shaped), errors="coerce")
     num = num.where(np.isfinite(num.fillna(0)) & (num.abs().fillna(0) < 2 ** 53))
     bad = num.isna() & ~empty & ~token
