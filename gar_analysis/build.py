@@ -3,15 +3,27 @@
 ``gar-analysis build --data DIR`` reads a data directory (the contract's files),
 joins the sources per school, per school and month, per school and school year,
 and writes the tables every indicator, model and report reads. Every table is
-per school or coarser: no pupil-level data. All tables are computed in memory
-first, then written atomically, the manifest last, so that a failure leaves the
-previous build untouched.
+per school or coarser: no pupil-level data.
+
+Bad input: every file is read leniently (as ``gar-analysis check`` does); the
+lines with a form problem (missing, out-of-list or unparsable value) are left
+out and counted in the manifest (``lignes_ecartees``), and the findings name
+them. The build fails, naming the file, only when a file it needs cannot be
+read at all (:data:`NEEDED`); another unreadable file is left out
+(``fichiers_ecartes``). All tables are computed in memory first, written into a
+new sibling folder with the manifest, then swapped with the output folder in
+one step (:func:`replace_dir`): readers see the old build or the new one, never
+a mix, and a failure or a kill leaves the previous build untouched.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import os
+import shutil
 import subprocess
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,9 +33,10 @@ import pandas as pd
 
 from . import __version__
 from .config import IPS_PLAUSIBLE, PROCESSED_DIR, ROOT, RURAL_DENSITY, SAMPLE_DIR
-from .contract import CONTRACT, PROFILS, SUPPORTS
-from .errors import DataError
-from .io import atomic_write_parquet, atomic_write_text, sha256_file
+from .contract import CONTRACT, PROFILS, REFERENCE_FILES, SUPPORTS, drop_invalid
+from .errors import ConfigError, DataError
+from .io import sha256_file
+from .publishers import assign_ids, read_mapping
 from .sources import SHORT_NAMES, DataDir
 from .territories import departements, normalize_departement
 
@@ -35,6 +48,54 @@ TERRITORY_COLUMNS = ["code_departement", "code_academie", "code_region", "niveau
 #: Funding authority of each school level (actor type in the CRM, column holding its code).
 FUNDING_AUTHORITY = {"ecole": ("commune", "code_commune"), "college": ("departement", "code_departement"),
                      "lycee": ("region", "code_region")}
+#: Files the build cannot do without when present (the register: always): unreadable → the build fails.
+NEEDED = ("referentiel/annuaire", "gar/etablissements", "gar/ressources", "gar/affectations", "gar/accedants",
+          "gar/acces")
+
+
+class BuildData(DataDir):
+    """A data directory read leniently for the build: lines with a form problem are left out.
+
+    ``left_out`` counts them by source path; an unreadable file raises when it is
+    :data:`NEEDED`, else it is treated as absent and listed in ``skipped``.
+    Contract files keep only the contract's columns (data minimisation): extra input
+    columns are allowed by the loaders but never travel into the processed tables (the
+    allow-list is each file's columns in :data:`gar_analysis.contract.CONTRACT`); those
+    that look like a personal identifier are reported by the rule ``identifiant_personnel``.
+    """
+
+    def __init__(self, path):
+        super().__init__(path, lenient=True)
+        self.left_out: dict[str, int] = {}
+        self.skipped: dict[str, str] = {}
+
+    def has(self, name: str) -> bool:
+        name = SHORT_NAMES.get(name, name)
+        if not super().has(name):
+            return False
+        try:
+            self.get(name)
+        except DataError as exc:
+            if name in NEEDED:
+                raise
+            self.skipped[str(self.file(name).relative_to(self.path))] = str(exc)
+            log.warning("fichier illisible, laissé de côté : %s", exc)
+            return False
+        return True
+
+    def get(self, name: str) -> pd.DataFrame:
+        name = SHORT_NAMES.get(name, name)
+        if name not in self._cache:
+            df = super().get(name)
+            lines = df.attrs.get("lignes_invalides", ())
+            if lines:
+                self.left_out[str(self.file(name).relative_to(self.path))] = len(lines)
+                df = drop_invalid(df)
+            fs = CONTRACT.get(name)
+            if fs is not None and list(df.columns) != fs.names:
+                df = df[[c for c in fs.names if c in df.columns]]
+            self._cache[name] = df
+        return self._cache[name]
 
 
 def school_year(mois: pd.Series) -> pd.Series:
@@ -146,22 +207,6 @@ def _crm_facts(ds: DataDir, schools: pd.DataFrame) -> pd.DataFrame:
     return facts
 
 
-class ContractColumns(DataDir):
-    """A data directory whose contract files keep only the contract's columns (data minimisation).
-
-    Extra input columns are allowed by the loaders but never travel into the
-    processed tables: the allow-list is each file's columns in
-    :data:`gar_analysis.contract.CONTRACT`. Extra columns that look like a
-    personal identifier are reported by the rule ``identifiant_personnel``.
-    """
-
-    def get(self, name: str) -> pd.DataFrame:
-        """Return the loaded frame of a file, restricted to its contract columns."""
-        df = super().get(name)
-        fs = CONTRACT.get(SHORT_NAMES.get(name, name))
-        return df if fs is None or list(df.columns) == fs.names else df[fs.names]
-
-
 def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Join the sources of a data directory into the processed tables.
 
@@ -177,7 +222,8 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
     dict of str to pandas.DataFrame
         The tables of :data:`TABLES`, by name.
     """
-    ds = ContractColumns(data_dir)
+    ds = data_dir if isinstance(data_dir, BuildData) else BuildData(data_dir)
+    data_dir = ds.path
     if not ds.has("annuaire"):
         raise DataError.single(ds.file("annuaire"), "le répertoire des établissements est indispensable à la construction.")
     reg = _register(ds)
@@ -207,11 +253,12 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
         columns=["mois", "uai", "id_ressource", "profil", "affectations"])
     aff = aff.assign(affectations=aff["affectations"].astype("int64"))
     ress = ds.ressources if ds.has("ressources") else pd.DataFrame(columns=["id_ressource", "editeur"])
+    ress = assign_ids(ress, read_mapping(data_dir))  # publishers keyed by a stable identifier
 
     per_res = _pivot_sum(acces, ["mois", "uai", "id_ressource"], "acces")
     aff_res = aff.groupby(["mois", "uai", "id_ressource"], as_index=False)["affectations"].sum()
     per_res = per_res.merge(aff_res, on=["mois", "uai", "id_ressource"], how="outer")
-    per_res = per_res.merge(ress[["id_ressource", "editeur"]].drop_duplicates("id_ressource"),
+    per_res = per_res.merge(ress[["id_ressource", "editeur", "id_editeur"]].drop_duplicates("id_ressource"),
                             on="id_ressource", how="left", validate="many_to_one")
     per_res = per_res.merge(terr, on="uai", how="left", validate="many_to_one")
     count_cols = [c for c in per_res.columns if c.startswith(("acces", "affectations"))]
@@ -358,19 +405,22 @@ def build(data_dir: str | Path = SAMPLE_DIR, out_dir: str | Path = PROCESSED_DIR
         The manifest written.
     """
     t0 = time.perf_counter()
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    tables = build_tables(data_dir, findings)
-    ds = DataDir(data_dir)
+    data_dir, out_dir = Path(data_dir).absolute(), Path(out_dir).absolute()
+    ds = BuildData(data_dir)
+    tables = build_tables(ds, findings)
+    for name in [*CONTRACT, *REFERENCE_FILES]:  # count the left-out lines of the files no table reads too
+        ds.has(name)
     sources = []
-    for f in sorted(p for p in data_dir.rglob("*.csv")):
-        lines = sum(1 for _ in f.open("rb")) - 1
-        sources.append({"fichier": str(f.relative_to(data_dir)), "lignes": lines, "sha256": sha256_file(f),
-                        "modifie": datetime.fromtimestamp(f.stat().st_mtime, timezone.utc).date().isoformat()})
-    outputs = {}
-    for name, df in tables.items():
-        path = out_dir / f"{name}.parquet"
-        atomic_write_parquet(df, path)
-        outputs[name] = {"fichier": path.name, "lignes": int(len(df)), "sha256": sha256_file(path)}
+    for f in sorted(data_dir.rglob("*.csv")):
+        if not f.is_file():  # a folder or a broken link named *.csv
+            continue
+        try:
+            with f.open("rb") as fh:
+                lines = sum(1 for _ in fh) - 1
+            sources.append({"fichier": str(f.relative_to(data_dir)), "lignes": lines, "sha256": sha256_file(f),
+                            "modifie": datetime.fromtimestamp(f.stat().st_mtime, timezone.utc).date().isoformat()})
+        except OSError as exc:
+            log.warning("source non inventoriée : %s (%s)", f, exc)
     findings_df = tables["constats"]
     manifest = {
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -380,12 +430,106 @@ def build(data_dir: str | Path = SAMPLE_DIR, out_dir: str | Path = PROCESSED_DIR
         "simulated": ds.is_simulated,
         "periode": [str(tables["usage_mensuel"]["mois"].min()), str(tables["usage_mensuel"]["mois"].max())],
         "sources": sources,
-        "outputs": outputs,
+        "outputs": {},
+        "lignes_ecartees": dict(sorted(ds.left_out.items())),
+        "fichiers_ecartes": dict(sorted(ds.skipped.items())),
         "constats": findings_df["gravite"].value_counts().to_dict() if len(findings_df) else {},
-        "duree_s": round(time.perf_counter() - t0, 2),
     }
-    atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2))
+    with staging_dir(out_dir) as new:
+        for name, df in tables.items():
+            path = new / f"{name}.parquet"
+            df = df.copy(deep=False)
+            df.attrs = {}  # loader problems stay in the findings, not in the tables
+            df.to_parquet(path, index=False)
+            manifest["outputs"][name] = {"fichier": path.name, "lignes": int(len(df)), "sha256": sha256_file(path)}
+        manifest["duree_s"] = round(time.perf_counter() - t0, 2)
+        (new / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     return manifest
+
+
+# --------------------------------------------------------------------------- atomic folder replacement
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False when unavailable."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put folder ``new`` in place of ``target`` as one unit; the old content is removed.
+
+    With ``renameat2`` the two folders are exchanged atomically; elsewhere the old
+    folder is renamed aside first (for an instant ``target`` is absent, never mixed).
+    """
+    new, target = Path(new), Path(target)
+    if not target.exists() and not target.is_symlink():
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)
+        return
+    old = target.with_name(f".{target.name}.ancien-{os.getpid()}")
+    os.rename(target, old)
+    os.rename(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class staging_dir:
+    """Context manager: a new folder beside ``target``, put in its place on success.
+
+    Files of ``target`` that the new folder does not hold (files another tool put
+    there) are carried over. On an exception the new folder is removed and
+    ``target`` is untouched; folders left by a killed run are removed next time.
+    """
+
+    def __init__(self, target: Path):
+        self.target = Path(target)
+        self.prefix = f".{self.target.name}.nouveau-"
+
+    def __enter__(self) -> Path:
+        parent = self.target.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        for stale in parent.glob(self.prefix + "*"):
+            try:
+                pid = int(stale.name.rsplit("-", 2)[-2])
+                os.kill(pid, 0)  # still running: another build's folder
+                continue
+            except (ValueError, IndexError, ProcessLookupError):
+                shutil.rmtree(stale, ignore_errors=True)
+            except PermissionError:
+                continue
+        self.new = Path(tempfile.mkdtemp(prefix=f"{self.prefix}{os.getpid()}-", dir=parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.new, 0o777 & ~umask)
+        return self.new
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            shutil.rmtree(self.new, ignore_errors=True)
+            return False
+        if self.target.is_dir():
+            for entry in self.target.iterdir():
+                dest = self.new / entry.name
+                if dest.exists() or entry.name.startswith("."):
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.copytree(entry, dest, symlinks=True)
+                else:
+                    shutil.copy2(entry, dest, follow_symlinks=False)
+        elif self.target.exists():
+            shutil.rmtree(self.new, ignore_errors=True)
+            raise ConfigError(f"{self.target} est un fichier : un dossier de tables traitées est attendu.")
+        replace_dir(self.new, self.target)
+        return False
 
 
 def load_processed(name: str, processed_dir: str | Path | None = None) -> pd.DataFrame:
@@ -407,7 +551,11 @@ def load_processed(name: str, processed_dir: str | Path | None = None) -> pd.Dat
     path = Path(processed_dir or PROCESSED_DIR) / f"{name}.parquet"
     if not path.exists():
         raise DataError.single(path, "table absente : lancez d'abord « gar-analysis build » (ou « make data »).")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types on a corrupt file
+        raise DataError.single(path, f"table illisible (Parquet corrompu : {type(exc).__name__}) : relancez "
+                               "« gar-analysis build ».") from None
 
 
 def load_manifest(processed_dir: str | Path | None = None) -> dict:
@@ -415,7 +563,16 @@ def load_manifest(processed_dir: str | Path | None = None) -> dict:
     path = Path(processed_dir or PROCESSED_DIR) / "manifest.json"
     if not path.exists():
         raise DataError.single(path, "manifeste absent : lancez d'abord « gar-analysis build ».")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError.single(path, f"manifeste illisible ({exc}) : relancez « gar-analysis build ».") from None
+    except json.JSONDecodeError as exc:
+        raise DataError.single(path, f"manifeste illisible : JSON invalide au caractère {exc.colno} ({exc.msg}) ; "
+                               "relancez « gar-analysis build ».", line=exc.lineno) from None
+    if not isinstance(data, dict):
+        raise DataError.single(path, "manifeste illisible : un objet JSON est attendu ; relancez « gar-analysis build ».")
+    return data
 
 
 def configure_parser(parser) -> None:
@@ -425,13 +582,49 @@ def configure_parser(parser) -> None:
     parser.add_argument("--findings", help="constats déjà calculés par « gar-analysis check --out » (sinon recalculés)")
 
 
+def read_findings_arg(path) -> pd.DataFrame:
+    """Read the ``--findings`` CSV of ``gar-analysis build``, refusing a file that is not one."""
+    from .checks.registry import COLUMNS
+    from .cli import input_file
+
+    path = input_file(path, "--findings")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError.single(path, f"constats illisibles ({exc}) : un CSV écrit par « gar-analysis check » "
+                               "est attendu.") from None
+    header = [h.strip() for h in text.split("\n", 1)[0].rstrip("\r").split(";")]
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise DataError.single(path, f"colonne(s) absente(s) : {', '.join(missing)} ; un CSV écrit par "
+                               "« gar-analysis check --out » est attendu.", line=1, column=missing[0])
+    import io as _io
+
+    findings = pd.read_csv(_io.StringIO(text), sep=";", dtype=str, keep_default_na=False)
+    ligne = pd.to_numeric(findings["ligne"].str.strip().where(lambda x: x != ""), errors="coerce")
+    bad = findings["ligne"].str.strip().ne("") & (ligne.isna() | (ligne % 1 != 0))
+    if bad.any():
+        i = int(bad.to_numpy().argmax())
+        raise DataError.single(path, f"valeur « {findings['ligne'].iloc[i]} » illisible : un numéro de ligne est "
+                               "attendu.", line=i + 2, column="ligne")
+    findings["ligne"] = ligne.astype("Int64")
+    return findings
+
+
 def run(args) -> int:
     """Run ``gar-analysis build``."""
-    findings = None
-    if args.findings:
-        findings = pd.read_csv(args.findings, sep=";", dtype=str, keep_default_na=False)
-        findings["ligne"] = pd.to_numeric(findings["ligne"], errors="coerce").astype("Int64")
-    manifest = build(args.data, args.out, findings)
+    from .cli import input_dir, output_dir
+
+    data = input_dir(args.data, "--data")
+    out = output_dir(args.out, "--out")
+    findings = read_findings_arg(args.findings) if args.findings else None
+    manifest = build(data, out, findings)
     rows = ", ".join(f"{k} {v['lignes']}" for k, v in manifest["outputs"].items())
-    print(f"Tables écrites dans {args.out} ({manifest['duree_s']} s) : {rows}")
+    print(f"Tables écrites dans {out} ({manifest['duree_s']} s) : {rows}")
+    left = manifest.get("lignes_ecartees") or {}
+    if left:
+        print("Lignes écartées (forme invalide, voir les constats) : "
+              + ", ".join(f"{k} {v}" for k, v in left.items()))
+    for name, why in (manifest.get("fichiers_ecartes") or {}).items():
+        print(f"Fichier illisible laissé de côté : {name} ({why.splitlines()[-1].strip(' -')})")
     return 0

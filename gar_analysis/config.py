@@ -46,7 +46,12 @@ IPS_PLAUSIBLE = (40.0, 180.0)
 #: Default seed of the sample generator.
 SAMPLE_SEED = 20241
 #: Default timeout (seconds) of one notebook execution in a batch.
-NOTEBOOK_TIMEOUT = int(os.environ.get("GAR_NOTEBOOK_TIMEOUT", "900"))
+#: A malformed value falls back to 900 here; ``gar-analysis`` refuses it before any work (cli.check_environment).
+try:
+    NOTEBOOK_TIMEOUT = float(os.environ.get("GAR_NOTEBOOK_TIMEOUT", "") or 900)
+    NOTEBOOK_TIMEOUT = NOTEBOOK_TIMEOUT if 0 < NOTEBOOK_TIMEOUT < float("inf") else 900
+except ValueError:
+    NOTEBOOK_TIMEOUT = 900
 
 # --- environment variable names (values are secrets: read them, never store them) ---
 ENV_DOLIBARR_URL = "GAR_DOLIBARR_URL"

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import sys
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, Problem
+from .errors import DataError, Frozen, Problem
 
 PROFILS = ("eleve", "enseignant", "documentaliste", "autre_personnel")
 SUPPORTS = ("ordinateur", "tablette", "mobile")
@@ -31,8 +34,30 @@ STATUTS_CONTRAT = ("en_attente", "signe", "clos")
 NIVEAUX_BUDGET = ("region", "departement", "commune")
 DEGRES = ("premier", "second", "tous")
 
-_MONTH_RE = r"^\d{4}-(0[1-9]|1[0-2])$"
-_YEAR_RE = r"^\d{4}-\d{4}$"
+# ASCII digits only: ``\d`` would accept Arabic-Indic and other Unicode digits.
+_MONTH_RE = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+_YEAR_RE = r"^[0-9]{4}-[0-9]{4}$"
+_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_INT_RE = r"^[+-]?[0-9]+(\.0)?$"
+_FLOAT_RE = r"^[+-]?([0-9]+([.,][0-9]+)?|[.,][0-9]+)([eE][+-]?[0-9]+)?$"
+
+#: Spellings of closed-list values found in real exports, mapped to the contract's value.
+#: Keys are compared after :func:`value_key` (lower case, no accent, ``_`` for spaces and hyphens).
+ALIASES: dict[str, dict[str, str]] = {
+    "degre": {"1": "premier", "1er": "premier", "1er_degre": "premier", "premier_degre": "premier",
+              "primaire": "premier", "2": "second", "2d": "second", "2nd": "second", "2nd_degre": "second",
+              "second_degre": "second", "secondaire": "second", "1_2": "tous", "1er_et_2nd_degres": "tous",
+              "premier_et_second": "tous", "premier_et_second_degres": "tous", "tout": "tous"},
+    "statut": {"actif": "signe", "active": "signe", "signee": "signe", "en_cours": "signe",
+               "valide": "signe", "validee": "signe", "brouillon": "en_attente", "attente": "en_attente",
+               "a_signer": "en_attente", "en_cours_de_signature": "en_attente", "ferme": "clos",
+               "cloture": "clos", "cloturee": "clos", "close": "clos", "termine": "clos", "terminee": "clos",
+               "resilie": "clos", "expire": "clos"},
+    "profil": {"eleves": "eleve", "enseignants": "enseignant", "prof": "enseignant", "professeur": "enseignant",
+               "documentalistes": "documentaliste", "personnel": "autre_personnel",
+               "autre": "autre_personnel", "autres_personnels": "autre_personnel"},
+    "support": {"pc": "ordinateur", "poste_fixe": "ordinateur", "smartphone": "mobile", "telephone": "mobile"},
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +76,9 @@ class Col:
         Whether an empty cell is allowed.
     values : tuple of str, optional
         Allowed values (a vocabulary), None when free.
+    empty_when : tuple of (str, str), optional
+        ``(column, value)``: the cell may be empty on rows where that column has that value
+        (``projet_ent`` of an EduGAR school, which has no ENT).
     """
 
     name: str
@@ -58,6 +86,7 @@ class Col:
     description: str
     nullable: bool = False
     values: tuple[str, ...] | None = None
+    empty_when: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +123,8 @@ CONTRACT: dict[str, FileSpec] = {
         (UAI,
          _c("date_inscription", "date", "Date d'inscription de l'établissement au GAR."),
          _c("mediacentre", "str", "Médiacentre utilisé : nom de l'ENT ou « EduGAR »."),
-         _c("projet_ent", "str", "Projet ENT auquel l'établissement appartient.")),
+         _c("projet_ent", "str", "Projet ENT auquel l'établissement appartient (vide pour un établissement "
+            "EduGAR, qui n'a pas d'ENT).", empty_when=("mediacentre", "EduGAR"))),
         key=("uai",)),
     "gar/ressources": FileSpec(
         "gar/ressources.csv",
@@ -229,6 +259,29 @@ def spec(name: str) -> FileSpec:
 
 # --------------------------------------------------------------------------- reading
 
+#: Kinds of form problems (the ``regle`` of their findings).
+FORM_KINDS = ("valeur_manquante", "valeur_hors_liste", "format_invalide")
+
+
+def read_bytes(path: Path) -> bytes:
+    """Read a file's bytes or raise a DataError saying why it cannot be read.
+
+    A missing file, a directory, a broken symbolic link or a link loop and an
+    unreadable file each give one problem naming the path.
+    """
+    path = Path(path)
+    try:
+        if not path.exists():
+            if path.is_symlink():
+                raise DataError.single(path, "lien symbolique cassé ou en boucle : le fichier est introuvable.")
+            raise DataError.single(path, "fichier absent.")
+        if path.is_dir():
+            raise DataError.single(path, "c'est un dossier, pas un fichier CSV.")
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError.single(path, f"fichier illisible ({exc.strerror or exc}).") from None
+
+
 def read_text(path: Path) -> str:
     """Read a file as UTF-8 (BOM accepted) or raise a DataError naming the line.
 
@@ -242,16 +295,17 @@ def read_text(path: Path) -> str:
     str
         The decoded text, BOM removed.
     """
-    if not path.exists():
-        raise DataError.single(path, "fichier absent.")
-    raw = path.read_bytes()
+    raw = read_bytes(path)
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError.single(
             path, f"encodage invalide (octet {raw[exc.start]:#x}) : le fichier doit être en UTF-8 "
             "(un export en latin-1/Windows-1252 est à ré-encoder).", line=line) from None
+    if text.count("\x00") > max(16, len(text) // 100):
+        raise DataError.single(path, "fichier binaire (octets nuls) : un fichier texte CSV est attendu.", line=1)
+    return text
 
 
 def check_separator(path: Path, header: str, expected: tuple[str, ...]) -> None:
@@ -259,32 +313,113 @@ def check_separator(path: Path, header: str, expected: tuple[str, ...]) -> None:
     if ";" in header:
         return
     for sep, label in ((",", "virgule"), ("\t", "tabulation"), ("|", "barre verticale")):
-        if sep in header and any(c in header.split(sep) for c in expected):
+        if sep in header and any(c in [h.strip().strip('"') for h in header.split(sep)] for c in expected):
             raise DataError.single(path, f"séparateur « ; » attendu, {label} trouvée dans l'en-tête.", line=1)
 
 
-def read_raw_csv(path: Path, expected: tuple[str, ...] = ()) -> pd.DataFrame:
+def unclosed_quote_line(text: str) -> int | None:
+    """Return the line where a quote opens and is never closed, or None.
+
+    Examples
+    --------
+    >>> unclosed_quote_line('a;b\\n1;"x\\n2;3\\n')
+    2
+    >>> unclosed_quote_line('a;b\\n1;"x\\ny";3\\n') is None
+    True
+    """
+    if text.count('"') % 2 == 0:
+        return None
+    open_line, inside = None, False
+    for i, line in enumerate(text.split("\n"), start=1):
+        if line.count('"') % 2:
+            inside = not inside
+            if inside:
+                open_line = i
+    return open_line if inside else None
+
+
+def _header_names(path: Path, header: str, unique: bool = True) -> list[str]:
+    """Return the stripped header names; refuse duplicated names when ``unique``."""
+    names = [h.strip() for h in next(csv.reader([header], delimiter=";"), [])]
+    if not unique:
+        return names
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if name in seen:
+            raise DataError.single(path, f"colonne « {name} » en double dans l'en-tête (colonnes {seen[name]} et "
+                                   f"{i}, espaces ignorés) : renommer ou supprimer l'une des deux.",
+                                   line=1, column=name or None)
+        seen[name] = i
+    return names
+
+
+def read_raw_csv(path: Path, expected: tuple[str, ...] = (), *, unique_header: bool = True) -> pd.DataFrame:
     """Read a ``;``-separated UTF-8 CSV with every value as a string.
 
-    Empty cells are empty strings. The frame's index is the physical line
-    number of each record (header = line 1).
+    Empty cells are empty strings; blank lines are skipped. The frame's index is
+    the physical line number of each record (header = 1), blank lines and
+    quoted line breaks counted. Records with the wrong number of fields are
+    listed in ``attrs["problemes"]`` (``format_invalide``) and kept, cut or padded
+    to the header's width, so that their keys can still be seen; a lenient
+    :func:`validate` marks them invalid.
+
+    Raises
+    ------
+    DataError
+        File absent or unreadable, not UTF-8 text, empty, wrong separator,
+        duplicated header name (unless ``unique_header`` is False: published
+        layouts, where the first column wins), a quote never closed (naming its line).
     """
+    path = Path(path)
     text = read_text(path)
-    header = text.split("\n", 1)[0]
+    if not text.strip():
+        raise DataError.single(path, "fichier vide : un en-tête et des lignes sont attendus.", line=1)
+    header = text.split("\n", 1)[0].rstrip("\r")
     check_separator(path, header, expected)
-    try:
-        df = pd.read_csv(io.StringIO(text), sep=";", dtype=str, keep_default_na=False,
-                         na_values=[], engine="pyarrow")
-    except Exception:  # pyarrow is strict on ragged rows: the C parser says where
+    names = _header_names(path, header, unique_header)
+    line = unclosed_quote_line(text)
+    if line is not None:
+        raise DataError.single(path, "guillemet ouvert et jamais refermé : la suite du fichier ne peut pas être "
+                               "découpée en lignes.", line=line)
+    simple = '"' not in text and "\x00" not in text and re.search(r"\n[ \t\r]*\n.", text) is None
+    df = None
+    if simple:
         try:
-            df = pd.read_csv(io.StringIO(text), sep=";", dtype=str, keep_default_na=False, na_values=[])
-        except pd.errors.ParserError as exc:
-            raise DataError.single(path, f"CSV illisible : {exc}") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    if '"' in text:  # quoted values may span lines: map records to physical lines
-        df.index = pd.Index(record_start_lines(text)[: len(df)], name="ligne")
-    else:
-        df.index = pd.RangeIndex(2, len(df) + 2, name="ligne")
+            df = pd.read_csv(io.StringIO(text), sep=";", dtype=str, keep_default_na=False,
+                             na_values=[], engine="pyarrow")
+            df.index = pd.RangeIndex(2, len(df) + 2, name="ligne")
+            df.attrs["problemes"] = Frozen()
+        except Exception:  # ragged rows: the record-by-record reader says where
+            df = None
+    if df is None:
+        df = _read_records(path, text, len(names))
+    df.columns = names
+    return df
+
+
+def _read_records(path: Path, text: str, width: int) -> pd.DataFrame:
+    """Read records one by one: exact physical lines, ragged records reported and left out."""
+    csv.field_size_limit(sys.maxsize)
+    reader = csv.reader(io.StringIO(text), delimiter=";", strict=False)
+    rows, lines, problems = [], [], []
+    previous_end = 0
+    for i, rec in enumerate(reader):
+        start, previous_end = previous_end + 1, reader.line_num
+        if i == 0 or not rec or (len(rec) == 1 and not rec[0].strip()):
+            continue
+        if len(rec) != width:
+            problems.append(Problem(str(path), start, None,
+                                    f"{len(rec)} champ(s) au lieu de {width} : ligne écartée (séparateur « ; » en "
+                                    "trop ou manquant, ou valeur contenant un « ; » sans guillemets).",
+                                    kind="format_invalide", value=f"{len(rec)} champs",
+                                    expected=f"{width} champs"))
+            rec = (rec + [""] * width)[:width]
+        rows.append(rec)
+        lines.append(start)
+    df = pd.DataFrame(rows, columns=range(width), dtype=object).astype(str) if rows else \
+        pd.DataFrame({i: pd.Series(dtype=str) for i in range(width)})
+    df.index = pd.Index(lines, name="ligne", dtype="int64")
+    df.attrs["problemes"] = Frozen(problems)
     return df
 
 
@@ -303,43 +438,71 @@ _KIND_LABEL = {"int": "un nombre entier", "float": "un nombre", "date": "une dat
                "month": "un mois AAAA-MM", "school_year": "une année scolaire AAAA-AAAA"}
 
 
+def value_key(value: str) -> str:
+    """Return the comparison key of a closed-list value: lower case, no accent, ``_`` for blanks.
+
+    Examples
+    --------
+    >>> value_key(" Signé "), value_key("En attente"), value_key("1er degré")
+    ('signe', 'en_attente', '1er_degre')
+    """
+    text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode()
+    return re.sub(r"[\s\-]+", "_", text.strip().lower())
+
+
 def _convert(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
-    """Convert a string column; return (converted, mask of unparsable non-empty cells)."""
+    """Convert a string column; return (converted, mask of unparsable non-empty cells).
+
+    Numbers use ASCII digits only; ``2.000`` in a count (a thousands separator or
+    a decimal?) is unparsable, and so are ``inf``, ``nan`` and values too large
+    for a float (``1e400``). Blanks between thousands are accepted.
+    """
     s = series.str.strip()
     empty = s == ""
-    if kind == "int":
-        num = pd.to_numeric(s.str.replace(",", ".", regex=False).where(~empty), errors="coerce")
-        bad = num.isna() & ~empty | (num.notna() & (num != np.floor(num.fillna(0))))
-        return num.astype("Int64") if not bad.any() else num, bad
-    if kind == "float":
-        num = pd.to_numeric(s.str.replace(",", ".", regex=False).where(~empty), errors="coerce")
-        return num.astype("float64"), num.isna() & ~empty
+    if kind in ("int", "float"):
+        compact = s.str.replace(r"[ \u00a0\u202f]", "", regex=True)
+        ok = compact.str.match(_INT_RE if kind == "int" else _FLOAT_RE)
+        num = pd.to_numeric(compact.str.replace(",", ".", regex=False).where(ok & ~empty), errors="coerce")
+        ok &= np.isfinite(num.fillna(0)) & (num.abs().fillna(0) < 2 ** 53)
+        num = num.where(ok)
+        bad = ~ok & ~empty
+        return (num.astype("Int64") if kind == "int" else num.astype("float64")), bad
     if kind == "date":
-        dt = pd.to_datetime(s.where(~empty), format="%Y-%m-%d", errors="coerce")
+        ok = s.str.match(_DATE_RE)
+        dt = pd.to_datetime(s.where(ok & ~empty), format="%Y-%m-%d", errors="coerce")
         return dt, dt.isna() & ~empty
     if kind == "month":
         ok = s.str.match(_MONTH_RE)
-        return s.where(~empty), ~ok & ~empty
+        return s.where(ok & ~empty), ~ok & ~empty
     if kind == "school_year":
         ok = s.str.match(_YEAR_RE)
-        parts = s.where(ok, "0-0").str.split("-", expand=True)
+        parts = s.where(ok, "0-0").str.split("-", expand=True) if len(s) else pd.DataFrame({0: s, 1: s})
         ok &= pd.to_numeric(parts[1], errors="coerce") == pd.to_numeric(parts[0], errors="coerce") + 1
-        return s.where(~empty), ~ok & ~empty
-    return s.where(~empty), pd.Series(False, index=s.index)
+        return s.where(ok & ~empty), ~ok & ~empty
+    bad = s.str.contains("\x00", regex=False) & ~empty
+    return s.where(~empty & ~bad), bad
 
 
 def _schema(fs: FileSpec):
-    """Build the pandera schema that checks nullability and vocabularies."""
+    """Build the pandera schema that checks nullability and vocabularies (documentation, tests)."""
     import pandera.pandas as pa  # imported on first validation: keeps report kernels light
 
     columns = {}
     for col in fs.columns:
         checks = [pa.Check.isin(list(col.values))] if col.values else []
-        columns[col.name] = pa.Column(nullable=col.nullable, checks=checks, required=True, coerce=False)
+        columns[col.name] = pa.Column(nullable=col.nullable or col.empty_when is not None, checks=checks,
+                                      required=True, coerce=False)
     return pa.DataFrameSchema(columns, strict=False)
 
 
-def validate(df: pd.DataFrame, fs: FileSpec, path: Path) -> pd.DataFrame:
+def _cell_problems(path: Path, col: Col, kind: str, values: pd.Series, message, expected: str,
+                   limit: int = 100_000) -> list[Problem]:
+    return [Problem(str(path), int(line), col.name, message(value) if callable(message) else message,
+                    kind=kind, value=str(value), expected=expected)
+            for line, value in values.head(limit).items()]
+
+
+def validate(df: pd.DataFrame, fs: FileSpec, path: Path, *, lenient: bool = False) -> pd.DataFrame:
     """Check and type a raw string frame against its specification.
 
     Parameters
@@ -350,54 +513,90 @@ def validate(df: pd.DataFrame, fs: FileSpec, path: Path) -> pd.DataFrame:
         The file's specification.
     path : Path
         The file, for error messages.
+    lenient : bool, optional
+        Keep going on form problems: the offending cells become NA, every problem
+        is listed in ``attrs["problemes"]`` (with its ``kind``) and the lines
+        concerned in ``attrs["lignes_invalides"]``. Missing columns still raise.
 
     Returns
     -------
     pandas.DataFrame
         Typed frame with the contract's columns first, extra columns kept as strings.
+        Closed-list values are mapped to the contract's spelling (:data:`ALIASES`).
 
     Raises
     ------
     DataError
-        Listing every missing column and every unparsable, empty or out-of-vocabulary cell.
+        Missing columns; unless ``lenient``, every unparsable, empty or out-of-list cell.
     """
     missing = [c for c in fs.names if c not in df.columns]
     if missing:
         raise DataError([Problem(str(path), 1, c, "colonne obligatoire absente "
-                                 f"(colonnes attendues : {', '.join(fs.names)}).") for c in missing])
-    problems: list[Problem] = []
+                                 f"(colonnes attendues : {', '.join(fs.names)}).", kind="fichier_illisible")
+                         for c in missing])
+    problems: list[Problem] = list(df.attrs.get("problemes", ()))
+    ragged = df.index.isin([p.line for p in problems if p.line])  # already reported: no cell problems
     out = df.copy()
+    out.attrs = {}
+    invalid = ragged.copy()
     for col in fs.columns:
-        converted, bad = _convert(df[col.name], col.kind)
-        for line, value in df.loc[bad, col.name].head(1000).items():
-            problems.append(Problem(str(path), int(line), col.name,
-                                    f"valeur « {value} » illisible : {_KIND_LABEL[col.kind]} est attendu(e)."))
+        raw = df[col.name].astype(str)
+        stripped = raw.str.strip()
+        empty = (stripped == "") & ~ragged
+        if col.values:
+            aliases = ALIASES.get(col.name, {})
+            spelled = {v: aliases.get(value_key(v), value_key(v)) for v in stripped.unique().tolist()}
+            mapped = stripped.map(spelled)  # one lookup per distinct value
+            known = mapped.isin(col.values)
+            outside = ~known & ~empty & ~ragged
+            expected = ", ".join(col.values)
+            problems += _cell_problems(path, col, "valeur_hors_liste", stripped[outside],
+                                       lambda v, e=expected: f"valeur « {v} » inconnue : valeurs possibles {e}.",
+                                       f"une valeur parmi {expected}")
+            converted, bad = mapped.where(known), outside.to_numpy(bool).copy()
+        else:
+            converted, bad_s = _convert(raw, col.kind)
+            bad = bad_s.to_numpy(bool).copy() & ~ragged
+            label = _KIND_LABEL.get(col.kind, "un texte sans caractère nul")
+            problems += _cell_problems(path, col, "format_invalide", stripped[bad],
+                                       lambda v, lab=label: f"valeur « {v} » illisible : {lab} est attendu(e).",
+                                       label)
+        if not col.nullable:
+            need = empty.to_numpy(bool).copy()
+            if col.empty_when is not None and col.empty_when[0] in df.columns:
+                other, value = col.empty_when
+                need &= df[other].astype(str).str.strip().str.casefold().ne(value.casefold()).to_numpy(bool)
+            if need.any():
+                msg = ("valeur manquante : ce champ est obligatoire"
+                       + (f" (vide permis seulement quand « {col.empty_when[0]} » vaut « {col.empty_when[1]} »)."
+                          if col.empty_when else "."))
+                problems += _cell_problems(path, col, "valeur_manquante", stripped[need], msg,
+                                           "une valeur non vide")
+                bad = bad | need
+        invalid |= bad
         out[col.name] = converted
-    from pandera.errors import SchemaErrors
-
-    try:
-        _schema(fs).validate(out[fs.names], lazy=True)
-    except SchemaErrors as exc:
-        fc = exc.failure_cases
-        for row in fc.itertuples():
-            if row.index is None or pd.isna(row.index):
-                continue
-            if row.check == "not_nullable":
-                if df.at[row.index, row.column].strip() != "":
-                    continue  # already reported as unparsable
-                msg = "valeur manquante : ce champ est obligatoire."
-            else:
-                col = next(c for c in fs.columns if c.name == row.column)
-                msg = (f"valeur « {row.failure_case} » inconnue : valeurs possibles "
-                       f"{', '.join(col.values or ())}.")
-            problems.append(Problem(str(path), int(row.index), str(row.column), msg))
-    if problems:
+    if problems and not lenient:
         problems.sort(key=lambda p: (p.line or 0, p.column or ""))
         raise DataError(problems)
+    problems.sort(key=lambda p: (p.line or 0, p.column or ""))
+    out.attrs["problemes"] = Frozen(problems)
+    out.attrs["lignes_invalides"] = Frozen(sorted({int(x) for x in out.index[invalid]}
+                                                  | {p.line for p in problems if p.line}))
     return out
 
 
-def read_contract_file(data_dir: str | Path, name: str) -> pd.DataFrame:
+def drop_invalid(df: pd.DataFrame) -> pd.DataFrame:
+    """Return a leniently read frame without the lines that have a form problem (``attrs`` kept)."""
+    lines = df.attrs.get("lignes_invalides", ())
+    if not lines:
+        return df
+    attrs = dict(df.attrs)
+    out = df.loc[~df.index.isin(list(lines))]
+    out.attrs = attrs
+    return out
+
+
+def read_contract_file(data_dir: str | Path, name: str, *, lenient: bool = False) -> pd.DataFrame:
     """Read, check and type one contract file of a data directory.
 
     Parameters
@@ -406,6 +605,8 @@ def read_contract_file(data_dir: str | Path, name: str) -> pd.DataFrame:
         The data directory.
     name : str
         The file's contract name, e.g. ``"gar/acces"``.
+    lenient : bool, optional
+        Form problems do not raise (see :func:`validate`).
 
     Returns
     -------
@@ -425,7 +626,9 @@ def read_contract_file(data_dir: str | Path, name: str) -> pd.DataFrame:
     fs = spec(name)
     path = Path(data_dir) / fs.path
     df = read_raw_csv(path, expected=tuple(fs.names))
-    return validate(df, fs, path)
+    if df.attrs.get("problemes") and not lenient:
+        raise DataError(list(df.attrs["problemes"]))
+    return validate(df, fs, path, lenient=lenient)
 
 
 def present_files(data_dir: str | Path) -> list[str]:

@@ -19,12 +19,22 @@ class Problem:
         Column name, None when the whole line or file is concerned.
     message : str
         What is wrong and what was expected (French).
+    kind : str, optional
+        ``valeur_manquante``, ``valeur_hors_liste``, ``format_invalide`` (a cell) or
+        ``fichier_illisible`` (the whole file); None for other problems.
+    value : str, optional
+        The offending value, as read.
+    expected : str, optional
+        What was expected (French), e.g. ``un nombre entier``.
     """
 
     file: str
     line: int | None
     column: str | None
     message: str
+    kind: str | None = None
+    value: str | None = None
+    expected: str | None = None
 
     def __str__(self) -> str:
         where = self.file
@@ -67,3 +77,13 @@ class DataError(GarAnalysisError, ValueError):
 
 class ConfigError(GarAnalysisError, ValueError):
     """Raised on an unknown parameter, audience or territory, before any work starts."""
+
+
+class Frozen(tuple):
+    """Immutable tuple kept in ``DataFrame.attrs``: pandas' deep copies return it as is."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __copy__(self):
+        return self

@@ -53,15 +53,21 @@ def test_cli_fail_on_erreur(dirs, tmp_path):
     assert "Aucune erreur ni aucun avertissement" in other.read_text(encoding="utf-8")
 
 
-def test_cli_unusable_input_exits_2(dirs, tmp_path, capsys):
+def test_cli_unreadable_file_is_one_error_and_the_others_are_checked(dirs, tmp_path, capsys):
     bad = tmp_path / "bad"
     write_world(clean_world(), bad)
     (bad / "gar/acces.csv").write_bytes("mois;uai;id_ressource;profil;support;acces\n2024-01;é;R1;eleve;ordinateur;1\n"
                                         .encode("latin-1"))
-    assert main(["check", "--data", str(bad), "--out", str(tmp_path / "c.csv")]) == 2
-    assert "acces.csv" in capsys.readouterr().err
+    assert main(["check", "--data", str(bad), "--out", str(tmp_path / "c.csv")]) == 0
+    f = pd.read_csv(tmp_path / "c.csv", sep=";", dtype=str)
+    err = f[f["gravite"] == "erreur"]
+    assert err["regle"].tolist() == ["fichier_illisible"] and err["source"].tolist() == ["gar/acces.csv"]
+    assert "ligne 2" in err["message"].iloc[0] and "UTF-8" in err["message"].iloc[0]
+    assert main(["check", "--data", str(bad), "--out", str(tmp_path / "e.csv"), "--fail-on", "erreur"]) == 1
+    capsys.readouterr()
     assert main(["check", "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "d.csv")]) == 2
-    assert not (tmp_path / "c.csv").exists()
+    assert "absent" in capsys.readouterr().err
+    assert not (tmp_path / "d.csv").exists()
 
 
 def test_cli_partial_directory_lists_skipped_rules(dirs, tmp_path):

@@ -286,11 +286,19 @@ def test_accedants_falls_back_on_ips_effectifs(tmp_path):
     assert f["uai"].tolist() == [SCHOOLS[0]]
 
 
-def test_unusable_input_raises_data_error(tmp_path):
+def test_unusable_file_is_a_finding_and_no_readable_file_raises(tmp_path):
     from gar_analysis.errors import DataError
 
     frames = clean_world()
     write_world(frames, tmp_path)
     (tmp_path / "gar/acces.csv").write_text("mois,uai,id_ressource,profil,support,acces\n", encoding="utf-8")
-    with pytest.raises(DataError):
-        run_checks(tmp_path)
+    f = run_checks(tmp_path)
+    bad = f[f["regle"] == "fichier_illisible"]
+    assert bad["source"].tolist() == ["gar/acces.csv"] and "séparateur" in bad["message"].iloc[0]
+    skipped = f[(f["regle"] == "rupture_serie") & (f["gravite"] == "info")]
+    assert "illisible" in skipped["message"].iloc[0]
+    only = tmp_path / "only"
+    (only / "gar").mkdir(parents=True)
+    (only / "gar/acces.csv").write_text("mois,uai,id_ressource,profil,support,acces\n", encoding="utf-8")
+    with pytest.raises(DataError, match="séparateur"):
+        run_checks(only)

@@ -81,3 +81,32 @@ def test_catalogue_identifier_and_mapping_file_win_over_spelling(tmp_path):
     (tmp_path / "gar" / "editeurs.csv").write_text("editeur;id_editeur\nDico Plus;Dico Plus!\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="ligne 2"):
         pub.read_mapping(tmp_path)
+
+
+def test_spellings_are_a_finding_until_the_mapping_file_settles_them(sample_build, tmp_path):
+    import shutil
+
+    from gar_analysis.build import build_tables
+    from gar_analysis.checks import run_checks
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_build.data_dir, data)
+    path = data / "gar" / "ressources.csv"
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    name = lines[1].split(";")[2]
+    lines[1] = lines[1].replace(name, name.upper())
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    found = run_checks(data)
+    hit = found[found["regle"] == "editeur_orthographes"]
+    assert len(hit) == 1 and name.upper() in hit["message"].iloc[0] and hit["ligne"].iloc[0] == 2
+    tables = build_tables(data, found)
+    ids = tables["ressources"].groupby("editeur")["id_editeur"].first()
+    assert ids[name] != ids[name.upper()]  # two spellings, two reports, never merged by guesswork
+    (data / "gar" / "editeurs.csv").write_text(f"editeur;id_editeur\n{name};mon-editeur\n{name.upper()};mon-editeur\n",
+                                               encoding="utf-8")
+    found = run_checks(data)
+    assert not (found["regle"] == "editeur_orthographes").any()
+    tables = build_tables(data, found)
+    res = tables["ressources"]
+    assert set(res.loc[res["editeur"].isin([name, name.upper()]), "id_editeur"]) == {"mon-editeur"}
+    assert "id_editeur" in tables["acces_ressources"].columns

@@ -7,12 +7,12 @@ self-contained French report (or a section of a dashboard).
 """
 from __future__ import annotations
 
-from . import rules_keys, rules_privacy, rules_usage, rules_values  # noqa: F401  (registers the rules)
+from . import rules_form, rules_keys, rules_privacy, rules_usage, rules_values  # noqa: F401  (registers the rules)
 from .engine import read_findings_csv, run_checks, write_findings_csv
 from .registry import COLUMNS, GRAVITES, RULES, Rule, make_findings
 
-#: Rule ids in report order (the issue's 16 rules, then the added ones).
-RULE_ORDER = ["uai_invalide", "doublon", "uai_inconnu", "ressource_inconnue", "territoire_incoherent",
+#: Rule ids in report order (form rules, the issue's 16 rules, then the added ones).
+RULE_ORDER = ["fichier_illisible", "valeur_manquante", "valeur_hors_liste", "format_invalide", "uai_invalide", "doublon", "uai_inconnu", "ressource_inconnue", "territoire_incoherent",
               "acces_avant_inscription", "acces_sans_abonnement", "periode_invalide", "valeur_negative",
               "accedants_sup_effectif", "affectations_sup_licences", "rupture_serie", "mois_manquant",
               "incoherence_dnma", "ips_hors_plage", "depense_incoherente", "valeur_non_exploitable"]

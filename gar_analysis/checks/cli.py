@@ -1,8 +1,9 @@
 """``gar-analysis check``: run the quality rules on a data directory, write the findings (CSV, HTML).
 
-Exit status: 0 when the checks ran (whatever they found), 2 on unusable input
-(raised as DataError/ConfigError and reported by :mod:`gar_analysis.cli`), 1
-with ``--fail-on erreur`` when an ``erreur`` was found.
+Exit status: 0 when the checks ran (whatever they found, unreadable files
+included: each is one ``fichier_illisible`` finding), 1 with ``--fail-on erreur``
+when an ``erreur`` was found, 2 when no file could be read or the arguments are
+wrong (raised as DataError/ConfigError and reported by :mod:`gar_analysis.cli`).
 """
 from __future__ import annotations
 
@@ -35,13 +36,18 @@ def run(args: argparse.Namespace) -> int:
     from . import run_checks, write_findings_csv
     from .report import quality_report_html
 
-    data = Path(args.data)
-    if not data.is_dir():
-        raise ConfigError(f"Répertoire de données introuvable : {data}.")
+    from ..cli import input_dir, output_file
+
+    data = input_dir(args.data, "--data")
+    out = output_file(args.out, "--out")
+    html_path = args.html or (out.with_suffix(".html") if args.format == "html" else None)
+    if html_path is not None:
+        html_path = output_file(html_path, "--html")
+        if html_path == out:
+            raise ConfigError("--html : le rapport HTML et le CSV des constats doivent être deux fichiers différents.")
     rules = [r.strip() for r in args.regles.split(",") if r.strip()] if getattr(args, "regles", None) else None
     findings = run_checks(data, rules=rules)
-    write_findings_csv(findings, args.out)
-    html_path = args.html or (Path(args.out).with_suffix(".html") if args.format == "html" else None)
+    write_findings_csv(findings, out)
     if html_path is not None:
         from ..io import atomic_write_text
 
@@ -50,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                                                          data_label=str(data)))
     counts = findings["gravite"].value_counts()
     summary = ", ".join(f"{int(counts.get(g, 0))} {g}" for g in ("erreur", "avertissement", "info"))
-    print(f"Constats écrits dans {args.out} ({summary})." + (f" Rapport : {html_path}." if html_path else ""))
+    print(f"Constats écrits dans {out} ({summary})." + (f" Rapport : {html_path}." if html_path else ""))
     if args.fail_on:
         levels = ("erreur",) if args.fail_on == "erreur" else ("erreur", "avertissement")
         if findings["gravite"].isin(levels).any():

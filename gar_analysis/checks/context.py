@@ -55,12 +55,12 @@ def uai_status(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
     """
     codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=True)
     u = pd.Series(uniques, dtype="string")
-    digits_ok = u.str.slice(0, 7).str.fullmatch(r"\d{7}").fillna(False).to_numpy(bool)
+    digits_ok = u.str.slice(0, 7).str.fullmatch(r"[0-9]{7}").fillna(False).to_numpy(bool)
     exp = np.full(len(u), None, dtype=object)
     if digits_ok.any():
         num = pd.to_numeric(u[digits_ok].str.slice(0, 7)).to_numpy(np.int64)
         exp[digits_ok] = LETTERS[num % 23]
-    fmt = u.str.fullmatch(r"\d{7}[A-Z]").fillna(False).to_numpy(bool)
+    fmt = u.str.fullmatch(r"[0-9]{7}[A-Z]").fillna(False).to_numpy(bool)
     ok_u = fmt & (u.str.slice(7, 8).to_numpy(object) == exp)
     ok_u = np.asarray(ok_u, dtype=bool)
     valid = np.where(codes >= 0, ok_u[np.maximum(codes, 0)] if len(u) else False, False)
@@ -118,15 +118,39 @@ class Context:
     """
 
     def __init__(self, data_dir: str | Path | DataDir):
-        self.ds = data_dir if isinstance(data_dir, DataDir) else DataDir(data_dir)
+        self.ds = data_dir if isinstance(data_dir, DataDir) else DataDir(data_dir, lenient=True)
         self._frames: dict[str, pd.DataFrame] = {}
         self._cache: dict = {}
         self.attrs: dict[str, dict] = {}
+        #: files present but unreadable as a whole: name → the DataError
+        self.unreadable: dict[str, Exception] = {}
 
     # ------------------------------------------------------------------ files
     def has(self, name: str) -> bool:
-        """Return whether a file is present."""
-        return self.ds.has(name)
+        """Return whether a file is present and readable."""
+        return self.ds.has(name) and name not in self.unreadable
+
+    def load_all(self) -> None:
+        """Load every present file once; an unreadable one is recorded in :attr:`unreadable`."""
+        from ..errors import DataError
+
+        for name in [*CONTRACT, *REFERENCE_FILES]:
+            if not self.ds.has(name) or name in self._frames or name in self.unreadable:
+                continue
+            try:
+                self.frame(name)
+            except DataError as exc:
+                self.unreadable[name] = exc
+
+    def invalid(self, name: str) -> np.ndarray:
+        """Return the rows with a form problem (missing, out-of-list or unparsable value)."""
+        def compute():
+            df = self.frame(name)
+            lines = self.attrs.get(name, {}).get("lignes_invalides", ())
+            if not lines:
+                return np.zeros(len(df), dtype=bool)
+            return df.index.isin(list(lines))
+        return self._cached(("invalid", name), compute)
 
     def frame(self, name: str) -> pd.DataFrame:
         """Return a loaded file (loaded once).
@@ -168,7 +192,8 @@ class Context:
             cols = [c for c in CONTRACT[name].key if c in df.columns] if name in CONTRACT else []
             if not cols or not len(df):
                 return np.zeros(len(df), dtype=bool)
-            return pd.Series(self.key_codes(name, cols)).duplicated().to_numpy()
+            dup = pd.Series(self.key_codes(name, cols)).duplicated().to_numpy()
+            return dup & df[cols].notna().all(axis=1).to_numpy(bool)  # an unreadable key is no repeat
         return self._cached(("repeats", name), compute)
 
     def deduped(self, name: str) -> pd.DataFrame:
@@ -198,7 +223,7 @@ class Context:
     def clean(self, name: str, count: str | None = None, resource: bool = False) -> np.ndarray:
         """Return the rows fit for cross-file rules: no repeat, known UAI (and resource), count ≥ 0."""
         df = self.frame(name)
-        keep = ~self.repeats(name) & self.uai_known(name)
+        keep = ~self.repeats(name) & self.uai_known(name) & ~self.invalid(name)
         if resource:
             keep &= self.resource_known(name)
         if count is not None:
@@ -253,7 +278,8 @@ class Context:
         not happen); negative counts count as zero but the month stays reported.
         """
         a = self.frame("gar/acces")
-        a = a.loc[~self.repeats("gar/acces") & self.uai_known("gar/acces"), ["uai", "mois", "acces"]]
+        keep = ~self.repeats("gar/acces") & self.uai_known("gar/acces") & ~self.invalid("gar/acces")
+        a = a.loc[keep, ["uai", "mois", "acces"]]
         g = pd.DataFrame({"uai": a["uai"], "mois": a["mois"], "acces": a["acces"].fillna(0).clip(lower=0),
                           "ligne": a.index}).groupby(["uai", "mois"], observed=True, sort=True)
         return g.agg(acces=("acces", "sum"), ligne=("ligne", "min")).reset_index()

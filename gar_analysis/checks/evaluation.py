@@ -11,6 +11,13 @@ from __future__ import annotations
 import pandas as pd
 
 SKIPPED_MARK = "non effectué"
+#: Notices of lines left out for their form (see ``engine.LEFT_OUT_MARK``): not findings about the data.
+LEFT_OUT_MARK = "ligne(s) écartée(s)"
+
+
+def _counted(findings: pd.DataFrame) -> pd.Series:
+    msg = findings["message"].fillna("")
+    return ~msg.str.contains(SKIPPED_MARK, regex=False) & ~msg.str.contains(LEFT_OUT_MARK, regex=False)
 
 
 def _truth_frame(anomalies: list[dict]) -> pd.DataFrame:
@@ -36,7 +43,7 @@ def match(findings: pd.DataFrame, anomalies: list[dict]) -> tuple[pd.Series, pd.
         One per counted finding (skip notices excluded): matches a planted anomaly.
     """
     t = _truth_frame(anomalies)
-    f = findings[~findings["message"].fillna("").str.contains(SKIPPED_MARK)].copy()
+    f = findings[_counted(findings)].copy()
     f = f.assign(uai=f["uai"].fillna(""), mois=f["mois"].fillna(""), _fid=range(len(f)))
     t = t.assign(_tid=range(len(t)))
     school = t[t["uai"] != ""]
@@ -70,7 +77,7 @@ def score(findings: pd.DataFrame, anomalies: list[dict]) -> pd.DataFrame:
     """
     t = _truth_frame(anomalies)
     detected, correct = match(findings, anomalies)
-    f = findings[~findings["message"].fillna("").str.contains(SKIPPED_MARK)]
+    f = findings[_counted(findings)]
     rules = sorted(set(t["regle"]) | set(f["regle"]))
     out = pd.DataFrame(index=pd.Index(rules, name="regle"))
     out["plantees"] = t.groupby("regle").size().reindex(rules).fillna(0).astype(int)

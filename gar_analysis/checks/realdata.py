@@ -87,7 +87,7 @@ def check_external_file(path: str | Path, uai_column: str, key: tuple[str, ...] 
     """
     path = Path(path)
     source = source or path.name
-    df = read_raw_csv(path)
+    df = read_raw_csv(path, unique_header=False)
     out = []
     uai = df[uai_column].astype("string").str.strip()
     valid, expected = uai_status(uai)

@@ -97,7 +97,7 @@ def departement_of_uai(uai: pd.Series) -> pd.Series:
     """Return the département code of UAIs from their prefix (``035…`` → ``35``, ``620…`` → ``2A``)."""
     u = uai.astype("string")
     pre = u.str.slice(0, 3)
-    ok = u.str.fullmatch(r"\d{7}[A-Z]").fillna(False)
+    ok = u.str.fullmatch(r"[0-9]{7}[A-Z]").fillna(False)
     dep = pre.str.slice(1, 3).where(~pre.str.startswith("97"), pre)
     dep = dep.mask(pre == "620", "2A").mask(pre == "720", "2B")
     return dep.where(ok)

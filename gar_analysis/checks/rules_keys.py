@@ -53,7 +53,7 @@ def uai_invalide(ctx: Context) -> pd.DataFrame:
             continue
         sub, exp = df.loc[bad], expected[bad]
         val = sub[col].astype("string")
-        wrong_letter = val.str.fullmatch(r"\d{7}[A-Za-z]").fillna(False) & exp.notna()
+        wrong_letter = val.str.fullmatch(r"[0-9]{7}[A-Za-z]").fillna(False) & exp.notna()
         msg = ("UAI « " + val + " » invalide : 7 chiffres suivis d'une lettre de contrôle sont attendus ; "
                "corriger l'identifiant d'après l'annuaire de l'éducation.")
         msg = msg.where(~wrong_letter, "UAI « " + val + " » invalide : la lettre de contrôle attendue est « "

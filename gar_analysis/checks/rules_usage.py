@@ -37,7 +37,7 @@ def acces_avant_inscription(ctx: Context) -> pd.DataFrame:
     m = ctx.monthly
     et = ctx.frame("gar/etablissements")
     insc = et.dropna(subset=["date_inscription"]).groupby("uai")["date_inscription"].min()
-    first = m["uai"].map(insc.dt.strftime("%Y-%m"))
+    first = m["uai"].map(insc.dt.strftime("%Y-%m")).astype("string")
     before = (first.notna() & (m["mois"] < first)).to_numpy(bool)
     sub = m.loc[before]
     msg = (sub["mois"] + " : " + sub["acces"].map(fmt_int).astype("string") + " accès avant l'inscription au GAR ("
@@ -69,7 +69,7 @@ def acces_sans_abonnement(ctx: Context) -> pd.DataFrame:
     g = a.assign(_l=a.index).groupby(["uai", "id_ressource", "mois"], observed=True) \
         .agg(acces=("acces", "sum"), ligne=("_l", "min")).reset_index()
     j = active_subscriptions(ctx, g)
-    bad = j[(j["actifs"] == 0) & (j["acces"] > 0)]
+    bad = j[(j["actifs"] == 0) & (j["acces"] > 0) & ~j["incertain"]]
     msg = (bad["mois"] + " : " + bad["acces"].map(fmt_int).astype("string") + " accès à la ressource « "
            + bad["id_ressource"] + " » sans abonnement actif de l'établissement : vérifier les dates de "
            "l'abonnement ou l'identifiant de ressource.")
@@ -216,6 +216,17 @@ class SeriesModel:
         return np.nonzero(hit)
 
 
+def uncertain_months(ctx: Context, uai, mois) -> np.ndarray:
+    """Return which (school, month) pairs have an accès line left out for its form (count unknown)."""
+    inv = ctx.invalid("gar/acces")
+    if not inv.any():
+        return np.zeros(len(uai), dtype=bool)
+    a = ctx.frame("gar/acces").loc[inv, ["uai", "mois"]]
+    pairs = set(zip(a["uai"].tolist(), a["mois"].tolist()))
+    whole = set(a.loc[a["mois"].isna(), "uai"].dropna().tolist())
+    return np.fromiter(((u, m) in pairs or u in whole for u, m in zip(uai, mois)), dtype=bool, count=len(uai))
+
+
 def series_model(ctx: Context) -> SeriesModel:
     """Return the series model of the data directory (computed once)."""
     if not hasattr(ctx, "_series_model"):
@@ -233,10 +244,12 @@ def series_model(ctx: Context) -> SeriesModel:
 def rupture_serie(ctx: Context) -> pd.DataFrame:
     """Flag school-months far above or below the school's seasonal expectation, and DNMA measures that stop."""
     out = [_dnma_breaks(ctx, name) for name in ("dnma/services", "dnma/profils") if ctx.has(name)]
-    if not ctx.has("gar/acces"):
+    if not ctx.has("gar/acces") or not len(ctx.monthly):
         return concat_findings(out)
     sm = series_model(ctx)
     r, c = sm.breaks()
+    keep = ~uncertain_months(ctx, sm.uais[r], np.array(sm.months, dtype=object)[c])
+    r, c = r[keep], c[keep]
     if not len(r):
         return concat_findings(out)
     uai = sm.uais[r]
@@ -295,8 +308,12 @@ def _dnma_breaks(ctx: Context, name: str) -> pd.DataFrame:
       action="Vérifier que les accès du mois ont bien été transmis et chargés ; recharger le mois si besoin.")
 def mois_manquant(ctx: Context) -> pd.DataFrame:
     """Flag months missing from a school's series between active months."""
+    if not len(ctx.monthly):
+        return concat_findings([])
     sm = series_model(ctx)
     r, c = sm.gaps()
+    keep = ~uncertain_months(ctx, sm.uais[r], np.array(sm.months, dtype=object)[c])
+    r, c = r[keep], c[keep]
     if not len(r):
         return concat_findings([])
     uai = sm.uais[r]

@@ -1,6 +1,7 @@
 """Rules on values: periods, negative counts, capacities, IPS and budgets."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .context import IPS_FILES, Context, fast_isin, fmt_int, month_start, source_path
@@ -126,10 +127,15 @@ def active_subscriptions(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``pairs`` columns plus ``licences`` (summed over active subscriptions,
-        NA when one of them has a negative or missing count) and ``actifs``
-        (number of active subscriptions).
+        NA when one of them has a negative or missing count, or when a
+        subscription of the school and resource was left out for its form),
+        ``actifs`` (number of active subscriptions) and ``incertain`` (a
+        subscription of the school and resource was left out for its form:
+        whether one is active is unknown).
     """
     ab = ctx.frame("gar/abonnements")
+    inv = ctx.invalid("gar/abonnements")
+    unsure = set(zip(ab.loc[inv, "uai"].tolist(), ab.loc[inv, "id_ressource"].tolist())) if inv.any() else set()
     start = ab[["date_debut", "date_fin"]].min(axis=1)
     end = ab[["date_debut", "date_fin"]].max(axis=1)
     subs = pd.DataFrame({"uai": ab["uai"], "id_ressource": ab["id_ressource"], "_d": start, "_f": end,
@@ -147,6 +153,9 @@ def active_subscriptions(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
     out = pairs.merge(agg.drop(columns="_neg"), on=["uai", "id_ressource", "mois"], how="left")
     out["actifs"] = out["actifs"].fillna(0).astype("int64")
     out.loc[out["actifs"] == 0, "licences"] = 0.0
+    out["incertain"] = np.fromiter(((u, r) in unsure for u, r in zip(out["uai"], out["id_ressource"])),
+                                   dtype=bool, count=len(out))
+    out.loc[out["incertain"], "licences"] = np.nan
     return out
 
 
@@ -203,6 +212,8 @@ def _problem_rows(problems) -> pd.DataFrame:
     else:
         rows = []
         for p in problems:
+            if getattr(p, "kind", None):  # form problems have their own rules (rules_form)
+                continue
             if isinstance(p, dict):
                 rows.append(p)
             else:
@@ -259,3 +270,28 @@ def depense_incoherente(ctx: Context) -> pd.DataFrame:
 
 
 __all__ = ["NON_NEGATIVE", "active_subscriptions"]
+
+
+@rule("editeur_orthographes", "Éditeur écrit de plusieurs façons", "avertissement", needs=("gar/ressources",),
+      explication="Plusieurs graphies d'un nom d'éditeur ne diffèrent que par la casse, les accents ou la "
+                  "ponctuation (« DICO PLUS », « Dico Plus ») : s'agit-il d'un même éditeur ou de deux ? Sans "
+                  "réponse, chaque graphie a son propre rapport d'éditeur, jamais les chiffres d'une autre.",
+      action="Regrouper les graphies d'un même éditeur sous un identifiant dans gar/editeurs.csv "
+             "(colonnes editeur;id_editeur), ou corriger le catalogue.")
+def editeur_orthographes(ctx: Context) -> pd.DataFrame:
+    """Flag publisher spellings that share a slug and that no mapping file settles."""
+    from ..publishers import read_mapping, spelling_conflicts
+
+    res = ctx.frame("gar/ressources")
+    names = res["editeur"].astype("string").fillna("")
+    mapping = read_mapping(ctx.ds.path) or {}
+    out = []
+    for group in spelling_conflicts(names.tolist()):
+        if len({mapping.get(n) for n in group}) == 1 and mapping.get(group[0]):
+            continue  # the mapping file says they are one publisher
+        first = [int(res.index[(names == n).to_numpy()][0]) for n in group]
+        listed = ", ".join(f"« {n} » (ligne {line})" for n, line in zip(group, first))
+        out.append(make_findings("editeur_orthographes", "avertissement", source_path("gar/ressources"),
+                                 f"Graphies d'éditeur proches : {listed} ; chacune a son propre rapport tant que "
+                                 "gar/editeurs.csv ne les regroupe pas.", ligne=min(first)))
+    return concat_findings(out)

@@ -539,7 +539,9 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
     ConfigError
         On an unknown engine, or Spark unavailable.
     DataError
-        When the events directory is absent or holds no Parquet file.
+        When the events directory is absent or holds no Parquet file, or when no
+        valid access remains (every file rejected, every row invalid): the findings
+        are written, the previous ``gar/*`` outputs are kept, never replaced by empty ones.
     """
     t0 = time.perf_counter()
     if engine not in ENGINES:
@@ -586,6 +588,15 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
         paths = {k: gar / v for k, v in (("acces", "acces.csv"), ("acces_pq", "acces.parquet"),
                                          ("actifs", "accedants_actifs.csv"),
                                          ("actifs_pq", "accedants_actifs.parquet"))}
+        if not con.execute("SELECT count(*) FROM acces_final").fetchone()[0]:
+            con.close()
+            fdf = pd.DataFrame(findings, columns=FINDING_COLUMNS)
+            findings_path = out_dir / "constats_evenements.csv"
+            atomic_write_text(findings_path, fdf.to_csv(sep=";", index=False, lineterminator="\n"))
+            why = (f"les {n_bad_files} fichier(s) d'événements sont écartés" if not files
+                   else "aucun événement valide dans les fichiers lus")
+            raise DataError.single(events_dir, f"aucun accès à agréger : {why} (voir {findings_path}) ; "
+                                   f"les sorties existantes de {gar} sont conservées.")
         for table, csv_key, pq_key in (("acces_final", "acces", "acces_pq"), ("actifs_final", "actifs", "actifs_pq")):
             _copy(con, table, paths[csv_key], "(HEADER, DELIMITER ';')")
             _copy(con, table, paths[pq_key], "(FORMAT parquet, COMPRESSION snappy)")

@@ -278,6 +278,7 @@ def plan_batch(audience: str, *, all_territories: bool = False, only: list[str] 
         if unknown:
             raise ConfigError(f"Paramètre(s) inconnu(s) du carnet {path.name} : {', '.join(unknown)}. "
                               f"Paramètres possibles : {', '.join(declared) or 'aucun'}.")
+        params = {k: typed_parameter(k, v, declared[k]) if k in (extra or {}) else v for k, v in params.items()}
         for code in codes:
             standard = {"audience": audience, "territoire": code,
                         # resolved against the current directory: the notebooks run in another folder
@@ -288,6 +289,66 @@ def plan_batch(audience: str, *, all_territories: bool = False, only: list[str] 
             jobs.append(Job(audience, code, territories[code], row["notebook"], row["titre"], row["principal"],
                             str(path), p))
     return jobs
+
+
+def typed_parameter(name: str, value, declared: dict):
+    """Convert a ``-p NOM=VALEUR`` string to the type of the notebook's default value.
+
+    Parameters
+    ----------
+    name : str
+        Parameter name (for messages).
+    value : str or object
+        The value given (strings from the command line; other types are kept).
+    declared : dict
+        Papermill's description of the parameter (``default``: its source text).
+
+    Returns
+    -------
+    object
+        ``int``, ``float``, ``bool`` or ``str`` like the default; a default of
+        another type (``None``, a list…) takes a Python literal, else the string.
+
+    Raises
+    ------
+    ConfigError
+        When the value does not have the default's type (``-p lignes_max=abc``).
+    """
+    import ast
+    import math
+
+    if not isinstance(value, str):
+        return value
+    try:
+        default = ast.literal_eval(str(declared.get("default", "")))
+    except (ValueError, SyntaxError):
+        return value
+    text = value.strip()
+    try:
+        if isinstance(default, bool):
+            low = text.lower()
+            if low in {"true", "vrai", "oui", "1"}:
+                return True
+            if low in {"false", "faux", "non", "0"}:
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            number = float(text)
+            if not math.isfinite(number):
+                raise ValueError
+            return number
+    except ValueError:
+        kind = {bool: "un booléen (true/false)", int: "un entier", float: "un nombre fini"}[type(default)]
+        raise ConfigError(f"-p {name}={value} : {kind} est attendu (valeur par défaut du carnet : "
+                          f"{declared.get('default')}).") from None
+    if isinstance(default, str):
+        return value
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return value
 
 
 def default_run_id(now: datetime | None = None) -> str:

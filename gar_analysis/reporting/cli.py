@@ -32,7 +32,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="tous les territoires du public")
     which.add_argument("--only", nargs="+", metavar="CODE", help="seulement ces territoires (codes officiels)")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+    from ..cli import positive_float, positive_int
+
+    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                         help="carnets exécutés en parallèle (défaut : nombre de cœurs)")
     parser.add_argument("--out", default=str(config.REPORTS_DIR), metavar="DOSSIER",
                         help="dossier des rapports (défaut : reports/)")
@@ -41,7 +43,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--notebook", default=None, metavar="NOM", help="un seul carnet (défaut : tous ceux du public)")
     parser.add_argument("--processed", default=None, metavar="DOSSIER",
                         help="tables traitées (défaut : data/processed)")
-    parser.add_argument("--timeout", type=float, default=float(config.NOTEBOOK_TIMEOUT), metavar="S",
+    parser.add_argument("--timeout", type=positive_float, default=float(config.NOTEBOOK_TIMEOUT), metavar="S",
                         help="délai maximal par carnet, en secondes")
     parser.add_argument("-p", "--param", action="append", type=_param, default=[], metavar="NOM=VALEUR",
                         help="autre paramètre de carnet (doit être déclaré par le carnet)")
@@ -49,20 +51,60 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="sans barre de progression")
 
 
+def check_processed_dir(path) -> Path:
+    """Refuse a processed-tables folder that no report could read, before any notebook runs.
+
+    The folder must exist and hold a readable ``manifest.json``; every table the
+    manifest lists must be present and a readable Parquet file.
+
+    Returns
+    -------
+    Path
+        The folder, resolved against the current directory.
+    """
+    import pyarrow.parquet as pq
+
+    from ..build import load_manifest
+    from ..cli import absolute
+    from ..errors import DataError
+
+    folder = absolute(path)
+    if not folder.is_dir():
+        raise ConfigError(f"--processed : dossier des tables traitées introuvable : {folder} "
+                          "(lancez « gar-analysis build »).")
+    manifest = load_manifest(folder)
+    outputs = manifest.get("outputs", {})
+    if not isinstance(outputs, dict):
+        raise DataError.single(folder / "manifest.json", "manifeste illisible : « outputs » doit être un objet.")
+    for name, info in outputs.items():
+        table = folder / str((info or {}).get("fichier", f"{name}.parquet"))
+        if not table.is_file():
+            raise DataError.single(table, "table absente alors que le manifeste la liste : relancez "
+                                   "« gar-analysis build ».")
+        try:
+            pq.read_metadata(table)
+        except Exception as exc:  # pyarrow raises several types on a corrupt file
+            raise DataError.single(table, f"table illisible (Parquet corrompu : {type(exc).__name__}) : relancez "
+                                   "« gar-analysis build ».") from None
+    return folder
+
+
 def run(args) -> int:
     """Run ``gar-analysis reports``; return 0 (all produced), 1 (some failed) or 2 (refused)."""
     from .batch import check_run_id, default_run_id, plan_batch, run_batch
 
-    if args.jobs is not None and args.jobs < 1:
-        raise ConfigError(f"--jobs doit être au moins 1 (reçu {args.jobs}).")
-    if args.timeout <= 0:
-        raise ConfigError(f"--timeout doit être positif (reçu {args.timeout:g}).")
+    from ..cli import absolute, output_dir
+
     run_id = check_run_id(args.run_id or default_run_id())
-    if args.processed and not Path(args.processed).is_dir():
-        raise ConfigError(f"Dossier des tables traitées introuvable : {args.processed}.")
+    # paths are resolved against the current folder (notebooks run in their own folder)
+    args.processed = str(absolute(args.processed or config.PROCESSED_DIR))
+    if args.notebooks_dir:
+        args.notebooks_dir = str(absolute(args.notebooks_dir))
     jobs = plan_batch(args.audience, all_territories=args.all, only=args.only, notebook=args.notebook,
                       period=args.period, extra=dict(args.param), processed_dir=args.processed,
                       notebooks_dir=args.notebooks_dir, run_id=run_id)
+    check_processed_dir(args.processed)
+    args.out = str(output_dir(args.out, "--out"))
     result = run_batch(jobs, out_dir=args.out, run_id=run_id, n_jobs=args.jobs or len(os.sched_getaffinity(0)),
                        timeout=args.timeout, processed_dir=args.processed,
                        progress=False if args.no_progress else None)

@@ -26,7 +26,7 @@ def _path_of(name: str) -> str:
     return CONTRACT[name].path if name in CONTRACT else REFERENCE_FILES[name]
 
 
-def load(data_dir: str | Path, name: str) -> pd.DataFrame:
+def load(data_dir: str | Path, name: str, *, lenient: bool = False) -> pd.DataFrame:
     """Load one file of a data directory by contract or short name.
 
     Parameters
@@ -35,6 +35,10 @@ def load(data_dir: str | Path, name: str) -> pd.DataFrame:
         The data directory.
     name : str
         ``"gar/acces"`` or its short name ``"acces"``.
+    lenient : bool, optional
+        Form problems (a missing, out-of-list or unparsable value) do not raise: the
+        cell is NA, the problem is in ``attrs["problemes"]`` and its line in
+        ``attrs["lignes_invalides"]``. A file that cannot be read at all still raises.
 
     Returns
     -------
@@ -49,8 +53,8 @@ def load(data_dir: str | Path, name: str) -> pd.DataFrame:
     if name in REFERENCE_FILES:
         from . import referentiel
 
-        return referentiel.load_reference_file(Path(data_dir) / REFERENCE_FILES[name], name)
-    return read_contract_file(data_dir, name)
+        return referentiel.load_reference_file(Path(data_dir) / REFERENCE_FILES[name], name, lenient=lenient)
+    return read_contract_file(data_dir, name, lenient=lenient)
 
 
 class DataDir:
@@ -60,6 +64,8 @@ class DataDir:
     ----------
     path : str or Path, optional
         The data directory (default: the embedded sample).
+    lenient : bool, optional
+        Load every file leniently (see :func:`load`).
 
     Examples
     --------
@@ -67,14 +73,16 @@ class DataDir:
     >>> ds.acces.groupby("mois").acces.sum()  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | Path = SAMPLE_DIR):
+    def __init__(self, path: str | Path = SAMPLE_DIR, lenient: bool = False):
         self.path = Path(path)
+        self.lenient = lenient
         self._cache: dict[str, pd.DataFrame] = {}
 
     def has(self, name: str) -> bool:
         """Return whether the file is present."""
         name = SHORT_NAMES.get(name, name)
-        return (self.path / _path_of(name)).exists()
+        p = self.path / _path_of(name)
+        return p.exists() or p.is_symlink()  # a broken link is present, and unreadable
 
     def file(self, name: str) -> Path:
         """Return the path of a file of the directory."""
@@ -84,7 +92,7 @@ class DataDir:
         """Return the loaded frame of a file (loading it once)."""
         name = SHORT_NAMES.get(name, name)
         if name not in self._cache:
-            self._cache[name] = load(self.path, name)
+            self._cache[name] = load(self.path, name, lenient=self.lenient)
         return self._cache[name]
 
     def __getattr__(self, item: str) -> pd.DataFrame:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config, territories
-from ..errors import DataError, GarAnalysisError, Problem
+from ..errors import ConfigError, DataError, GarAnalysisError, Problem
 from ..io import atomic_path, atomic_write_text
 from .referentiel import (
     Layout, Problems, _academies, _coordinates, _departements, _Load, _number, _regions, _rentrees, _secteurs,
@@ -230,6 +230,142 @@ class _Incomplete(Exception):
     """The body ended before Content-Length bytes."""
 
 
+class _TooLong(Exception):
+    """The transfer outlived ``max_duration``."""
+
+
+class _Watchdog:
+    """Cut a response's connection when the whole transfer outlives ``seconds`` (a slow drip included)."""
+
+    def __init__(self, resp, seconds: float | None):
+        import threading
+
+        self.fired = False
+        self.timer = None
+        if seconds:
+            self.timer = threading.Timer(seconds, self._fire, args=(resp,))
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _fire(self, resp) -> None:
+        import socket
+
+        self.fired = True
+        sock = None
+        for path in (("raw", "_fp", "fp", "raw", "_sock"), ("raw", "connection", "sock")):
+            obj = resp
+            try:
+                for attr in path:
+                    obj = getattr(obj, attr)
+                sock = obj
+                break
+            except AttributeError:
+                continue
+        try:
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+            else:
+                resp.close()
+        except OSError:
+            pass
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class _Invalid(Exception):
+    """The body was received but is not the expected file (not retried)."""
+
+
+#: Content types that are never a data file (an error or login page, an API error).
+_WRONG_TYPES = {".csv": ("text/html", "application/json", "application/problem+json", "application/xml", "text/xml"),
+                ".parquet": ("text/", "application/json", "application/problem+json"),
+                ".geojson": ("text/html", "text/csv", "application/xml"),
+                ".json": ("text/html", "text/csv", "application/xml")}
+_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def check_dataset_id(ds_id: str) -> str:
+    """Refuse a dataset id that is not a plain file name (``../../x`` would write outside ``--out``)."""
+    import re
+
+    if not re.match(_ID_RE, ds_id or "") or ".." in ds_id:
+        raise ConfigError(f"--datasets : identifiant de jeu invalide {ds_id!r} (lettres, chiffres, « - », « _ » et "
+                          "« . » seulement, sans « .. » ni « / »).")
+    return ds_id
+
+
+def validate_body(path: Path, suffix: str, content_type: str | None, expected_rows: int | None = None) -> int | None:
+    """Check a downloaded body before it replaces anything; return its row count.
+
+    Parameters
+    ----------
+    path : Path
+        The temporary file holding the body (decoded).
+    suffix : str
+        Kind of file expected (``.csv``, ``.parquet``, ``.geojson``, ``.json``).
+    content_type : str or None
+        The response's ``Content-Type`` (None: not given).
+    expected_rows : int, optional
+        Rows the portal announced; the file must hold exactly as many.
+
+    Raises
+    ------
+    _Invalid
+        An HTML or JSON page instead of data, a compressed or truncated body, a CSV
+        whose records do not all have the header's fields, a row count that differs.
+    """
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if any(ctype.startswith(t) for t in _WRONG_TYPES.get(suffix, ())):
+        raise _Invalid(f"type de contenu « {ctype} » reçu au lieu d'un fichier {suffix} (page d'erreur ou de "
+                       "connexion ?)")
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head[:2] == b"\x1f\x8b":
+        raise _Invalid("contenu compressé (gzip) reçu au lieu du fichier décompressé : compression non déclarée "
+                       "ou corrompue")
+    if suffix == ".parquet":
+        if head[:4] != b"PAR1":
+            raise _Invalid("fichier Parquet invalide (signature PAR1 absente)")
+    elif suffix == ".csv":
+        text_head = head.lstrip(b"\xef\xbb\xbf").lstrip()
+        if text_head[:1] in (b"<", b"{", b"["):
+            raise _Invalid("page HTML ou réponse JSON reçue au lieu d'un CSV (message d'erreur du serveur ?)")
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 1))
+            last = f.read(1)
+        if last and last != b"\n":
+            raise _Invalid("dernière ligne sans fin de ligne : corps de réponse tronqué (connexion coupée ou "
+                           "compression corrompue)")
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                header = f.readline()
+                sep = ";" if header.count(";") >= header.count(",") else ","
+                f.seek(0)
+                reader = csv.reader(f, delimiter=sep)
+                width = None
+                for i, rec in enumerate(reader):
+                    if width is None:
+                        width = len(rec)
+                    elif rec and len(rec) != width:
+                        raise _Invalid(f"ligne {reader.line_num} incomplète ({len(rec)} champ(s) sur {width}) : "
+                                       "corps de réponse tronqué")
+        except UnicodeDecodeError:
+            raise _Invalid("contenu non UTF-8 (corps tronqué ou binaire)") from None
+        except csv.Error as exc:
+            raise _Invalid(f"CSV illisible ({exc})") from None
+    elif suffix in (".json", ".geojson"):
+        try:
+            json.loads(path.read_text(encoding="utf-8-sig"))
+        except (ValueError, UnicodeDecodeError):
+            raise _Invalid("JSON invalide (corps tronqué ?)") from None
+    rows = count_rows(path, suffix)
+    if expected_rows is not None and rows is not None and rows != expected_rows:
+        raise _Invalid(f"{rows} ligne(s) reçue(s) alors que le portail en annonce {expected_rows}")
+    return rows
+
+
 class Downloader:
     """HTTP client of ``gar-analysis download``: one session, retries, conditional requests.
 
@@ -237,6 +373,9 @@ class Downloader:
     ----------
     timeout : tuple of float, optional
         (connect, read) timeouts in seconds; ``read`` bounds every wait for data.
+    max_duration : float, optional
+        Longest time of one attempt, connection and whole transfer included (a
+        server that sends a byte now and then cannot hold the download forever).
     retries : int, optional
         Retries after the first attempt (on 429, 5xx, timeouts, dropped connections).
     backoff : float, optional
@@ -250,10 +389,12 @@ class Downloader:
     """
 
     def __init__(self, *, timeout=(10.0, 60.0), retries: int = 4, backoff: float = 1.0,
-                 max_wait: float = 120.0, progress: bool | None = None, session=None):
+                 max_wait: float = 120.0, progress: bool | None = None, session=None,
+                 max_duration: float | None = None):
         import requests
 
         self.timeout = timeout
+        self.max_duration = max_duration
         self.retries = retries
         self.backoff = backoff
         self.max_wait = max_wait
@@ -271,7 +412,8 @@ class Downloader:
     def __exit__(self, *exc):
         self.close()
 
-    def fetch(self, url: str, dest: str | Path, *, dataset: str = "", force: bool = False) -> dict:
+    def fetch(self, url: str, dest: str | Path, *, dataset: str = "", force: bool = False,
+              expected_rows: int | None = None) -> dict:
         """Download ``url`` to ``dest`` atomically and write its manifest.
 
         Parameters
@@ -284,6 +426,8 @@ class Downloader:
             Dataset id recorded in the manifest.
         force : bool, optional
             Fetch even when the server says the file is unchanged.
+        expected_rows : int, optional
+            Rows the portal announced (checked before the file replaces anything).
 
         Returns
         -------
@@ -318,6 +462,12 @@ class Downloader:
                 last_reason = f"connexion impossible ({type(exc).__name__})"
                 self._pause(attempt, wait, last_reason, url)
                 continue
+            except requests.exceptions.TooManyRedirects:
+                raise DownloadError(f"{url} : boucle de redirections (plus de {self.session.max_redirects}) ; "
+                                    "vérifier l'adresse du portail (--base-url).") from None
+            except requests.exceptions.RequestException as exc:
+                raise DownloadError(f"{url} : requête impossible ({type(exc).__name__} : {exc}) ; vérifier "
+                                    "l'adresse du portail (--base-url).") from None
             try:
                 if resp.status_code == 304 and previous:
                     manifest = {**previous, "verifie_le": _now(), "statut": "inchange"}
@@ -341,11 +491,14 @@ class Downloader:
                     raise DownloadError(f"{url} : réponse HTTP {resp.status_code} ({resp.reason}) ; vérifier "
                                         "l'identifiant du jeu de données et l'adresse du portail (--base-url).")
                 try:
-                    return self._save(resp, url, dest, dataset)
-                except (requests.exceptions.RequestException, _Incomplete) as exc:
+                    return self._save(resp, url, dest, dataset, expected_rows)
+                except _Invalid as exc:
+                    raise DownloadError(f"{url} : fichier refusé, {exc} ; le fichier précédent "
+                                        f"({dest.name}) est conservé.") from None
+                except (requests.exceptions.RequestException, _Incomplete, _TooLong) as exc:
                     last_reason = ("téléchargement interrompu avant la fin du fichier"
-                                   if not isinstance(exc, requests.exceptions.Timeout)
-                                   else f"transfert bloqué plus de {self.timeout[1]:g} s")
+                                   if not isinstance(exc, (requests.exceptions.Timeout, _TooLong))
+                                   else f"transfert trop long (plus de {self._limit():g} s)")
                     self._pause(attempt, wait, last_reason, url)
                     continue
                 except OSError as exc:
@@ -362,27 +515,43 @@ class Downloader:
         log.warning("%s : %s, nouvelle tentative dans %.1f s (%d/%d).", url, reason, wait, attempt + 1, self.retries)
         time.sleep(wait)
 
-    def _save(self, resp, url: str, dest: Path, dataset: str) -> dict:
+    def _limit(self) -> float:
+        return self.max_duration if self.max_duration else self.timeout[1]
+
+    def _save(self, resp, url: str, dest: Path, dataset: str, expected_rows: int | None = None) -> dict:
         from tqdm.auto import tqdm
 
+        started = time.monotonic()
         total = resp.headers.get("Content-Length")
         total = int(total) if total and total.isdigit() else None
         encoded = resp.headers.get("Content-Encoding", "identity") not in ("", "identity")
         sha = hashlib.sha256()
         size = 0
+        remaining = self.max_duration - (time.monotonic() - started) if self.max_duration else None
+        watchdog = _Watchdog(resp, remaining)
         with atomic_path(dest) as tmp:
-            with open(tmp, "wb") as f, tqdm(total=total, unit="o", unit_scale=True, desc=dest.name, leave=False,
-                                            disable=(not self.progress) if self.progress is not None else None) as bar:
-                for chunk in resp.iter_content(chunk_size=1 << 16):
-                    if not chunk:
-                        continue
-                    f.write(chunk)
-                    sha.update(chunk)
-                    size += len(chunk)
-                    bar.update(len(chunk))
+            try:
+                with open(tmp, "wb") as f, tqdm(total=total, unit="o", unit_scale=True, desc=dest.name, leave=False,
+                                                disable=(not self.progress) if self.progress is not None
+                                                else None) as bar:
+                    for chunk in resp.iter_content(chunk_size=1 << 16):
+                        if not chunk:
+                            continue
+                        f.write(chunk)
+                        sha.update(chunk)
+                        size += len(chunk)
+                        bar.update(len(chunk))
+            except Exception:
+                if watchdog.fired:
+                    raise _TooLong(f"plus de {self.max_duration:g} s") from None
+                raise
+            finally:
+                watchdog.cancel()
+            if watchdog.fired:
+                raise _TooLong(f"plus de {self.max_duration:g} s")
             if total is not None and not encoded and size != total:
                 raise _Incomplete(f"{size} octets reçus sur {total}")
-            rows = count_rows(tmp, dest.suffix)
+            rows = validate_body(tmp, dest.suffix, resp.headers.get("Content-Type"), expected_rows)
             manifest = {
                 "dataset": dataset, "url": url, "fichier": dest.name, "telecharge_le": _now(), "verifie_le": _now(),
                 "taille_octets": size, "sha256": sha.hexdigest(), "lignes": rows,
@@ -458,7 +627,7 @@ def fetch_records(dataset_id: str, *, base_url: str | None = None, downloader: D
 
 def download(datasets: list[str] | None = None, out_dir: str | Path = DEFAULT_OUT, *, base_url: str | None = None,
              insee_url: str | None = None, use_labels: bool = False, force: bool = False,
-             downloader: Downloader | None = None) -> list[dict]:
+             downloader: Downloader | None = None, counts: dict[str, int] | None = None) -> list[dict]:
     """Download datasets into ``out_dir``; return their manifests.
 
     Parameters
@@ -478,6 +647,8 @@ def download(datasets: list[str] | None = None, out_dir: str | Path = DEFAULT_OU
         Ignore conditional requests (fetch again).
     downloader : Downloader, optional
         Client to use (tests set short timeouts).
+    counts : dict, optional
+        Rows announced by the portal, by dataset id: a file with another count is refused.
 
     Returns
     -------
@@ -488,14 +659,20 @@ def download(datasets: list[str] | None = None, out_dir: str | Path = DEFAULT_OU
     base = resolve_base_url(base_url)
     out = Path(out_dir)
     ids = datasets or list(DATASETS)
+    for ds_id in ids:
+        check_dataset_id(ds_id)
     dl = downloader or Downloader()
     manifests, failures = [], []
     try:
         for ds_id in ids:
             ds = DATASETS.get(ds_id) or Dataset(ds_id, ds_id, "data.education.gouv.fr")
             url = dataset_url(ds, base, insee_url=insee_url, use_labels=use_labels)
+            dest = out / ds.filename
+            if out.resolve() not in dest.resolve().parents:
+                raise ConfigError(f"--datasets : {ds_id!r} écrirait hors du dossier {out}.")
             try:
-                manifests.append(dl.fetch(url, out / ds.filename, dataset=ds.id, force=force))
+                manifests.append(dl.fetch(url, dest, dataset=ds.id, force=force,
+                                          expected_rows=(counts or {}).get(ds_id)))
             except DownloadError as exc:
                 failures.append(str(exc))
     finally:
@@ -522,8 +699,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help=f"adresse du fichier des communes (défaut : ${ENV_INSEE_COMMUNES_URL} ou data.gouv.fr)")
     parser.add_argument("--labels", action="store_true", help="en-têtes en libellés plutôt qu'en identifiants de champ")
     parser.add_argument("--force", action="store_true", help="retélécharger même si le fichier est inchangé")
-    parser.add_argument("--timeout", type=float, default=60.0, help="délai maximal d'attente de données (s)")
-    parser.add_argument("--retries", type=int, default=4, help="nombre de nouvelles tentatives (429, 5xx, coupure)")
+    from ..cli import non_negative_int, positive_float
+
+    parser.add_argument("--timeout", type=positive_float, default=600.0,
+                        help="durée maximale d'une tentative de téléchargement, transfert compris (s)")
+    parser.add_argument("--retries", type=non_negative_int, default=4,
+                        help="nombre de nouvelles tentatives (429, 5xx, coupure)")
     parser.add_argument("--list", action="store_true", help="lister les jeux disponibles et quitter")
 
 
@@ -533,8 +714,14 @@ def run(args: argparse.Namespace) -> int:
         for ds in DATASETS.values():
             print(f"{ds.id:75s} {ds.titre} — {ds.licence}")
         return 0
-    ids = [x for item in (args.datasets or []) for x in item.split(",") if x.strip()] or None
-    dl = Downloader(timeout=(min(10.0, args.timeout), args.timeout), retries=args.retries)
+    from ..cli import output_dir
+
+    ids = [x.strip() for item in (args.datasets or []) for x in item.split(",") if x.strip()] or None
+    for ds_id in ids or ():
+        check_dataset_id(ds_id)
+    args.out = str(output_dir(args.out, "--out"))
+    dl = Downloader(timeout=(min(10.0, args.timeout), min(60.0, args.timeout)), retries=args.retries,
+                    max_duration=args.timeout)
     try:
         manifests = download(ids, args.out, base_url=args.base_url, insee_url=args.insee_url,
                              use_labels=args.labels, force=args.force, downloader=dl)

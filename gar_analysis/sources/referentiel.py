@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from .. import territories
-from ..contract import check_separator, read_raw_csv, spec, validate
-from ..errors import DataError, Problem
+from ..contract import _FLOAT_RE, _INT_RE, check_separator, read_raw_csv, spec, validate
+from ..errors import DataError, Frozen, Problem
 
 __all__ = [
     "ANNUAIRE_COLUMNS", "IPS_COLUMNS", "COMMUNES_COLUMNS", "ANNUAIRE_LAYOUTS", "IPS_LAYOUTS",
@@ -60,18 +60,12 @@ MISSING_TOKENS = {
 }
 
 
-class Problems(tuple):
+class Problems(Frozen):
     """Immutable tuple of :class:`Problem` kept in ``DataFrame.attrs``.
 
     pandas deep-copies ``attrs`` on most operations; being immutable, this
     tuple returns itself instead, so a frame with thousands of problems stays fast.
     """
-
-    def __deepcopy__(self, memo):
-        return self
-
-    def __copy__(self):
-        return self
 
 
 def problems_of(df: pd.DataFrame) -> tuple[Problem, ...]:
@@ -297,7 +291,7 @@ def read_table(path: str | Path, layouts: tuple[Layout, ...] = (), *, what: str 
                                                 | {field_id(h) for lay in layouts for h in lay.all_headers()}))
             sep = ";"
         if sep == ";":
-            df = read_raw_csv(path)
+            df = read_raw_csv(path, unique_header=False)
         else:
             try:
                 df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[])
@@ -379,15 +373,17 @@ class _Collector:
     path: Path
     errors: list[Problem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    lenient: bool = False
 
-    def error(self, line, column, message):
-        self.errors.append(Problem(str(self.path), int(line), column, message))
+    def error(self, line, column, message, kind="format_invalide", value=None, expected=None):
+        self.errors.append(Problem(str(self.path), int(line), column, message, kind=kind,
+                                   value=None if value is None else str(value), expected=expected))
 
     def problem(self, line, column, message):
         self.problems.append(Problem(str(self.path), None if line is None else int(line), column, message))
 
     def raise_errors(self):
-        if self.errors:
+        if self.errors and not self.lenient:
             self.errors.sort(key=lambda p: (p.line or 0, p.column or ""))
             raise DataError(self.errors)
 
@@ -395,17 +391,21 @@ class _Collector:
 def _number(s: pd.Series, header: str, kind: str, col: _Collector, *, report_missing: bool = False,
             report_tokens: bool = True) -> pd.Series:
     """Parse numbers (decimal comma accepted); NS/ND → NA (reported); garbage → error."""
-    text = s.fillna("").astype(str).str.strip().str.replace("\u202f", "", regex=False).str.replace(" ", "", regex=False)
+    text = s.fillna("").astype(str).str.strip().str.replace(r"[ \u00a0\u202f]", "", regex=True)
     upper = text.str.upper()
     token = upper.isin(list(MISSING_TOKENS))
     empty = text == ""
-    num = pd.to_numeric(text.str.replace(",", ".", regex=False).where(~empty & ~token), errors="coerce")
+    # ASCII digits only, finite values: « inf », « 1e400 » or Arabic-Indic digits are unparsable
+    # a count takes digits (and the « .0 » of a Parquet float): « 2.000 » is ambiguous (thousands or decimals)
+    shaped = text.str.match(_FLOAT_RE if kind == "float" else _INT_RE)
+    num = pd.to_numeric(text.str.replace(",", ".", regex=False).where(~empty & ~token & shaped), errors="coerce")
+    num = num.where(np.isfinite(num.fillna(0)) & (num.abs().fillna(0) < 2 ** 53))
     bad = num.isna() & ~empty & ~token
     if kind == "int":
         bad |= num.notna() & (num != np.floor(num.fillna(0)))
     label = "un nombre entier" if kind == "int" else "un nombre (virgule ou point décimal)"
     for line, value in text[bad].head(1000).items():
-        col.error(line, header, f"valeur « {value} » illisible : {label} est attendu.")
+        col.error(line, header, f"valeur « {value} » illisible : {label} est attendu.", value=value, expected=label)
     if report_tokens:
         for line, value in upper[token].items():
             col.problem(line, header, f"{MISSING_TOKENS[value]} : laissée vide (NA).")
@@ -423,7 +423,7 @@ def _string(s: pd.Series | None, index) -> pd.Series:
     return s.mask(s.isin(["", "None", "nan", "NaN"]))
 
 
-_DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
 def _check_dates(s: pd.Series | None, header: str, col: _Collector) -> None:
@@ -433,7 +433,8 @@ def _check_dates(s: pd.Series | None, header: str, col: _Collector) -> None:
     empty = text == ""
     dt = pd.to_datetime(text.where(text.str.match(_DATE_RE), None), format="%Y-%m-%d", errors="coerce")
     for line, value in text[dt.isna() & ~empty].head(1000).items():
-        col.error(line, header, f"valeur « {value} » illisible : une date AAAA-MM-JJ est attendue.")
+        col.error(line, header, f"valeur « {value} » illisible : une date AAAA-MM-JJ est attendue.",
+                  value=value, expected="une date AAAA-MM-JJ")
 
 
 def _departements(s: pd.Series | None, header: str | None, index, col: _Collector) -> pd.Series:
@@ -498,7 +499,9 @@ def _secteurs(s: pd.Series | None, header: str | None, index, col: _Collector, *
 
 def _finish(df: pd.DataFrame, col: _Collector, layout: Layout) -> pd.DataFrame:
     df.index.name = "ligne"
-    df.attrs = {"problemes": Problems(col.problems), "layout": layout.name, "source": str(col.path)}
+    errors = sorted(col.errors, key=lambda p: (p.line or 0, p.column or "")) if col.lenient else []
+    df.attrs = {"problemes": Problems([*errors, *col.problems]), "layout": layout.name, "source": str(col.path),
+                "lignes_invalides": Frozen(sorted({p.line for p in errors if p.line}))}
     return df
 
 
@@ -522,17 +525,18 @@ class _Load:
     :meth:`finish`, which raises the collected errors first.
     """
 
-    def __init__(self, path: str | Path, raw: pd.DataFrame, layout: Layout):
+    def __init__(self, path: str | Path, raw: pd.DataFrame, layout: Layout, lenient: bool = False):
         self.raw, self.layout = raw, layout
-        self.col = _Collector(Path(path))
+        self.col = _Collector(Path(path), lenient=lenient)
+        self.col.errors += list(raw.attrs.get("problemes", ()))  # records with a wrong number of fields
         self.index = raw.index
         self.out = pd.DataFrame(index=self.index)
 
     @classmethod
-    def read(cls, path: str | Path, layouts: tuple[Layout, ...], what: str) -> "_Load":
+    def read(cls, path: str | Path, layouts: tuple[Layout, ...], what: str, lenient: bool = False) -> "_Load":
         """Read ``path`` with :func:`read_table` (the first matching layout)."""
         raw, layout = read_table(path, layouts, what=what)
-        return cls(path, raw, layout)
+        return cls(path, raw, layout, lenient)
 
     def get(self, key: str) -> tuple[pd.Series | None, str | None]:
         return _col(self.raw, self.layout, key)
@@ -552,7 +556,7 @@ class _Load:
 _NIVEAUX = {"ecole": "ecole", "college": "college", "lycee": "lycee"}
 
 
-def load_annuaire(path: str | Path) -> pd.DataFrame:
+def load_annuaire(path: str | Path, *, lenient: bool = False) -> pd.DataFrame:
     """Load the school register ``fr-en-annuaire-education`` (2023 or 2026 layout, labels or ids).
 
     Parameters
@@ -578,7 +582,7 @@ def load_annuaire(path: str | Path) -> pd.DataFrame:
     >>> ann = load_annuaire("fr-en-annuaire-education.csv")  # doctest: +SKIP
     >>> ann.groupby("niveau").size()                          # doctest: +SKIP
     """
-    ld = _Load.read(path, ANNUAIRE_LAYOUTS, "annuaire de l'éducation")
+    ld = _Load.read(path, ANNUAIRE_LAYOUTS, "annuaire de l'éducation", lenient)
     col, get, idx, out = ld.col, ld.get, ld.index, ld.out
     out["uai"] = ld.text("uai").str.upper()
     out["nom"] = _string(get("nom")[0], idx)
@@ -621,13 +625,14 @@ def load_annuaire(path: str | Path) -> pd.DataFrame:
         _check_dates(s, h, col)
     empty_uai = out["uai"].isna()
     for line in out.index[empty_uai][:1000]:
-        col.error(line, get("uai")[1], "valeur manquante : l'identifiant UAI est obligatoire.")
+        col.error(line, get("uai")[1], "valeur manquante : l'identifiant UAI est obligatoire.",
+                  kind="valeur_manquante", value="", expected="un UAI")
     return ld.finish(out[ANNUAIRE_COLUMNS])
 
 
 # --------------------------------------------------------------------------- IPS
 
-_YEAR_RE = re.compile(r"^(\d{4})\s*[-/_]\s*(\d{4})$")
+_YEAR_RE = re.compile(r"^([0-9]{4})\s*[-/_]\s*([0-9]{4})$")
 
 
 def _rentrees(s: pd.Series, header: str, col: _Collector) -> pd.Series:
@@ -640,13 +645,14 @@ def _rentrees(s: pd.Series, header: str, col: _Collector) -> pd.Series:
         m = _YEAR_RE.match(text)
         if m and int(m.group(2)) == int(m.group(1)) + 1:
             mapping[v] = f"{m.group(1)}-{m.group(2)}"
-        elif re.fullmatch(r"\d{4}", text):
+        elif re.fullmatch(r"[0-9]{4}", text):
             mapping[v] = f"{text}-{int(text) + 1}"
         else:
             mapping[v] = None
     out = s.map(mapping)
     for line, value in s[out.isna()].head(1000).items():
-        col.error(line, header, f"valeur « {value} » illisible : une année scolaire AAAA-AAAA est attendue.")
+        col.error(line, header, f"valeur « {value} » illisible : une année scolaire AAAA-AAAA est attendue.",
+                  value=value, expected="une année scolaire AAAA-AAAA")
     return out.astype("string")
 
 
@@ -656,7 +662,7 @@ def _pooled_sd(n1, m1, s1, n2, m2, s2, m):
     return np.sqrt(var)
 
 
-def load_ips(path: str | Path, niveau: str | None = None) -> pd.DataFrame:
+def load_ips(path: str | Path, niveau: str | None = None, *, lenient: bool = False) -> pd.DataFrame:
     """Load a DEPP IPS file (écoles, collèges or lycées; any year; labels or ids; CSV or Parquet).
 
     Parameters
@@ -687,7 +693,7 @@ def load_ips(path: str | Path, niveau: str | None = None) -> pd.DataFrame:
             raise ValueError(f"niveau inconnu : {niveau!r} (ecole, college ou lycee).")
         # the expected level's layout first; a simpler layout (e.g. no standard deviation) still loads
         layouts = tuple(sorted(IPS_LAYOUTS, key=lambda lay: lay.niveau != niveau))
-    ld = _Load.read(path, layouts, "indices de position sociale (IPS)")
+    ld = _Load.read(path, layouts, "indices de position sociale (IPS)", lenient)
     col, get, idx, out, layout = ld.col, ld.get, ld.index, ld.out, ld.layout
     if niveau is not None and layout.niveau != niveau and layout.niveau == "lycee":
         col.problem(1, None, f"disposition de fichier {layout.name} lue comme IPS de niveau {niveau} : "
@@ -728,7 +734,8 @@ def load_ips(path: str | Path, niveau: str | None = None) -> pd.DataFrame:
     out["code_academie"] = _academies(aca_s, lib_s, out["code_departement"], (h_aca, h_lib), col)
     empty_uai = out["uai"].isna()
     for line in out.index[empty_uai][:1000]:
-        col.error(line, get("uai")[1], "valeur manquante : l'identifiant UAI est obligatoire.")
+        col.error(line, get("uai")[1], "valeur manquante : l'identifiant UAI est obligatoire.",
+                  kind="valeur_manquante", value="", expected="un UAI")
     return ld.finish(out[IPS_COLUMNS])
 
 
@@ -737,7 +744,7 @@ def load_ips(path: str | Path, niveau: str | None = None) -> pd.DataFrame:
 _COMMUNE_TYPE_RANK = {"COM": 0, "ARM": 1, "COMA": 2, "COMD": 3}
 
 
-def load_communes(path: str | Path) -> pd.DataFrame:
+def load_communes(path: str | Path, *, lenient: bool = False) -> pd.DataFrame:
     """Load commune population and area (contract file or real INSEE-based files).
 
     Parameters
@@ -757,7 +764,7 @@ def load_communes(path: str | Path) -> pd.DataFrame:
         nouvelle and its commune déléguée share a code) the commune is kept and
         ``attrs["doublons"]`` counts the other lines.
     """
-    ld = _Load.read(path, COMMUNES_LAYOUTS, "population des communes")
+    ld = _Load.read(path, COMMUNES_LAYOUTS, "population des communes", lenient)
     col, get, idx, out = ld.col, ld.get, ld.index, ld.out
     code = ld.text("code_commune")
     out["code_commune"] = code.where(code.isna() | (code.str.len() != 4), "0" + code.fillna(""))
@@ -770,7 +777,8 @@ def load_communes(path: str | Path) -> pd.DataFrame:
     out["densite"] = computed if s is None else _number(s, h, "float", col).fillna(computed)
     out["grille_densite"] = _string(get("grille_densite")[0], idx)
     for line in out.index[out["code_commune"].isna()][:1000]:
-        col.error(line, get("code_commune")[1], "valeur manquante : le code commune est obligatoire.")
+        col.error(line, get("code_commune")[1], "valeur manquante : le code commune est obligatoire.",
+                  kind="valeur_manquante", value="", expected="un code commune")
     col.raise_errors()
     typ, _ = get("type")
     rank = typ.map(_COMMUNE_TYPE_RANK).fillna(9) if typ is not None else pd.Series(0, index=idx)
@@ -793,7 +801,7 @@ _REFERENCE_LOADERS = {
 }
 
 
-def load_reference_file(path: str | Path, name: str) -> pd.DataFrame:
+def load_reference_file(path: str | Path, name: str, *, lenient: bool = False) -> pd.DataFrame:
     """Load a register file by its contract name.
 
     Parameters
@@ -814,7 +822,7 @@ def load_reference_file(path: str | Path, name: str) -> pd.DataFrame:
     except KeyError:
         raise KeyError(f"Fichier de référence inconnu : {name!r}. "
                        f"Fichiers : {', '.join(_REFERENCE_LOADERS)}.") from None
-    return loader(path, **kwargs)
+    return loader(path, **kwargs, lenient=lenient)
 
 
 def load_contract_communes(path: str | Path) -> pd.DataFrame:
