@@ -46,7 +46,7 @@ def _small(series: pd.Series, threshold: int) -> pd.Series:
 
 def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable[str] | None = None,
              denominators: Mapping[str, str] | None = None, threshold: int | None = None,
-             implied: Iterable[str] | bool = False) -> pd.DataFrame:
+             implied: Iterable[str] | bool = False, totals: Mapping[str, str | None] | None = None) -> pd.DataFrame:
     """Return a copy of ``df`` with small counts and fragile rates replaced by ``c``.
 
     Parameters
@@ -68,6 +68,11 @@ def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable
         they are also suppressed when that implied count of people (rate × denominator) is
         from 1 to threshold − 1 — otherwise a published share and its published denominator
         would give back a suppressed count (60 % of 5 = 3).
+    totals : mapping of str to str or None, optional
+        Count columns whose cells add up to a total published elsewhere (per group of the given
+        column, or over the whole table for None): when a group has exactly one hidden cell, the
+        smallest other non-zero cell is hidden too (secondary suppression), so that the hidden one
+        cannot be recomputed as the total minus the others. Rates on a cell hidden this way go with it.
 
     Returns
     -------
@@ -97,6 +102,8 @@ def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable
         raise ConfigError(f"Taux sans dénominateur déclaré : {', '.join(no_denominator)}.")
     out = df.copy()
     masks = {c: _small(df[c], t) for c in count_cols}
+    for col, group in (totals or {}).items():
+        masks[col] = _secondary(df[col], masks[col], df[group] if group else None)
     implied_cols = set(rate_cols) if implied is True else set(implied or [])
     for col in rate_cols:
         den = denominators[col]
@@ -110,6 +117,21 @@ def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable
         out[col] = _replace(out[col], mask)
     for col in count_cols:
         out[col] = _replace(out[col], masks[col])
+    return out
+
+
+def _secondary(values: pd.Series, mask: pd.Series, groups: pd.Series | None) -> pd.Series:
+    """Add, in each group holding exactly one hidden cell, the smallest other non-zero cell to the mask."""
+    num = pd.to_numeric(values.where(~values.map(is_suppressed)), errors="coerce")
+    out = mask.copy()
+    keys = groups if groups is not None else pd.Series(0, index=values.index)
+    for _, idx in keys.groupby(keys, sort=False).groups.items():
+        hidden = out.loc[idx]
+        if int(hidden.sum()) != 1:
+            continue
+        candidates = num.loc[idx][~hidden & (num.loc[idx] > 0)]
+        if len(candidates):
+            out.loc[candidates.idxmin()] = True
     return out
 
 
@@ -164,11 +186,14 @@ class Spec:
         Rate column → its denominator column.
     implied : tuple of str
         Rates that are a count of people divided by their denominator.
+    totals : mapping of str to str or None
+        People columns whose cells add up to a published total (see :func:`suppress`).
     """
 
     people: tuple[str, ...] = ()
     rates: Mapping[str, str] = field(default_factory=dict)
     implied: tuple[str, ...] = ()
+    totals: Mapping[str, str | None] = field(default_factory=dict)
 
 
 def with_spec(frame: pd.DataFrame, spec: Spec) -> pd.DataFrame:
@@ -206,6 +231,7 @@ def publish(frame: pd.DataFrame, spec: Spec | None = None, *, threshold: int | N
     out = suppress(frame, [c for c in spec.people if c in frame.columns],
                    rate_cols=[c for c in spec.rates if c in frame.columns],
                    denominators={k: v for k, v in spec.rates.items() if k in frame.columns},
-                   threshold=threshold, implied=[c for c in spec.implied if c in frame.columns])
+                   threshold=threshold, implied=[c for c in spec.implied if c in frame.columns],
+                   totals={k: v for k, v in spec.totals.items() if k in frame.columns and (v is None or v in frame.columns)})
     out.attrs["disclosure"] = spec
     return out

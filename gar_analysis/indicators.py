@@ -33,7 +33,7 @@ import pandas as pd
 
 from . import config
 from .contract import PROFILS, SUPPORTS
-from .disclosure import Spec, is_suppressed, with_spec
+from .disclosure import Spec, _secondary, is_suppressed, with_spec
 from .errors import ConfigError, DataError
 from .formatting import MONTH_NAMES, fmt_number, fmt_percent
 from .publishers import assign_ids, publisher_names, resolve
@@ -652,12 +652,24 @@ def publishable(values: pd.DataFrame, threshold: int | None = None) -> pd.DataFr
                     out.at[idx, "ratio"] = config.SUPPRESSED
         return out
     out = values.copy()
+    hidden_by_total: dict[str, pd.Series] = {}
+    for col in values.columns:  # units' counts of people add up to the territory's (published): never one alone hidden
+        ind = INDICATORS.get(col)
+        if ind is not None and ind.kind == "count" and ind.people:
+            first = values[col].map(lambda v: _hidden(col, v, lambda d: np.nan, t))
+            hidden_by_total[col] = _secondary(values[col], first, None) & ~first
     for col in values.columns:
         if col not in INDICATORS:
             continue
         out[col] = out[col].astype(object)
         for idx in values.index:
-            if _hidden(col, values.at[idx, col], lambda d: values.at[idx, d] if d in values.columns else np.nan, t):
+            den = INDICATORS[col].denominator
+            extra = bool(hidden_by_total.get(col, pd.Series(False, index=values.index)).at[idx]) or (
+                den in hidden_by_total and bool(hidden_by_total[den].at[idx]))
+            def denom_of(d, idx=idx):
+                return values.at[idx, d] if d in values.columns else np.nan
+
+            if extra or _hidden(col, values.at[idx, col], denom_of, t):
                 out.at[idx, col] = config.SUPPRESSED
                 if f"ratio_{col}" in out.columns:
                     out[f"ratio_{col}"] = out[f"ratio_{col}"].astype(object)
@@ -768,7 +780,8 @@ def school_list(tables, audience: str, code: str) -> pd.DataFrame:
         "acces_par_eleve": _num(facts["acces_eleve_12m"]) / pd.to_numeric(facts["nombre_eleves"], errors="coerce"),
         "anomalies": (_num(facts["anomalies"]) > 0).map(yes) if "anomalies" in facts else "non"})
     return with_spec(out.sort_values("nom").reset_index(drop=True),
-                     Spec(people=("acces", "eleves"), rates={"acces_par_eleve": "eleves"}, implied=("acces_par_eleve",)))
+                     Spec(people=("acces", "eleves"), rates={"acces_par_eleve": "eleves"}, implied=("acces_par_eleve",),
+                          totals={"acces": None, "eleves": None}))
 
 
 # --------------------------------------------------------------------------- usage over time
@@ -795,7 +808,7 @@ def monthly(tables, audience: str, code: str) -> pd.DataFrame:
         .fillna(0).astype("int64")
     out["inscrits"] = inscrits
     out["part_actifs"] = out["etablissements_actifs"] / inscrits if inscrits else np.nan
-    return with_spec(out, Spec(people=("acces",)))
+    return with_spec(out, Spec(people=("acces",), totals={"acces": None}))
 
 
 def seasonality(monthly_df: pd.DataFrame) -> pd.DataFrame:
@@ -833,7 +846,8 @@ def usage_mix(tables, audience: str, code: str) -> pd.DataFrame:
             n = float(_num(u[f"acces_{c}"]).sum()) if f"acces_{c}" in u else 0.0
             rows.append({"dimension": dim, "categorie": labels[c], "acces": n, "part": _div(n, total)})
     # a share is hidden with its accès (the total of a dimension is the sum of the published accès)
-    return with_spec(pd.DataFrame(rows), Spec(people=("acces",), rates={"part": "acces"}))
+    return with_spec(pd.DataFrame(rows),
+                     Spec(people=("acces",), rates={"part": "acces"}, totals={"acces": "dimension"}))
 
 
 def top_resources(tables, audience: str, code: str, n: int = 10) -> pd.DataFrame:

@@ -86,3 +86,28 @@ def test_implied_count_of_a_share_is_protected():
     zero = suppress(df.assign(part=0.0), ["enseignants"], rate_cols=["part"], denominators={"part": "enseignants"},
                     threshold=5, implied=True)
     assert zero["part"].tolist() == [0.0, 0.0, 0.0]  # 0 % implies zero people: shown
+
+
+def test_a_hidden_cell_cannot_be_recomputed_from_a_published_total():
+    """#16: secondary suppression — with one hidden cell in a group that adds up to a published total,
+    the smallest other non-zero cell goes too (and the rates on it)."""
+    df = pd.DataFrame({"dimension": ["profil"] * 3 + ["support"] * 3, "acces": [3, 50, 100, 40, 60, 0],
+                       "part": [3 / 153, 50 / 153, 100 / 153, 0.4, 0.6, 0.0]})
+    out = suppress(df, ["acces"], rate_cols=["part"], denominators={"part": "acces"}, threshold=5,
+                   totals={"acces": "dimension"})
+    assert out["acces"].tolist() == ["c", "c", 100, 40, 60, 0]
+    assert out["part"].tolist()[:2] == ["c", "c"] and out["part"].tolist()[2] == pytest.approx(100 / 153)
+    two = df.assign(acces=[3, 4, 100, 40, 60, 0])  # two already hidden: nothing more to hide
+    assert suppress(two, ["acces"], threshold=5, totals={"acces": "dimension"})["acces"].tolist() == \
+        ["c", "c", 100, 40, 60, 0]
+
+
+def test_units_of_a_territory_never_leave_one_count_of_people_alone_hidden():
+    from gar_analysis import indicators as ind
+
+    units = pd.DataFrame({"code": ["a", "b", "c"], "nom": ["A", "B", "C"], "etablissements": [3, 40, 50],
+                          "inscrits": [2, 30, 40], "part_inscrits": [2 / 3, 0.75, 0.8], "acces": [4, 900, 1200],
+                          "eleves": [300, 5000, 6000], "acces_par_eleve": [4 / 300, 0.18, 0.2]})
+    pub = ind.publishable(units, 5)
+    assert pub["acces"].tolist() == ["c", "c", 1200]  # 4 = total − 900 − 1200 otherwise
+    assert pub["etablissements"].tolist() == [3, 40, 50]  # schools: institutional facts

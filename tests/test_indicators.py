@@ -443,8 +443,10 @@ def test_publishable_editeur_and_messages(tables):
 
 def test_every_table_of_a_page_carries_its_disclosure_rule(tables):
     """publish() reads the rule the producing function attached; a table without one is refused."""
-    m = publish(ind.monthly(tables, "national", "FR").head(2).assign(acces=[3, 100], etablissements_actifs=[1, 20]), threshold=5)
-    assert m.acces.tolist() == ["c", 100] and m.etablissements_actifs.tolist() == [1, 20]  # schools are shown
+    m = publish(ind.monthly(tables, "national", "FR").head(3).assign(acces=[3, 100, 200], etablissements_actifs=[1, 20, 30]),
+                threshold=5)
+    # 3 hidden, and 100 with it: the months add up to the published 12-month total (secondary suppression)
+    assert m.acces.tolist() == ["c", "c", 200] and m.etablissements_actifs.tolist() == [1, 20, 30]  # schools shown
     mix = ind.usage_mix(tables, "national", "FR")
     mix.loc[0, "acces"] = 2.0
     assert publish(mix, threshold=5).loc[0, ["acces", "part"]].tolist() == ["c", "c"]
