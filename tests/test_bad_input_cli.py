@@ -211,6 +211,7 @@ def test_reports_arguments_refused_before_any_notebook_runs(built, report_notebo
         (["--processed", str(corrupt)], "etablissements.parquet"),
         (["--processed", str(missing)], "usage_mensuel.parquet"),
         (["--processed", str(tmp_path / "absent")], str(tmp_path / "absent")),
+        (["--period", "٢٠٢٤-٢٠٢٥", "--processed", str(processed)], "Période invalide"),
     ]
     for argv, where in cases:
         assert _reports(argv, report_notebooks, out) == 2, argv
