@@ -6,6 +6,7 @@ traceback on stderr and output folders either complete or untouched.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -211,6 +212,7 @@ def test_reports_arguments_refused_before_any_notebook_runs(built, report_notebo
         (["--processed", str(corrupt)], "etablissements.parquet"),
         (["--processed", str(missing)], "usage_mensuel.parquet"),
         (["--processed", str(tmp_path / "absent")], str(tmp_path / "absent")),
+        (["--period", "٢٠٢٤-٢٠٢٥", "--processed", str(processed)], "Période invalide"),
     ]
     for argv, where in cases:
         assert _reports(argv, report_notebooks, out) == 2, argv
@@ -293,6 +295,9 @@ class Faulty:
     CSV, ``text/csv``; see the API's OpenAPI description published on data.gouv.fr,
     « Download OpenAPI specification », exports endpoint). The faults are those a
     proxy, a captive portal or a broken network produce, as listed in issue #15.
+    ``/records`` answers ``{"total_count": n, "results": [...]}``, the Explore API
+    v2.1 records response (same OpenAPI description; the shape the existing
+    ``tests/test_opendata_download.py`` portal serves).
     """
 
     def __init__(self):
@@ -308,6 +313,10 @@ class Faulty:
             def do_GET(self):  # noqa: N802
                 kind = server.script.get(self.path.split("?")[0], "absent")
                 body = "uai;ips\n0350001L;101.2\n0350002M;99.0\n".encode()
+                if kind.startswith("total="):  # /records: {"total_count": n, "results": [...]}
+                    n = int(kind.split("=")[1])
+                    page = {"total_count": n, "results": [{"uai": "0350001L", "ips": 101.2}]}
+                    return self._send(200, json.dumps(page).encode(), "application/json; charset=utf-8")
                 if kind == "ok":
                     return self._send(200, body, "text/csv; charset=utf-8")
                 if kind == "html":
@@ -480,3 +489,17 @@ def test_a_failing_rule_never_stops_the_others(built, monkeypatch, caplog):
     assert "non effectué" in broken["message"].iloc[0] and "ZeroDivisionError" in broken["message"].iloc[0]
     assert "Traceback" not in caplog.text
     assert {"uai_invalide", "mois_manquant"} <= set(f.attrs["durees"])
+
+
+def test_download_cli_checks_the_portal_total(faulty, tmp_path, capsys):
+    faulty.script[EXPORT.format("jeu-test")] = "ok"
+    faulty.script["/api/explore/v2.1/catalog/datasets/jeu-test/records"] = "total=3"
+    code = main(["download", "--datasets", "jeu-test", "--out", str(tmp_path), "--base-url", faulty.base_url,
+                 "--verifier-total", "--retries", "0"])
+    out = capsys.readouterr().out
+    assert code == 1 and "2 ligne(s) reçue(s) alors que le portail en annonce 3" in out, out
+    assert not (tmp_path / "jeu-test.csv").exists()
+    faulty.script["/api/explore/v2.1/catalog/datasets/jeu-test/records"] = "total=2"
+    assert main(["download", "--datasets", "jeu-test", "--out", str(tmp_path), "--base-url", faulty.base_url,
+                 "--verifier-total", "--retries", "0"]) == 0
+    assert (tmp_path / "jeu-test.csv").exists()

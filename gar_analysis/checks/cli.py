@@ -57,6 +57,16 @@ def run(args: argparse.Namespace) -> int:
     counts = findings["gravite"].value_counts()
     summary = ", ".join(f"{int(counts.get(g, 0))} {g}" for g in ("erreur", "avertissement", "info"))
     print(f"Constats écrits dans {out} ({summary})." + (f" Rapport : {html_path}." if html_path else ""))
+    unreadable = findings.attrs.get("illisibles") or {}
+    if unreadable:
+        print(f"Fichier(s) illisible(s), non contrôlé(s) : {', '.join(unreadable)} (constats fichier_illisible).")
+    left = {}
+    for counts in (findings.attrs.get("ecartees") or {}).values():
+        for src, n in counts.items():
+            left[src] = max(left.get(src, 0), n)
+    if left:
+        print("Lignes de forme invalide écartées des contrôles croisés : "
+              + ", ".join(f"{src} {n}" for src, n in left.items()) + ".")
     if args.fail_on:
         levels = ("erreur",) if args.fail_on == "erreur" else ("erreur", "avertissement")
         if findings["gravite"].isin(levels).any():

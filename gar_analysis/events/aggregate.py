@@ -48,7 +48,7 @@ ENGINES = ("duckdb", "spark")
 FINDING_COLUMNS = ["regle", "gravite", "source", "ligne", "uai", "mois", "id_ressource", "message"]
 ACCES_COLUMNS = ["mois", "uai", "id_ressource", "profil", "support", "acces"]
 ACTIFS_COLUMNS = ["mois", "uai", "profil", "accedants_actifs", "sous_seuil"]
-_PARTITION_RE = re.compile(r"^mois=(\d{4}-(0[1-9]|1[0-2]))$")
+_PARTITION_RE = re.compile(r"^mois=([0-9]{4}-(0[1-9]|1[0-2]))$")  # ASCII digits only
 _STRING_COLUMNS = ("uai", "id_accedant", "profil", "id_ressource", "support")
 
 

@@ -47,7 +47,7 @@ STANDARD_PARAMETERS = ("audience", "territoire", "processed_dir", "seuil_secret"
 #: Extra seconds granted after ``timeout`` before a worker and its kernel are killed.
 KILL_GRACE_S = 30.0
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_PERIOD = re.compile(r"^(\d{4})-(\d{4})$")
+_PERIOD = re.compile(r"^([0-9]{4})-([0-9]{4})$")  # ASCII digits only
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 

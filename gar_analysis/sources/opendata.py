@@ -625,6 +625,28 @@ def fetch_records(dataset_id: str, *, base_url: str | None = None, downloader: D
     return out
 
 
+def portal_count(dataset_id: str, *, base_url: str | None = None, downloader: Downloader | None = None) -> int | None:
+    """Return the number of records the portal announces for a dataset (``total_count`` of ``/records``).
+
+    None when the portal does not answer it (the export is then checked without a count).
+    """
+    import requests
+
+    dl = downloader or Downloader(progress=False)
+    url = records_url(resolve_base_url(base_url), dataset_id, limit=1)
+    try:
+        resp = dl.session.get(url, timeout=dl.timeout)
+        if resp.status_code != 200:
+            return None
+        total = resp.json().get("total_count")
+        return int(total) if isinstance(total, int) and total >= 0 else None
+    except (requests.exceptions.RequestException, ValueError, AttributeError):
+        return None
+    finally:
+        if downloader is None:
+            dl.close()
+
+
 def download(datasets: list[str] | None = None, out_dir: str | Path = DEFAULT_OUT, *, base_url: str | None = None,
              insee_url: str | None = None, use_labels: bool = False, force: bool = False,
              downloader: Downloader | None = None, counts: dict[str, int] | None = None) -> list[dict]:
@@ -706,6 +728,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retries", type=non_negative_int, default=4,
                         help="nombre de nouvelles tentatives (429, 5xx, coupure)")
     parser.add_argument("--list", action="store_true", help="lister les jeux disponibles et quitter")
+    parser.add_argument("--verifier-total", action="store_true",
+                        help="comparer le nombre de lignes reçues au total annoncé par le portail (/records)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -722,9 +746,18 @@ def run(args: argparse.Namespace) -> int:
     args.out = str(output_dir(args.out, "--out"))
     dl = Downloader(timeout=(min(10.0, args.timeout), min(60.0, args.timeout)), retries=args.retries,
                     max_duration=args.timeout)
+    counts = None
+    if getattr(args, "verifier_total", False):
+        counts = {}
+        for ds_id in ids or list(DATASETS):
+            ds = DATASETS.get(ds_id)
+            if ds is None or (ds.source != "insee" and ds.format == "csv"):
+                n = portal_count(ds_id, base_url=args.base_url, downloader=dl)
+                if n is not None:
+                    counts[ds_id] = n
     try:
         manifests = download(ids, args.out, base_url=args.base_url, insee_url=args.insee_url,
-                             use_labels=args.labels, force=args.force, downloader=dl)
+                             use_labels=args.labels, force=args.force, downloader=dl, counts=counts)
     except DownloadError as exc:
         print(f"gar-analysis download : {exc}")
         return 1
