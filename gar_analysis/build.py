@@ -273,7 +273,9 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
 
     dnma_loaded = {k: ds.get(f"dnma/{k}") for k in ("profils", "services", "profils_appareils") if ds.has(f"dnma/{k}")}
     # published DNMA (weeks split into months by days), else the deprecated dnma/audience.csv
-    audience = monthly_audience(data_dir, dnma_loaded.get("profils"))
+    old_audience = ds.get("dnma/audience") if "profils" not in dnma_loaded and ds.has("dnma/audience") else None
+    audience = None if "profils" not in dnma_loaded and old_audience is None else \
+        monthly_audience(data_dir, dnma_loaded.get("profils"), old_audience)
     if audience is not None:
         dn = audience[0].groupby(["uai", "mois"], as_index=False)[["visites", "visiteurs"]].sum()
         dn = dn.rename(columns={"visites": "visites_dnma", "visiteurs": "visiteurs_dnma"})

@@ -202,14 +202,14 @@ CASES = {
                ("fichier_illisible", "gar/ressources.csv", 2, "needed")),
     "utf16": (write_bytes("crm/contrats.csv", lambda b: b.decode().encode("utf-16")),
               ("fichier_illisible", "crm/contrats.csv", 1, None)),
-    "binaire": (write_bytes("dnma/audience.csv", lambda b: bytes(range(256)) * 20),
-                ("fichier_illisible", "dnma/audience.csv", None, None)),
+    "binaire": (write_bytes("budget/depenses.csv", lambda b: bytes(range(256)) * 20),
+                ("fichier_illisible", "budget/depenses.csv", None, None)),
     "separateur_virgule": (text_edit("gar/acces.csv", lambda t: t.replace(";", ",")),
                            ("fichier_illisible", "gar/acces.csv", 1, "needed")),
     "separateur_tabulation": (text_edit("crm/actions.csv", lambda t: t.replace(";", "\t")),
                               ("fichier_illisible", "crm/actions.csv", 1, None)),
-    "colonne_absente": (text_edit("dnma/audience.csv", lambda t: t.replace("visiteurs", "visiteurz", 1)),
-                        ("fichier_illisible", "dnma/audience.csv", 1, None)),
+    "colonne_absente": (text_edit("budget/depenses.csv", lambda t: t.replace("dont_gar", "dont_garr", 1)),
+                        ("fichier_illisible", "budget/depenses.csv", 1, None)),
     "entete_double_espace": (text_edit("gar/acces.csv", lambda t: t.replace(ACCES_HEADER, ACCES_HEADER + ";acces ", 1)
                                        .replace("\n", ";0\n")[: -len(";0\n")] + "\n"),
                              ("fichier_illisible", "gar/acces.csv", 1, "needed")),
@@ -377,7 +377,7 @@ def test_defective_sample_check_build_then_one_report(sample_build, tmp_path, ca
     set_cell("crm/contrats.csv", 3, "statut", "actif")(data)
     set_cell("gar/ressources.csv", 2, "degre", "1")(data)
     blank_lines_then("gar/affectations.csv", "affectations", "inf")(data)
-    write_bytes("dnma/audience.csv", lambda b: b.replace(b"\n", b"\r\n"))(data)
+    write_bytes("budget/depenses.csv", lambda b: b.replace(b"\n", b"\r\n"))(data)
     csv_path = tmp_path / "constats.csv"
     assert main(["check", "--data", str(data), "--out", str(csv_path)]) == 0
     f = pd.read_csv(csv_path, sep=";", dtype=str, keep_default_na=False)
@@ -450,9 +450,11 @@ MUTATIONS = {
 
 
 def _all_files():
+    """Every contract and reference file the sample writes (the deprecated ``dnma/audience.csv`` is no longer
+    written: the DNMA's published layout has its own bad-input tests in test_dnma.py)."""
     from gar_analysis.contract import CONTRACT, REFERENCE_FILES
 
-    return [*CONTRACT, *REFERENCE_FILES]
+    return [n for n in [*CONTRACT, *REFERENCE_FILES] if n != "dnma/audience"]
 
 
 @pytest.mark.parametrize("mutation", list(MUTATIONS))

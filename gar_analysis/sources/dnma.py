@@ -294,7 +294,8 @@ def has_published(data_dir: str | Path, dataset: str = "profils") -> bool:
     return dnma_path(data_dir, dataset).exists()
 
 
-def monthly_audience(data_dir: str | Path, weekly: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str] | None:
+def monthly_audience(data_dir: str | Path, weekly: pd.DataFrame | None = None,
+                     old: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str] | None:
     """Return the ENT audience per school and month, from whichever DNMA file is present.
 
     The published profils dataset wins; the deprecated ``dnma/audience.csv``
@@ -306,6 +307,8 @@ def monthly_audience(data_dir: str | Path, weekly: pd.DataFrame | None = None) -
         The data directory.
     weekly : pandas.DataFrame, optional
         The profils dataset already loaded (:func:`read_dnma`), to avoid reading it twice.
+    old : pandas.DataFrame, optional
+        The deprecated ``dnma/audience.csv`` already loaded (the build reads it leniently).
 
     Returns
     -------
@@ -329,7 +332,7 @@ def monthly_audience(data_dir: str | Path, weekly: pd.DataFrame | None = None) -
                             .round().astype("Int64"),
                             "ligne": m["ligne"]})
         return out, f"dnma/{DNMA_DATASETS['profils']}.csv"
-    if (data_dir / "dnma" / "audience.csv").exists():
-        a = load_audience(data_dir)
+    if old is not None or (data_dir / "dnma" / "audience.csv").exists():
+        a = old if old is not None else load_audience(data_dir)
         return a.assign(ligne=a.index.to_numpy()).reset_index(drop=True), "dnma/audience.csv"
     return None
