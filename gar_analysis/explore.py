@@ -35,6 +35,10 @@ TABLE_GRAINS = {
     "actions": ("une action du CRM (formation, accompagnement…) dans un établissement", "—"),
     "budget": ("une collectivité × une année : dépenses de ressources numériques", "annee, niveau, code"),
     "constats": ("un constat des contrôles qualité", "—"),
+    "dnma_mensuel": ("un établissement × un mois de mesure d'audience de l'ENT (DNMA, semaines réparties par jours)",
+                     "uai, mois"),
+    "croisement_ent_gar": ("un établissement × une année scolaire : ressources vues depuis l'ENT et accès GAR",
+                           "uai, annee_scolaire"),
 }
 
 #: Meaning of each column of the processed tables (same name, same meaning in every table).
@@ -51,6 +55,13 @@ COLUMN_DOCS = {
     "code_region": "code de la région",
     "education_prioritaire": "éducation prioritaire : « REP », « REP+ » ou vide",
     "ep": "en éducation prioritaire (booléen)",
+    "id_editeur": "identifiant stable de l'éditeur (gar/editeurs.csv, sinon dérivé de sa graphie : publishers.py)",
+    "jours_mesures": "jours de la période couverts par les semaines mesurées par la DNMA",
+    "visites_manuel_numerique": "visites du service « manuel numérique » de l'ENT (DNMA)",
+    "visites_ressources_ent": "visites des services de ressources de l'ENT : manuel numérique et « ressource_* » (DNMA)",
+    "acces_gar": "accès GAR de l'établissement sur l'année scolaire",
+    "constat": "croisement ENT–GAR : coherent, ent_sans_gar, gar_sans_ent, aucun ou gar_absent",
+    "explication": "le constat en clair",
     "territoire_corrige": "vrai quand les codes académie ou région de l'annuaire ne concordaient pas avec le "
                           "département : établissement placé selon le référentiel (build.place_by_register)",
     "latitude": "latitude (NA si absente)",
@@ -118,6 +129,27 @@ _LEVELS = {"eleve": "des élèves", "enseignant": "des enseignants", "documental
            "tablette": "depuis une tablette", "mobile": "depuis un mobile"}
 
 
+#: Columns of the DNMA tables, read by pattern: visites_<profil>[_<appareil>], utilisateurs_<profil>_semaine.
+_DNMA_PROFILS = {"globales": "tous profils", "eleve": "des élèves", "parent": "des parents",
+                 "enseignant": "des enseignants", "admin_vie_scol_tech": "des personnels administratifs et techniques"}
+_DNMA_DEVICES = {"ordinateur": "sur ordinateur", "smartphone": "sur smartphone", "tablette": "sur tablette",
+                 "autresappareil": "sur un autre appareil"}
+
+
+def _dnma_doc(name: str) -> str:
+    if name.startswith("utilisateurs_") and name.endswith("_semaine"):
+        who = _DNMA_PROFILS.get(name[len("utilisateurs_"):-len("_semaine")])
+        return f"utilisateurs distincts de l'ENT {who} d'une semaine type du mois (moyenne des semaines)" if who else ""
+    if name.startswith("visites_"):
+        rest = name[len("visites_"):]
+        for dev, where in _DNMA_DEVICES.items():
+            if rest.endswith("_" + dev) and rest[: -len(dev) - 1] in _DNMA_PROFILS:
+                return f"visites de l'ENT {_DNMA_PROFILS[rest[: -len(dev) - 1]]} {where} (DNMA)"
+        if rest in _DNMA_PROFILS:
+            return f"visites de l'ENT {_DNMA_PROFILS[rest]} (DNMA)"
+    return ""
+
+
 def column_doc(name: str) -> str:
     """French meaning of a column of the processed tables ("" when undocumented).
 
@@ -133,7 +165,7 @@ def column_doc(name: str) -> str:
     for prefix, what in _PREFIXES.items():
         if name.startswith(prefix) and name[len(prefix):] in _LEVELS:
             return f"{what} {_LEVELS[name[len(prefix):]]}"
-    return ""
+    return _dnma_doc(name)
 
 
 class Tables(Mapping):
@@ -232,8 +264,8 @@ def tables(processed_dir: str | Path | None = None) -> Tables:
     Examples
     --------
     >>> t = tables("data/processed")
-    >>> "etablissements" in t, len(t)
-    (True, 9)
+    >>> "etablissements" in t, len(t) == len(TABLES)
+    (True, True)
     >>> t.etablissements.columns[:3].tolist()     # doctest: +SKIP
     ['uai', 'nom', 'type_etablissement']
     """

@@ -111,10 +111,15 @@ def test_bright_spots_on_sample_are_constructive(sample, sample_build):
     from gar_analysis import indicators as ind
 
     res = gaps.territorial_analysis(ind.school_facts(ind.Tables(sample_build.processed_dir)), "national", "FR")
-    spots = res["spots"]
+    # the page's spots follow its one rule: a unit is named only when its O/E lies outside the 99.8 % limits
+    flagged = {(i["titre"], u) for i in res["oe"] for u in gaps.flagged_units(i["table"], "998")}
+    assert {(r.indicateur, r.unit) for r in res["spots"].itertuples()} == flagged
+    # and the sentences are constructive, bright spots first (at 95 % the sample's planted effects stand out)
+    per_table = [gaps.bright_spots(i["table"], res["scope"], res["unit"], level="95") for i in res["oe"]]
+    for one in per_table:
+        assert (np.diff((one["sens"] != "point fort").astype(int).to_numpy()) >= 0).all()
+    spots = pd.concat(per_table)
     assert len(spots)
-    order = (spots["sens"] != "point fort").astype(int).to_numpy()
-    assert (np.diff(order) >= 0).all()
     for text in spots["texte"]:
         assert "Ce que l'on sait" in text
         assert ("Pratique à documenter" in text) or ("Piste d'accompagnement" in text)

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from gar_analysis.build import TABLES
 from gar_analysis.checks import RULES, read_findings_csv, run_checks
 from gar_analysis.cli import main
 from gar_analysis.contract import CONTRACT
@@ -47,7 +48,7 @@ def with_pupil_ids(sample_build, tmp_path_factory):
 def test_processed_tables_carry_no_extra_column(with_pupil_ids, sample_build):
     processed = with_pupil_ids / "processed"
     tables = sorted(processed.glob("*.parquet"))
-    assert len(tables) == 9
+    assert len(tables) == len(TABLES)
     for path in tables:
         names = pq.read_schema(path).names
         assert "id_eleve" not in names and "ine" not in names, (path.name, names)

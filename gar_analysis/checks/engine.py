@@ -90,7 +90,9 @@ def run_checks(data_dir: str | Path | DataDir, rules: list[str] | None = None) -
     if unknown:
         raise ConfigError(f"Règle(s) inconnue(s) : {', '.join(unknown)}. Règles : {', '.join(RULES)}.")
     ctx.load_all()
-    present = [n for n in (*CONTRACT, *REFERENCE_FILES) if ctx.ds.has(n)]
+    from ..sources.dnma import DNMA_DATASETS
+
+    present = [n for n in (*CONTRACT, *REFERENCE_FILES, *(f"dnma/{k}" for k in DNMA_DATASETS)) if ctx.ds.has(n)]
     if not present:
         raise DataError.single(ctx.ds.path, "aucun fichier du contrat de données dans ce répertoire "
                                "(gar/…, referentiel/…, crm/… : voir docs/data-contract.md).")

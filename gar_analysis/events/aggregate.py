@@ -592,7 +592,7 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
             con.close()
             fdf = pd.DataFrame(findings, columns=FINDING_COLUMNS)
             findings_path = out_dir / "constats_evenements.csv"
-            atomic_write_text(findings_path, fdf.to_csv(sep=";", index=False, lineterminator="\n"))
+            atomic_write_text(findings_path, csv_text(fdf))
             why = (f"les {n_bad_files} fichier(s) d'événements sont écartés" if not files
                    else "aucun événement valide dans les fichiers lus")
             raise DataError.single(events_dir, f"aucun accès à agréger : {why} (voir {findings_path}) ; "
