@@ -1188,6 +1188,25 @@ def resolve_timezone(server_tz: str | None, option: str | None) -> str:
                       "--tz Europe/Paris ou --tz UTC ; sinon les dates peuvent être décalées d'un jour.")
 
 
+def credentials(url: str | None = None) -> tuple[str, str]:
+    """Return the Dolibarr URL (``--url``, else the environment) and API key (the environment only).
+
+    Raises
+    ------
+    ConfigError
+        Either is missing, with the variable to set.
+    """
+    url = url or config.secret(config.ENV_DOLIBARR_URL)
+    if not url:
+        raise ConfigError(f"URL Dolibarr absente : passer --url ou définir la variable d'environnement "
+                          f"{config.ENV_DOLIBARR_URL}.")
+    key = config.secret(config.ENV_DOLIBARR_KEY)
+    if not key:
+        raise ConfigError(f"Clé d'API Dolibarr absente : définir la variable d'environnement "
+                          f"{config.ENV_DOLIBARR_KEY} (jamais en paramètre).")
+    return url, key
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``gar-analysis crm pull`` or ``crm push``; return the exit status."""
     command = getattr(args, "crm_command", None)
@@ -1199,14 +1218,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("Action inconnue : « crm pull » ou « crm push ».")
     if args.full and args.since:
         raise ConfigError("--full et --since s'excluent : choisir une récupération complète ou incrémentale.")
-    url = args.url or config.secret(config.ENV_DOLIBARR_URL)
-    if not url:
-        raise ConfigError(f"URL Dolibarr absente : passer --url ou définir la variable d'environnement "
-                          f"{config.ENV_DOLIBARR_URL}.")
-    key = config.secret(config.ENV_DOLIBARR_KEY)
-    if not key:
-        raise ConfigError(f"Clé d'API Dolibarr absente : définir la variable d'environnement "
-                          f"{config.ENV_DOLIBARR_KEY} (jamais en paramètre).")
+    url, key = credentials(args.url)
     out_dir = Path(args.out)
     since = _resolve_since(args.since, out_dir)
     client = DolibarrClient(url, key, policy=RetryPolicy(retries=max(0, args.retries)), page_size=args.page_size,

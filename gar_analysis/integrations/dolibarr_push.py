@@ -31,7 +31,7 @@ from .. import config
 from ..contract import read_contract_file
 from ..disclosure import is_suppressed, suppress
 from ..errors import ConfigError
-from .dolibarr import Conflict, DolibarrClient, RightMissing, _EndOfList, log, normalize_base_url
+from .dolibarr import Conflict, DolibarrClient, RightMissing, _EndOfList, credentials, log, normalize_base_url
 from .http import RetryPolicy, ServiceError
 
 
@@ -295,14 +295,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``gar-analysis crm push``; return the exit status."""
     from ..build import load_processed
 
-    url = args.url or config.secret(config.ENV_DOLIBARR_URL)
-    if not url:
-        raise ConfigError(f"URL Dolibarr absente : passer --url ou définir la variable d'environnement "
-                          f"{config.ENV_DOLIBARR_URL}.")
-    key = config.secret(config.ENV_DOLIBARR_KEY)
-    if not key:
-        raise ConfigError(f"Clé d'API Dolibarr absente : définir la variable d'environnement "
-                          f"{config.ENV_DOLIBARR_KEY} (jamais en paramètre).")
+    url, key = credentials(args.url)
     if not (Path(args.data) / "crm/acteurs.csv").exists():
         raise ConfigError(f"{Path(args.data) / 'crm/acteurs.csv'} absent : lancer d'abord « gar-analysis crm pull "
                           f"--out {args.data} ».")
