@@ -529,3 +529,23 @@ def test_an_indicator_registered_but_not_computed_is_an_error(tables, monkeypatc
     monkeypatch.setitem(ind.INDICATORS, "nouvel_indicateur", ind.Indicator("nouvel_indicateur", "Nouveau", "count"))
     with pytest.raises(ConfigError, match="nouvel_indicateur"):
         ind.territory_values(tables, "academie", "14")
+
+
+def test_figures_exclude_what_the_checks_reject_and_the_page_says_so(tables):
+    """#14 item 8: « Ressources distinctes utilisées : 71 » with 60 in the catalogue (11 unknown ids)."""
+    frames = dict(tables._frames) if isinstance(tables, ind.Tables) else dict(tables)
+    ar = frames["acces_ressources"].copy()
+    months = ind.window(frames["usage_mensuel"])
+    row = ar[ar["mois"].astype(str).isin(months) & (ar["acces"] > 0)].iloc[[0]].copy()
+    ar = pd.concat([ar, row.assign(id_ressource="INCONNUE", acces=3)], ignore_index=True)
+    frames["acces_ressources"] = ar
+    t = ind.Tables(frames=frames)
+    v = ind.territory_values(t, "national", "FR")
+    catalogue = set(frames["ressources"]["id_ressource"])
+    used = ar[ar["mois"].astype(str).isin(months) & (ar["acces"] > 0)]
+    assert v.at["ressources_distinctes", "valeur"] == used.loc[used["id_ressource"].isin(catalogue),
+                                                               "id_ressource"].nunique()
+    excl = ind.exclusions(t, "national", "FR")
+    assert excl["ressources_inconnues"] == 1 and excl["acces_ressources_inconnues"] == 3
+    text = ind.exclusions_text(excl, 5)
+    assert "1 identifiant(s) de ressource absent(s) du catalogue (c accès)" in text  # 3 accès: a count of acts
