@@ -51,6 +51,10 @@ _LAZY = {
     "aggregate_events": (".events", "aggregate_events"),
     "load_gar_opendata": (".sources.opendata", "load_gar_opendata"),
     "load_gar_catalog": (".sources.opendata", "load_gar_catalog"),
+    "load_dnma": (".sources.dnma", "load_dnma"),
+    "weekly_to_monthly": (".sources.dnma", "weekly_to_monthly"),
+    "read_published_profil": (".sources.published", "read_profil"),
+    "reconcile_published_totals": (".sources.published", "reconcile_totals"),
 }
 
 __all__ = ["__version__", "CONTRACT", "ConfigError", "DataDir", "DataError", "PROCESSED_DIR", "REPORTS_DIR",

@@ -88,9 +88,10 @@ def test_landing_links_every_walk_and_the_docs():
     assert (DOCS_DIR / "methods.md").resolve() in links
 
 
-def test_opendata_walk_says_where_the_new_datasets_plug_in():
+def test_opendata_walk_reads_the_published_dnma_and_gar_figures():
     text = "\n".join(_source(c) for c in _cells(EXPLORATION / "05_donnees_ouvertes.ipynb"))
-    assert "Où brancheront les nouveaux jeux" in text and "DNMA" in text
+    assert "ga.load_dnma(" in text and "ga.weekly_to_monthly(" in text and "national_opendata" in text
+    assert 'ga.load(data_dir, "audience")' not in text  # the deprecated file the sample no longer writes
 
 
 def _recipe(target: str) -> list[str]:
