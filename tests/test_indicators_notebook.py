@@ -135,7 +135,7 @@ def test_national_report_runs_and_leads_with_bright_spots(national):
     summary = national["summary"]
     assert summary is not None and summary["a_corriger"]
     # académies are named only outside the 99.8 % limits (#14 item 10): none on the sample is, and the page says so
-    assert summary["points_forts"] or "ne se distingue de la valeur nationale au-delà du hasard" in html
+    assert summary["points_forts"] or "Aucune des académies ne se distingue de la valeur nationale" in html
     assert all("limites de contrôle" in s for s in summary["points_forts"] if s.startswith("Académies"))
 
 
