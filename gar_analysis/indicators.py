@@ -1368,10 +1368,24 @@ def editeur_messages(out: dict, threshold: int | None = None) -> tuple[list[str]
                       f"({_fmt(float(top['acces']), 'count')} accès).")
     pa = pub["par_academie"]
     ok = pa[~pa["ratio"].map(is_suppressed) & pa["ratio"].notna()]
-    if len(ok) >= 2:
-        ok = ok.assign(_r=pd.to_numeric(ok["ratio"])).sort_values("_r", ascending=False)
-        strong.append(f"Académie où l'usage par établissement utilisateur est le plus élevé : {ok.iloc[0]['nom']} "
-                      f"({_fmt(ok.iloc[0]['_r'], 'decimal')} fois votre moyenne nationale).")
+    if len(ok) >= 3:  # named only outside the funnel limits around its own national average, never for a rank
+        from .gaps import funnel_table
+
+        raw = out["par_academie"].set_index("code").loc[ok["code"]]
+        frame = pd.DataFrame({"unit": raw.index.astype(str), "num": pd.to_numeric(raw["acces"]),
+                              "den": pd.to_numeric(raw["etablissements"])})
+        try:
+            table = funnel_table(frame, "num", "den", "unit", kind="rate")
+        except DataError:
+            table = frame.iloc[:0].assign(position_998=[], z_adjusted=[], rate=[])
+        above = table[table["position_998"] == "au-dessus"].sort_values("z_adjusted", ascending=False)
+        names = dict(zip(ok["code"].astype(str), ok["nom"]))
+        ratios = dict(zip(ok["code"].astype(str), pd.to_numeric(ok["ratio"])))
+        if len(above):
+            listed = ", ".join(f"{names[u]} ({_fmt(ratios[u], 'decimal')} fois votre moyenne nationale)"
+                               for u in above["unit"].head(3))
+            strong.append(f"Académies où l'usage par établissement utilisateur dépasse votre moyenne au-delà du "
+                          f"hasard : {listed}.")
     unused = out["par_ressource"][out["par_ressource"]["acces"] == 0]["ressource"].tolist()
     if unused:
         names = ", ".join(unused[:3]) + (" …" if len(unused) > 3 else "")

@@ -549,3 +549,20 @@ def test_figures_exclude_what_the_checks_reject_and_the_page_says_so(tables):
     assert excl["ressources_inconnues"] == 1 and excl["acces_ressources_inconnues"] == 3
     text = ind.exclusions_text(excl, 5)
     assert "1 identifiant(s) de ressource absent(s) du catalogue (c accès)" in text  # 3 accès: a count of acts
+
+
+def test_publisher_messages_name_an_academie_only_outside_the_limits(tables):
+    """#14 item 10 for the publisher's page: « the highest » was named for its rank alone."""
+    from gar_analysis.gaps import funnel_table
+
+    for pid in ind.editeurs(tables):
+        out = ind.editeur_usage(tables, pid)
+        forts, _ = ind.editeur_messages(out, 5)
+        pa = out["par_academie"]
+        if len(pa) < 3:
+            continue
+        t = funnel_table(pa.assign(unit=pa["code"].astype(str)), "acces", "etablissements", "unit", kind="rate")
+        flagged = set(pa.set_index(pa["code"].astype(str)).loc[t.loc[t["position_998"] == "au-dessus", "unit"], "nom"])
+        named = " ".join(m for m in forts if m.startswith("Académies où"))
+        assert all(f"{nom} (" not in named for nom in set(pa["nom"]) - flagged), named  # never for a rank alone
+        assert bool(named) == bool(flagged)  # and every page with a flagged académie says so
