@@ -144,7 +144,7 @@ def _replace(series: pd.Series, mask: pd.Series) -> pd.Series:
 
 
 def suppress_value(value: object, denominator: object = None, *, threshold: int | None = None) -> object:
-    """Suppress one figure: a count below the threshold, or a rate on a small denominator.
+    """Suppress one figure: a count of people from 1 to threshold − 1, or a rate on one (zero is shown).
 
     Parameters
     ----------
@@ -157,8 +157,8 @@ def suppress_value(value: object, denominator: object = None, *, threshold: int 
 
     Examples
     --------
-    >>> suppress_value(3), suppress_value(12), suppress_value(0.4, 4), suppress_value(0.4, 40)
-    ('c', 12, 'c', 0.4)
+    >>> suppress_value(3), suppress_value(12), suppress_value(0.4, 4), suppress_value(0.4, 40), suppress_value(0)
+    ('c', 12, 'c', 0.4, 0)
     """
     t = _threshold(threshold)
     ref = value if denominator is None else denominator
@@ -169,7 +169,7 @@ def suppress_value(value: object, denominator: object = None, *, threshold: int 
             return value if denominator is None else config.SUPPRESSED
     except (TypeError, ValueError):
         return value
-    if isinstance(ref, (int, float, np.integer, np.floating)) and ref < t:
+    if isinstance(ref, (int, float, np.integer, np.floating)) and 0 < ref < t:
         return config.SUPPRESSED
     return value
 

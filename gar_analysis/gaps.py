@@ -792,7 +792,7 @@ def bright_spots(table: pd.DataFrame, schools: pd.DataFrame, unit: str, *, level
     return out
 
 
-def _count_text(x, threshold: int) -> str:
+def _count_text(x) -> str:
     """A count of schools or of actions: a fact about public institutions, shown whatever its size."""
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "non renseigné"
@@ -822,7 +822,7 @@ def _spot_sentence(row: dict, national: pd.Series, is_oe: bool, attrs: dict, thr
     known = []
     levers = []
     if unit != "uai" and pd.notna(row.get("n_ecoles")):
-        known.append(f"{_count_text(row['n_ecoles'], threshold)} établissements")
+        known.append(f"{_count_text(row['n_ecoles'])} établissements")
     for key, label, lever in (("part_referent", "ont un référent GAR", "la désignation d'un référent GAR"),
                               ("part_convention", "relèvent d'une collectivité ayant signé une convention",
                                "la convention avec la collectivité"),
@@ -843,7 +843,7 @@ def _spot_sentence(row: dict, national: pd.Series, is_oe: bool, attrs: dict, thr
             if not above and v < ref - 0.05:
                 levers.append(lever)
     if pd.notna(row.get("actions_formation")):
-        known.append(f"{_count_text(row['actions_formation'], threshold)} action(s) de formation enregistrée(s)")
+        known.append(f"{_count_text(row['actions_formation'])} action(s) de formation enregistrée(s)")
     if isinstance(row.get("projets_ent"), str) and row["projets_ent"]:
         known.append(f"projet ENT : {row['projets_ent']}")
     facts = ("Ce que l'on sait : " + " ; ".join(known) + ".") if known else "Le CRM ne contient pas encore d'information sur cette unité."

@@ -33,7 +33,7 @@ import pandas as pd
 
 from . import config
 from .contract import PROFILS, SUPPORTS
-from .disclosure import Spec, _secondary, is_suppressed, with_spec
+from .disclosure import Spec, _secondary, is_suppressed, suppress_value, with_spec
 from .errors import ConfigError, DataError
 from .formatting import MONTH_NAMES, fmt_number, fmt_percent
 from .publishers import assign_ids, publisher_names, resolve
@@ -510,10 +510,8 @@ def exclusions(tables, audience: str, code: str) -> dict:
 
 def exclusions_text(excl: dict, threshold: int | None = None) -> str:
     """One French sentence saying what the figures leave out (empty when nothing is)."""
-    t = config.disclosure_threshold(threshold)
-
     def acces(n):
-        return "c" if 0 < n < t else fmt_number(n)
+        return fmt_number(suppress_value(n, threshold=threshold))
 
     parts = []
     if excl.get("ressources_inconnues"):
@@ -580,6 +578,20 @@ def _comparable(ind: Indicator) -> bool:
         and ind.implied and INDICATORS[ind.denominator].kind == "count"
 
 
+def _unit_funnel(frame: pd.DataFrame, kind: str, target: float | None = None) -> pd.DataFrame | None:
+    """Funnel of units (``unit, num, den``) around the target, over-dispersion corrected (:func:`gaps.funnel_table`).
+
+    None when every unit sits at 0 % or 100 % (nothing to compare, nobody to name).
+    """
+    from .gaps import funnel_table
+
+    try:
+        return funnel_table(frame, "num", "den", "unit", kind=kind,
+                            target=None if target is None or pd.isna(target) else float(target))
+    except DataError:
+        return None
+
+
 def positions(tables, audience: str, code: str, level: str = "998") -> dict[str, str]:
     """Call each comparable indicator of a territory above, below or within the national funnel.
 
@@ -594,8 +606,6 @@ def positions(tables, audience: str, code: str, level: str = "998") -> dict[str,
     dict
         Indicator name → ``"au-dessus"``, ``"conforme"`` or ``"en-dessous"`` (comparable indicators only).
     """
-    from .gaps import funnel_table
-
     aud = get_audience(audience, territorial=True)
     if aud.level == "national":
         return {}
@@ -615,9 +625,8 @@ def positions(tables, audience: str, code: str, level: str = "998") -> dict[str,
         if str(code) not in set(frame["unit"]) or len(frame) < 3:
             continue
         kind = "proportion" if ind.kind == "percent" else "rate"
-        try:
-            table = funnel_table(frame.assign(num=frame["num"].round()), "num", "den", "unit", kind=kind)
-        except DataError:  # every unit at 0 % or 100 %: nothing to compare, no position
+        table = _unit_funnel(frame.assign(num=frame["num"].round()), kind)
+        if table is None:
             continue
         row = table[table["unit"].astype(str) == str(code)]
         if len(row):
@@ -1264,8 +1273,6 @@ def unit_messages(units: pd.DataFrame, threshold: int | None = None, *, unit_lab
     (list of str, list of str)
         ``points_forts``, ``a_corriger`` (with a constructive lever).
     """
-    from .gaps import funnel_table
-
     pub = publishable(units, threshold)
     strong, weak = [], []
     for col in columns:
@@ -1277,11 +1284,8 @@ def unit_messages(units: pd.DataFrame, threshold: int | None = None, *, unit_lab
             continue
         frame = pd.DataFrame({"unit": ok["code"].astype(str), "den": pd.to_numeric(ok[ind.denominator]),
                               "num": (pd.to_numeric(ok[col]) * pd.to_numeric(ok[ind.denominator])).round()})
-        target = (national or {}).get(col)
-        try:
-            table = funnel_table(frame, "num", "den", "unit", kind="proportion" if ind.kind == "percent" else "rate",
-                                 target=None if target is None or pd.isna(target) else float(target))
-        except DataError:  # every unit at the floor or the ceiling: nobody to name
+        table = _unit_funnel(frame, "proportion" if ind.kind == "percent" else "rate", (national or {}).get(col))
+        if table is None:
             continue
         names = dict(zip(ok["code"].astype(str), ok["nom"]))
         label = ind.label[0].lower() + ind.label[1:]
@@ -1324,35 +1328,31 @@ def headline(pub: pd.DataFrame, name: str, *, national: bool = True) -> dict:
 
 
 def publishable_editeur(out: dict, threshold: int | None = None) -> dict:
-    """Apply disclosure control to every table of :func:`editeur_usage` (returns a new dict)."""
-    from .disclosure import suppress, suppress_value
+    """Apply disclosure control to every table of :func:`editeur_usage` (returns a new dict).
+
+    The decided rule (``docs/indicators.md``): accès are people's acts, hidden from 1 to threshold − 1 with
+    every figure built on them; counts of schools, académies and catalogue resources are shown.
+    """
+    from .disclosure import suppress
 
     t = threshold
     res = dict(out)
-    v = dict(out["valeurs"])
-    for k in ("ressources", "ressources_utilisees", "acces", "etablissements", "academies"):
-        v[k] = suppress_value(v[k], threshold=t)
-    for k, d in (("part_acces_enseignants", "acces"), ("part_acces_mobile_tablette", "acces"),
-                 ("acces_par_etablissement", "etablissements")):
-        v[k] = suppress_value(v[k], out["valeurs"][d], threshold=t)
-        raw, den = out["valeurs"][k], out["valeurs"][d]
-        if not is_suppressed(v[k]) and not pd.isna(raw) and round(float(raw) * float(den), 6) < (
-                config.DISCLOSURE_THRESHOLD if t is None else t):
-            v[k] = config.SUPPRESSED  # implied count below the threshold
-    res["valeurs"] = v
-    res["mensuel"] = suppress(out["mensuel"], ["acces", "etablissements"], threshold=t)
-    res["par_academie"] = suppress(out["par_academie"], ["acces", "etablissements"],
-                                   rate_cols=["acces_par_etablissement", "ratio"],
-                                   denominators={"acces_par_etablissement": "etablissements",
-                                                 "ratio": "etablissements"}, threshold=t,
-                                   implied=["acces_par_etablissement"])
+    on_acces = {"part_acces_enseignants": "acces", "part_acces_mobile_tablette": "acces",
+                "acces_par_etablissement": "acces"}
+    values = suppress(pd.DataFrame([out["valeurs"]]), ["acces"], rate_cols=list(on_acces), denominators=on_acces,
+                      threshold=t, implied=["part_acces_enseignants", "part_acces_mobile_tablette"])
+    res["valeurs"] = {k: values.at[0, k] for k in values.columns}
+    res["mensuel"] = suppress(out["mensuel"], ["acces"], threshold=t, totals={"acces": None})
+    res["par_academie"] = suppress(out["par_academie"], ["acces"], rate_cols=["acces_par_etablissement", "ratio"],
+                                   denominators={"acces_par_etablissement": "acces", "ratio": "acces"}, threshold=t,
+                                   totals={"acces": None})
     pr = out["par_ressource"]
     rates = [c for c in ("part_acces_enseignants", "part_acces_mobile_tablette") if c in pr]
-    res["par_ressource"] = suppress(pr, ["acces", "etablissements"], rate_cols=rates,
-                                    denominators={c: "acces" for c in rates}, threshold=t, implied=True)
+    res["par_ressource"] = suppress(pr, ["acces"], rate_cols=rates, denominators={c: "acces" for c in rates},
+                                    threshold=t, implied=True, totals={"acces": None})
     ps = out["par_support"].assign(_total=out["valeurs"]["acces"])
-    res["par_support"] = suppress(ps, ["acces"], rate_cols=["part"], denominators={"part": "_total"},
-                                  threshold=t, implied=True).drop(columns="_total")
+    res["par_support"] = suppress(ps, ["acces", "_total"], rate_cols=["part"], denominators={"part": "_total"},
+                                  threshold=t, implied=True, totals={"acces": None}).drop(columns="_total")
     return res
 
 
@@ -1368,16 +1368,12 @@ def editeur_messages(out: dict, threshold: int | None = None) -> tuple[list[str]
                       f"({_fmt(float(top['acces']), 'count')} accès).")
     pa = pub["par_academie"]
     ok = pa[~pa["ratio"].map(is_suppressed) & pa["ratio"].notna()]
+    table = None
     if len(ok) >= 3:  # named only outside the funnel limits around its own national average, never for a rank
-        from .gaps import funnel_table
-
         raw = out["par_academie"].set_index("code").loc[ok["code"]]
-        frame = pd.DataFrame({"unit": raw.index.astype(str), "num": pd.to_numeric(raw["acces"]),
-                              "den": pd.to_numeric(raw["etablissements"])})
-        try:
-            table = funnel_table(frame, "num", "den", "unit", kind="rate")
-        except DataError:
-            table = frame.iloc[:0].assign(position_998=[], z_adjusted=[], rate=[])
+        table = _unit_funnel(pd.DataFrame({"unit": raw.index.astype(str), "num": pd.to_numeric(raw["acces"]),
+                                           "den": pd.to_numeric(raw["etablissements"])}), "rate")
+    if table is not None:
         above = table[table["position_998"] == "au-dessus"].sort_values("z_adjusted", ascending=False)
         names = dict(zip(ok["code"].astype(str), ok["nom"]))
         ratios = dict(zip(ok["code"].astype(str), pd.to_numeric(ok["ratio"])))
