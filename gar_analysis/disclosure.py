@@ -58,9 +58,10 @@ def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable
     rate_cols : iterable of str, optional
         Rate (or ratio) columns: a value becomes ``c`` when its denominator is a count
         of people that is suppressed. Each needs an entry in ``denominators``.
-    denominators : mapping of str to str, optional
+    denominators : mapping of str to str or tuple of str, optional
         Rate column → its denominator column. A denominator not listed in ``count_cols``
-        (a count of schools) is read, not suppressed, and does not suppress its rate.
+        (a count of schools) is read, not suppressed, and does not suppress its rate. A tuple
+        names every column the rate goes with (hidden when any is): its denominator first.
     threshold : int, optional
         Suppression threshold (default :data:`config.DISCLOSURE_THRESHOLD`).
     implied : iterable of str or bool, optional
@@ -93,8 +94,9 @@ def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable
     t = _threshold(threshold)
     count_cols = list(count_cols)
     rate_cols = list(rate_cols or [])
-    denominators = dict(denominators or {})
-    missing = [c for c in [*count_cols, *rate_cols, *denominators.values()] if c not in df.columns]
+    denominators = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in (denominators or {}).items()}
+    missing = [c for c in [*count_cols, *rate_cols, *(d for ds in denominators.values() for d in ds)]
+               if c not in df.columns]
     if missing:
         raise ConfigError(f"Colonnes absentes du tableau à publier : {', '.join(sorted(set(missing)))}.")
     no_denominator = [c for c in rate_cols if c not in denominators]
@@ -106,12 +108,13 @@ def suppress(df: pd.DataFrame, count_cols: Iterable[str], *, rate_cols: Iterable
         masks[col] = _secondary(df[col], masks[col], df[group] if group else None)
     implied_cols = set(rate_cols) if implied is True else set(implied or [])
     for col in rate_cols:
-        den = denominators[col]
-        mask = masks[den].copy() if den in masks else df[den].map(is_suppressed)
+        mask = pd.Series(False, index=df.index)
+        for den in denominators[col]:
+            mask |= masks[den] if den in masks else df[den].map(is_suppressed)
         if col in implied_cols:
+            first = denominators[col][0]
             rate = pd.to_numeric(df[col].where(~df[col].map(is_suppressed)), errors="coerce")
-            den = pd.to_numeric(df[denominators[col]].where(~df[denominators[col]].map(is_suppressed)),
-                                errors="coerce")
+            den = pd.to_numeric(df[first].where(~df[first].map(is_suppressed)), errors="coerce")
             count = (rate * den).round(6)
             mask |= count.notna() & (count > 0) & (count < t)
         out[col] = _replace(out[col], mask)

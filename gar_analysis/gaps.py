@@ -1005,14 +1005,10 @@ def publishable_funnel(table: pd.DataFrame, unit: str, schools: pd.DataFrame, th
         "valeur": m * table["rate"], "valeur_retrecie": m * table["shrunk_rate"],
         "limite_basse_998": m * table["lower_998"], "limite_haute_998": m * table["upper_998"],
         "position": table["position_998"].map(POSITION_SYMBOLS)})
-    if not pct:  # accès and pupils are counts of people: the rate implies the accès, hidden with them
+    if not pct:  # accès and pupils are counts of people: the rate gives back the accès, hidden with them
+        both = ("denominateur", "numerateur")
         out = suppress(out, ["numerateur", "denominateur"], rate_cols=["valeur", "valeur_retrecie"],
-                       denominators={"valeur": "denominateur", "valeur_retrecie": "denominateur"},
-                       threshold=threshold, implied=["valeur"])
-        hidden = out["numerateur"].map(lambda v: v == config.SUPPRESSED).to_numpy()
-        out[["valeur", "valeur_retrecie"]] = out[["valeur", "valeur_retrecie"]].astype(object)
-        out.loc[hidden | out["valeur"].map(lambda v: v == config.SUPPRESSED).to_numpy(),
-                ["valeur", "valeur_retrecie"]] = config.SUPPRESSED
+                       denominators={"valeur": both, "valeur_retrecie": both}, threshold=threshold)
     # a share of schools (registered, active) is an institutional fact: shown whatever the number
     out = _distinct_decimals(out, ["valeur", "valeur_retrecie", "limite_basse_998", "limite_haute_998"],
                              table["position_998"].to_numpy())
@@ -1058,13 +1054,9 @@ def publishable_oe(table: pd.DataFrame, unit: str, schools: pd.DataFrame, thresh
     if table.attrs.get("family", "poisson") != "binomial":
         # observed accès are counts of people's acts: hidden from 1 to threshold − 1, and with them every
         # figure that gives them back (ratio × expected = observed; the intervals and shrunk ratio bound it)
-        out = suppress(out, ["observe"], rate_cols=["rapport"], denominators={"rapport": "attendu"},
-                       threshold=threshold, implied=["rapport"])
-        hidden = (out["observe"].map(lambda v: v == config.SUPPRESSED)
-                  | out["rapport"].map(lambda v: v == config.SUPPRESSED)).to_numpy()
-        cols = ["observe", "rapport", "ic_bas", "ic_haut", "rapport_retreci"]
-        out[cols] = out[cols].astype(object)
-        out.loc[hidden, cols] = config.SUPPRESSED
+        with_observed = ["rapport", "ic_bas", "ic_haut", "rapport_retreci"]
+        out = suppress(out, ["observe"], rate_cols=with_observed, denominators=dict.fromkeys(with_observed, "observe"),
+                       threshold=threshold)
     # registered schools are institutional facts: an O/E of registration is shown whatever the number
     return out.rename(columns={"nom": "Nom", "n_ecoles": "Établissements (nombre)", "observe": "Observé (nombre)",
                                "attendu": "Attendu (nombre)", "rapport": "Rapport observé / attendu",
