@@ -305,3 +305,48 @@ def territory_name(audience: str, code: str) -> str:
     if level == "code_departement":
         return f"{departement_name(code)} ({code})"
     return str(code)
+
+
+#: Département codes by the article of their name (INSEE « type de nom en clair »); the others take « de »/« d' ».
+_DEPARTEMENT_ARTICLES = {
+    "du ": "14 15 18 25 29 30 32 39 45 46 56 59 62 63 67 68 69 81 83 90 94 95".split(),
+    "de la ": "16 17 19 2A 2B 21 23 24 26 31 33 42 43 44 48 50 51 52 53 55 57 58 70 72 73 74 76 80 85 86 87 93 "
+              "971 972 973".split(),
+    "de l'": "01 02 03 07 09 10 11 12 27 34 36 38 60 61 89 91".split(),
+    "des ": "04 05 06 08 13 22 40 64 65 66 78 79 88 92".split(),
+}
+
+
+def departement_label(code: str) -> str:
+    """Return « Département d'Ille-et-Vilaine (35) », « Département du Nord (59) » for a code.
+
+    Examples
+    --------
+    >>> [departement_label(c) for c in ["35", "59", "2A", "01", "75"]]  # doctest: +NORMALIZE_WHITESPACE
+    ["Département d'Ille-et-Vilaine (35)", 'Département du Nord (59)', 'Département de la Corse-du-Sud (2A)',
+     "Département de l'Ain (01)", 'Département de Paris (75)']
+    """
+    name = departement_name(code)
+    article = next((a for a, codes in _DEPARTEMENT_ARTICLES.items() if code in codes), None)
+    if article is None:
+        article = "d'" if name[:1].upper() in "AEIOUYÀÂÉÈÊÎÏÔÛ" else "de "
+    return f"Département {article}{name} ({code})"
+
+
+def territory_title(audience: str, code: str, name: str = "") -> str:
+    """Return the portal's label of a territory: « Académie de Rennes », « Région académique Bretagne »…
+
+    ``name`` is used for publishers (and for codes the reference table does not know).
+    """
+    level = AUDIENCES.get(audience, (None,))[0]
+    if level == "national":
+        return "France entière"
+    if level == "code_academie":
+        return academie_label(code, capitalize=True)
+    if level == "code_region" and audience == "region":
+        return f"Région {region_name(code)}"
+    if level == "code_region":
+        return f"Région académique {region_name(code)}"
+    if level == "code_departement":
+        return departement_label(code)
+    return name or str(code)

@@ -1,11 +1,27 @@
-"""HTML export of executed report notebooks, and the scan of outputs for leaks.
+"""HTML export of executed report notebooks, the shared page shell, and the scan of outputs for leaks.
 
 The export runs in-process (nbconvert's ``HTMLExporter`` with the package's
 template ``templates/gar_report.html.j2``): no code cells, no prompts, no
-script, images embedded, CSS inlined, so that a report is one self-contained
-file readable offline on a phone. The page shell (title, one ``h1``, landmarks,
-skip link, "Données simulées" banner, provenance footer) is the template's;
-the content is the notebook's outputs.
+script, images embedded, so that a report reads offline on a phone.
+
+Every generated page shares one shell, ``templates/page.html.j2``, in the
+Système de design de l'État (DSFR): skip links, header with the « République
+française » bloc-marque, breadcrumb (portail › territoire › page), one ``h1``,
+the "Données simulées" callout, the footer. Use :func:`page_shell` for any new
+page (glossary, quality page, release notes…)::
+
+    from gar_analysis.reporting.export import page_shell, publish
+    html = page_shell("Glossaire", body_html, depth=0, simulated=True,
+                      breadcrumb=[("Glossaire", "")])
+    publish(run_dir / "glossaire.html", html)
+
+``depth`` is the folder depth of the page below the run folder (0 for
+``<run>/glossaire.html``, 1 for ``<run>/academie/14.html``): links to the
+portal and to the DSFR stylesheet (``<run>/static/dsfr/dsfr.css``, copied by
+``index.update_index`` or :func:`gar_analysis.reporting.dsfr.copy_to_run`) are
+relative, so pages work from ``file://``. The package stylesheet
+``static/gar.css`` is always inlined after the DSFR: it styles the report
+content and is the fallback when the DSFR could not be vendored.
 """
 from __future__ import annotations
 
@@ -18,9 +34,12 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
+import jinja2
+
 from .. import __version__, config
 from ..config import secret_values
-from ..territories import AUDIENCES
+from ..territories import AUDIENCES, territory_title
+from . import dsfr
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -36,6 +55,88 @@ _CONTENT_END = "<!--gar-contenu-fin-->"
 def css() -> str:
     """Return the reports' stylesheet (inlined in every page)."""
     return (STATIC_DIR / "gar.css").read_text(encoding="utf-8")
+
+
+#: Link to the content licence in the footer of every page.
+LICENCE_HREF = "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"
+_BODY_MARK = "<!--gar-corps-->"
+SIMULATED_TEXT = ("ces pages sont construites à partir d'un jeu de données simulé (échantillon de démonstration). "
+                  "Leurs chiffres ne décrivent pas la réalité.")
+
+
+@lru_cache(maxsize=1)
+def _shell_env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True)
+
+
+def page_shell(title: str, body_html: str, *, depth: int = 0, h1: str | None = None, subtitle: str = "",
+               breadcrumb: list[tuple[str, str]] | None = None, simulated: bool = False, footer_html: str = "",
+               footer_links: list[tuple[str, str]] | None = None, script: str = "", body_class: str = "",
+               run_label: str = "", dsfr_available: bool | None = None) -> str:
+    """Wrap a page body in the shared DSFR shell.
+
+    Parameters
+    ----------
+    title : str
+        Text of ``<title>`` (also the ``h1`` unless ``h1`` is given).
+    body_html : str
+        Trusted HTML of the content (escape values yourself: :func:`escape`).
+    depth : int
+        Folder depth of the page below the run folder (0: ``<run>/x.html``).
+    h1, subtitle : str, optional
+        Page heading and lead sentence.
+    breadcrumb : list of (label, href), optional
+        Levels after the portal (« Accueil » is added first); the last one is the current page,
+        an empty href gives a level without link.
+    simulated : bool
+        Show the "Données simulées" callout.
+    footer_html : str
+        Trusted HTML shown at the top of the footer (a report's provenance).
+    footer_links : list of (label, href), optional
+        Footer links, relative to the run folder (default: the portal and the run log).
+    script : str
+        Inline script (the portal's search); report pages have none.
+    body_class, run_label : str
+        Extra class of ``body``; label of the run in the header tagline.
+    dsfr_available : bool, optional
+        Link the DSFR stylesheet (default: when it is vendored, see :mod:`.dsfr`).
+
+    Returns
+    -------
+    str
+        The page.
+    """
+    up = "../" * max(int(depth), 0)
+    if dsfr_available is None:
+        dsfr_available = dsfr.available()
+    crumbs = [("Accueil", f"{up}index.html")] + list(breadcrumb or []) if breadcrumb else []
+    links = footer_links if footer_links is not None else [("Portail des rapports", "index.html"),
+                                                          ("Journal du lot", "journal.html")]
+    return _shell_env().get_template("page.html.j2").render(
+        title=title, h1=h1 or title, subtitle=subtitle, body=body_html, breadcrumb=crumbs, simulated=simulated,
+        simulated_text=SIMULATED_TEXT, footer_html=footer_html, script=script, body_class=body_class,
+        footer_links=[(label, href if "://" in href or href.startswith("#") else up + href) for label, href in links],
+        home_href=f"{up}index.html", css=css(), version=__version__, licence_href=LICENCE_HREF,
+        dsfr_href=f"{up}{dsfr.RUN_SUBDIR}/{dsfr.CSS_NAME}" if dsfr_available else "",
+        run_label=run_label)
+
+
+def _report_shell(g: dict, index_href: str, audience: str, code: str, place: str, title: str) -> tuple[str, str]:
+    """Return the report page's shell before and after its content."""
+    root = index_href[: -len("index.html")] if index_href.endswith("index.html") else ""
+    depth = root.count("../")
+    breadcrumb = None
+    if index_href:
+        label = territory_title(audience, code, place) if audience in AUDIENCES and code else place
+        anchor = f"{root}index.html#t-{audience}-{code}" if audience != "editeur" else ""
+        breadcrumb = [(label, anchor), (title, "")] if label else [(title, "")]
+    provenance = _shell_env().get_template("provenance.html.j2").render(g=g)
+    page = page_shell(g["title"], _BODY_MARK, depth=depth, h1=g["h1"], subtitle=g["subtitle"],
+                      breadcrumb=breadcrumb, simulated=g["simulated"], footer_html=provenance,
+                      footer_links=[("Portail des rapports", "index.html")] if index_href else [],
+                      run_label=f"lot {g['run_id']}" if g.get("run_id") else "")
+    top, _, bottom = page.partition(_BODY_MARK)
+    return top, bottom
 
 
 @lru_cache(maxsize=1)
@@ -133,7 +234,7 @@ def report_context(params: dict, manifest: dict, *, title: str = "", territory_n
         periode = f"de {periode[0]} à {periode[1]}"
     simulated = bool(manifest.get("simulated", False))
     shown_params = [(k, str(v)) for k, v in params.items() if k != "processed_dir"]
-    return {
+    ctx = {
         "title": f"{title} – {place} – {audience_label} – GAR" if place else f"{title} – {audience_label} – GAR",
         "h1": h1,
         "subtitle": " · ".join(x for x in (f"Public : {audience_label}" if audience_label else "",
@@ -154,7 +255,11 @@ def report_context(params: dict, manifest: dict, *, title: str = "", territory_n
         "sources": sources,
         "index_href": index_href,
         "default_alt": DEFAULT_ALT,
+        "run_id": str(params.get("run_id", "")),
     }
+    ctx["shell_top"], ctx["shell_bottom"] = _report_shell(ctx, index_href, audience, str(params.get("territoire", "")),
+                                                          place, title)
+    return ctx
 
 
 def notebook_title(nb) -> str:

@@ -1,12 +1,28 @@
-"""The batch index: ``reports/<run-id>/index.json`` and an accessible ``index.html``.
+"""The run's portal and log: ``index.json``, ``index.html`` (portal), ``journal.html``, ``liens-editeurs.csv``.
 
 Several ``gar-analysis reports`` calls with the same run id (national, then
 académie…) add to the same index: entries are merged by
-(audience, territoire, notebook), the latest run of an entry wins.
+(audience, territoire, notebook), the latest run of an entry wins. Each
+:func:`update_index` rewrites, in the run folder:
+
+* ``index.html``: the portal. One entry per territory (all audiences but
+  publishers), grouped by région académique then académie, with links to the
+  pages of the run; a client-side search by name or code (inline script, works
+  from ``file://``; without script the full list shows); links to the reference
+  pages present in the run folder (:data:`REFERENCE_PAGES`). Publishers' pages
+  are never linked here: each publisher receives its own link.
+* ``journal.html``: the run log (status, duration, errors, highlights) and the
+  publishers' links, for the operator; ``liens-editeurs.csv``: the same links.
+* ``static/dsfr/``: the vendored DSFR (:mod:`.dsfr`), when installed.
+
+A page written into the run folder after the reports (glossary…) appears in
+the portal at the next call: ``update_index(run_dir, [])`` refreshes it.
 """
 from __future__ import annotations
 
+import csv
 import fcntl
+import io
 import json
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -15,8 +31,26 @@ from pathlib import Path
 import jinja2
 
 from .. import __version__
-from ..territories import AUDIENCES
-from .export import TEMPLATES_DIR, css, publish
+from ..territories import (AUDIENCE_REGISTRY, AUDIENCES, academies, departements, region_name, slug,
+                           territory_title)
+from . import dsfr
+from .export import TEMPLATES_DIR, page_shell, publish
+
+#: Pages other modules write in the run folder, linked from the portal when present: file → (title, description).
+REFERENCE_PAGES = {
+    "glossaire.html": ("Glossaire", "Chaque indicateur expliqué : ce qu'il compte, sur quelle période, d'où viennent "
+                                    "les données."),
+    "methodologie.html": ("Méthodologie", "Comment les chiffres sont calculés, comparés et protégés par le secret "
+                                          "statistique."),
+    "qualite.html": ("Qualité des données", "Les anomalies relevées dans les données sources et qui peut les "
+                                            "corriger."),
+    "nouveautes.html": ("Nouveautés", "Ce qui a changé depuis la publication précédente."),
+}
+#: Shown when a search finds no territory, and beside the search field.
+PUBLISHER_SENTENCE = ("Les pages des éditeurs ne sont pas publiées dans ce portail : chaque éditeur reçoit son propre "
+                      "lien, transmis par l'équipe du GAR.")
+JOURNAL_NAME = "journal.html"
+PUBLISHER_LINKS_NAME = "liens-editeurs.csv"
 
 #: Keys of one report entry in ``index.json`` (shared interface).
 ENTRY_KEYS = ("audience", "territoire", "nom", "notebook", "statut", "html", "duree_s", "erreur",
@@ -80,9 +114,13 @@ def update_index(run_dir: str | Path, entries: list[dict], *, simulated: bool | 
         index = {"run_id": run_dir.name, "mis_a_jour": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                  "simule": bool(index.get("simule", False) if simulated is None else simulated),
                  "reports": reports}
+        has_dsfr = dsfr.copy_to_run(run_dir)
         publish(run_dir / "index.json", json.dumps(index, ensure_ascii=False, indent=1))
-        publish(run_dir / "index.html", render_index(index))
+        publish(run_dir / "index.html", render_index(index, run_dir=run_dir, dsfr_available=has_dsfr))
+        publish(run_dir / JOURNAL_NAME, render_journal(index, dsfr_available=has_dsfr))
+        publish(run_dir / PUBLISHER_LINKS_NAME, publisher_links_csv(index))
     return index
+
 
 
 def _duration(value) -> str:
@@ -92,26 +130,210 @@ def _duration(value) -> str:
         return "–"
 
 
-def render_index(index: dict) -> str:
-    """Render the index page (accessible, keyboard usable, no script)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True)
-    template = env.get_template("index.html.j2")
+def _updated(index: dict) -> str:
+    updated = index.get("mis_a_jour", "")
+    try:
+        return datetime.fromisoformat(updated).strftime("%d/%m/%Y à %H:%M UTC")
+    except (TypeError, ValueError):
+        return str(updated or "")
+
+
+def _report_title(e: dict) -> str:
+    return e.get("titre") or ("Tableau de bord" if e.get("notebook") in ("tableau_de_bord", "editeur")
+                              else str(e.get("notebook", "")).replace("_", " ").capitalize())
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def portal_model(index: dict, run_dir: str | Path | None = None) -> dict:
+    """Arrange the index's territories for the portal (publishers left out).
+
+    Parameters
+    ----------
+    index : dict
+        From :func:`load_index`.
+    run_dir : str or Path, optional
+        Run folder, to link the reference pages present in it.
+
+    Returns
+    -------
+    dict
+        ``national`` (entries), ``groups`` (one per région académique: ``label``, ``entries`` for the
+        région académique and the région, ``academies`` each with ``entry`` and ``departements``),
+        ``others`` (entries outside the reference table), ``pages`` (reference pages present),
+        ``n_territories``.
+    """
+    by_territory: dict[tuple, dict] = {}
+    for e in index.get("reports", []):
+        audience, code = e.get("audience"), str(e.get("territoire"))
+        if audience == "editeur" or audience not in AUDIENCE_REGISTRY:
+            continue
+        t = by_territory.setdefault((audience, code), {
+            "id": f"t-{audience}-{code}", "audience": audience, "code": code,
+            "label": territory_title(audience, code, e.get("nom") or ""),
+            "audience_label": AUDIENCE_REGISTRY[audience].label, "links": [], "missing": 0,
+            "points_forts": [], "a_corriger": []})
+        if e.get("statut") == "ok" and e.get("html"):
+            t["links"].append({"titre": _report_title(e), "href": e["html"],
+                               "first": e.get("notebook") in ("tableau_de_bord",)})
+        else:
+            t["missing"] += 1
+        t["points_forts"] += list(e.get("points_forts") or [])
+        t["a_corriger"] += list(e.get("a_corriger") or [])
+    for t in by_territory.values():
+        t["links"].sort(key=lambda link: (not link["first"], slug(link["titre"])))
+        t["search"] = " ".join(slug(x) for x in (t["label"], t["code"], t["audience_label"]))
+    ac = academies()
+    ac_region = dict(zip(ac.code_academie, ac.code_region))
+    ac_name = dict(zip(ac.code_academie, ac.nom_academie))
+    dep = departements()
+    dep_academie = dict(zip(dep.code_departement, dep.code_academie))
+    groups: dict[str, dict] = {}
+
+    def group(code: str) -> dict:
+        return groups.setdefault(code, {"code": code, "label": f"Région académique {region_name(code)}",
+                                        "id": f"g-{code}", "entries": [], "academies": {}})
+
+    def academie_node(code: str) -> dict:
+        node = group(ac_region[code])["academies"].setdefault(code, {"code": code, "name": ac_name[code],
+                                                                      "entry": None, "departements": []})
+        return node
+
+    national, others = [], []
+    for (audience, code), t in by_territory.items():
+        level = AUDIENCE_REGISTRY[audience].level
+        if level == "national":
+            national.append(t)
+        elif level == "code_region" and code in set(ac.code_region):
+            group(code)["entries"].append(t)
+        elif level == "code_academie" and code in ac_region:
+            academie_node(code)["entry"] = t
+        elif level == "code_departement" and code in dep_academie:
+            academie_node(dep_academie[code])["departements"].append(t)
+        else:
+            others.append(t)
+    out_groups = []
+    for g in sorted(groups.values(), key=lambda g: slug(g["label"])):
+        g["entries"].sort(key=lambda t: list(AUDIENCE_REGISTRY).index(t["audience"]))
+        nodes = sorted(g["academies"].values(), key=lambda n: slug(n["name"]))
+        for n in nodes:
+            n["departements"].sort(key=lambda t: t["code"])
+            n["search"] = n["entry"]["search"] if n["entry"] else slug(territory_title("academie", n["code"]))
+            n["label"] = n["entry"]["label"] if n["entry"] else territory_title("academie", n["code"])
+        out_groups.append({**g, "academies": nodes})
+    run_dir = Path(run_dir) if run_dir is not None else None
+    pages = [{"href": name, "titre": titre, "description": desc} for name, (titre, desc) in REFERENCE_PAGES.items()
+             if run_dir is not None and (run_dir / name).is_file()]
+    return {"national": national, "groups": out_groups, "others": sorted(others, key=lambda t: t["id"]),
+            "pages": pages, "n_territories": len(by_territory)}
+
+
+#: The portal's search: accent- and case-insensitive, every word of the query in the entry's name or code.
+PORTAL_SCRIPT = r"""(function () {
+  var bloc = document.getElementById('recherche-bloc');
+  var input = document.getElementById('recherche');
+  var statut = document.getElementById('recherche-statut');
+  var entrees = Array.prototype.slice.call(document.querySelectorAll('[data-cherche]'));
+  var groupes = Array.prototype.slice.call(document.querySelectorAll('.gar-groupe'));
+  var phraseEditeurs = bloc.getAttribute('data-editeurs');
+  bloc.hidden = false;
+  function norm(s) {
+    return s.normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
+  }
+  function chercher() {
+    var mots = norm(input.value).split(' ').filter(function (m) { return m; });
+    if (!mots.length) {
+      entrees.forEach(function (e) { e.hidden = false; });
+      groupes.forEach(function (g) { g.hidden = false; });
+      statut.textContent = '';
+      return;
+    }
+    var trouves = entrees.filter(function (e) {
+      var h = ' ' + e.getAttribute('data-cherche') + ' ';
+      return mots.every(function (m) { return h.indexOf(m) >= 0; });
+    });
+    entrees.forEach(function (e) { e.hidden = true; });
+    trouves.forEach(function (e) {
+      e.hidden = false;
+      var p = e.parentElement && e.parentElement.closest('[data-cherche]');
+      while (p) { p.hidden = false; p = p.parentElement && p.parentElement.closest('[data-cherche]'); }
+      e.querySelectorAll('[data-cherche]').forEach(function (c) { c.hidden = false; });
+    });
+    groupes.forEach(function (g) { g.hidden = !g.querySelector('[data-cherche]:not([hidden])'); });
+    var n = trouves.length;
+    statut.textContent = n === 0
+      ? 'Aucun territoire ne correspond à « ' + input.value.trim() + ' ». ' + phraseEditeurs
+      : (n === 1 ? '1 territoire correspond' : n + ' territoires correspondent') + ' à « ' + input.value.trim() + ' ».';
+  }
+  input.addEventListener('input', chercher);
+  document.getElementById('recherche-bouton').addEventListener('click', chercher);
+  if (input.value) { chercher(); }
+})();"""
+
+
+def render_index(index: dict, *, run_dir: str | Path | None = None, dsfr_available: bool | None = None) -> str:
+    """Render the portal page (``index.html``) of a run.
+
+    Parameters
+    ----------
+    index : dict
+        From :func:`load_index`.
+    run_dir : str or Path, optional
+        Run folder: reference pages present in it are linked.
+    dsfr_available : bool, optional
+        Link ``static/dsfr/dsfr.css`` (default: when the DSFR is vendored).
+    """
+    model = portal_model(index, run_dir)
+    body = _env().get_template("portal.html.j2").render(
+        **model, publisher_sentence=PUBLISHER_SENTENCE, journal=JOURNAL_NAME, updated=_updated(index),
+        run_id=index.get("run_id", ""))
+    return page_shell(f"Rapports GAR – lot {index.get('run_id', '')} – trouver son territoire", body, depth=0,
+                      h1="Rapports GAR : trouver votre territoire",
+                      subtitle=f"Lot {index.get('run_id', '')}, mis à jour le {_updated(index)}.",
+                      simulated=bool(index.get("simule")), script=PORTAL_SCRIPT, body_class="portail",
+                      footer_links=[("Journal du lot (exploitation)", JOURNAL_NAME)], dsfr_available=dsfr_available,
+                      run_label=f"lot {index.get('run_id', '')}")
+
+
+def render_journal(index: dict, *, dsfr_available: bool | None = None) -> str:
+    """Render the run log (``journal.html``): status, durations, errors, highlights and publishers' links."""
     groups: dict[str, list] = {}
     for e in index.get("reports", []):
-        titre = e.get("titre") or ("Tableau de bord" if e.get("notebook") == "tableau_de_bord"
-                                   else str(e.get("notebook", "")).replace("_", " ").capitalize())
         groups.setdefault(e.get("audience", ""), []).append({
-            **e, "titre": titre, "duree": _duration(e.get("duree_s")),
+            **e, "titre": _report_title(e), "duree": _duration(e.get("duree_s")),
             "nom": e.get("nom") or e.get("territoire"), "erreur": e.get("erreur") or "",
             "points_forts": e.get("points_forts") or [], "a_corriger": e.get("a_corriger") or []})
     audiences = [{"key": a, "label": AUDIENCES.get(a, (None, a))[1], "rows": rows} for a, rows in groups.items()]
-    n_ok = sum(1 for e in index.get("reports", []) if e.get("statut") == "ok")
-    total = len(index.get("reports", []))
-    updated = index.get("mis_a_jour", "")
-    try:
-        updated = datetime.fromisoformat(updated).strftime("%d/%m/%Y à %H:%M UTC")
-    except ValueError:
-        pass
-    return template.render(run_id=index.get("run_id", ""), css=css(), audiences=audiences, total=total,
-                           n_ok=n_ok, n_fail=total - n_ok, updated=updated, simulated=index.get("simule"),
-                           version=__version__)
+    reports = index.get("reports", [])
+    n_ok = sum(1 for e in reports if e.get("statut") == "ok")
+    publishers = [e for e in reports if e.get("audience") == "editeur"]
+    body = _env().get_template("journal.html.j2").render(
+        audiences=audiences, total=len(reports), n_ok=n_ok, n_fail=len(reports) - n_ok, publishers=publishers,
+        links_csv=PUBLISHER_LINKS_NAME, updated=_updated(index))
+    return page_shell(f"Journal du lot {index.get('run_id', '')} – rapports GAR", body, depth=0,
+                      h1=f"Journal du lot {index.get('run_id', '')}",
+                      subtitle=f"Exécution des rapports, mise à jour le {_updated(index)}.",
+                      breadcrumb=[("Journal du lot", "")], simulated=bool(index.get("simule")),
+                      footer_links=[("Portail des rapports", "index.html")], dsfr_available=dsfr_available,
+                      run_label=f"lot {index.get('run_id', '')}")
+
+
+def _csv_cell(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def publisher_links_csv(index: dict) -> str:
+    """Return ``liens-editeurs.csv``: one row per publisher page (``;``, UTF-8 with BOM, formulas neutralised)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
+    writer.writerow(["Code éditeur", "Éditeur", "Page (chemin dans le lot)", "Statut"])
+    for e in index.get("reports", []):
+        if e.get("audience") == "editeur":
+            writer.writerow([_csv_cell(e.get("territoire")), _csv_cell(e.get("nom") or e.get("territoire")),
+                             _csv_cell(e.get("html") or ""),
+                             "produite" if e.get("statut") == "ok" and e.get("html") else "non produite"])
+    return "\ufeff" + buf.getvalue()
