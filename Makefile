@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test,lab]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(PY) -m gar_analysis.reporting.dsfr
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the project with its test and lab extras
+install: $(STAMP) ## Create .venv, install the project with its test and lab extras and the DSFR (npm registry)
 
 $(SAMPLE)/truth.json: $(STAMP)
 	$(GAR) sample --out $(SAMPLE)

@@ -128,9 +128,10 @@ def test_batch_survives_failure_and_hang_and_writes_index(tmp_path, notebooks, t
     assert "Territoire 16" in page and "data:image/png;base64," in page
     assert "<code>" in page and "import matplotlib" not in page  # no code cell in the report
     assert external_references(page) == []
-    index_html = (run_dir / "index.html").read_text(encoding="utf-8")
+    index_html = (run_dir / "journal.html").read_text(encoding="utf-8")
     assert 'href="academie/16.html"' in index_html and "✗ échec" in index_html and "✓ réussi" in index_html
     assert "échec planté pour le test" in index_html
+    assert 'href="academie/16.html"' in (run_dir / "index.html").read_text(encoding="utf-8")
     log = (run_dir / "batch.log").read_text(encoding="utf-8")
     assert "academie/14" in log and "terminé" in log
     # the planted secret is nowhere in the outputs; the kernel did not even receive it

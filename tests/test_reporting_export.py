@@ -50,7 +50,12 @@ def test_page_shell_is_accessible_and_names_audience_and_territory():
     assert '<html lang="fr">' in page
     title = re.search(r"<title>(.*?)</title>", page).group(1)
     assert "académie de Rennes" in title and "Académie" in title
-    assert '<a class="lien-evitement" href="#contenu">' in page and 'id="contenu"' in page
+    assert '<a class="fr-link lien-evitement" href="#contenu">' in page and 'id="contenu"' in page
+    assert re.search(r"République<br/?>française", page)  # DSFR bloc-marque
+    crumbs = re.search(r'<nav[^>]*class="fr-breadcrumb".*?</nav>', page, flags=re.DOTALL).group(0)
+    assert re.findall(r">([^<>]+)</a>", crumbs) == ["Accueil", "Académie de Rennes", "Tableau de bord"]
+    assert 'href="../index.html"' in crumbs and 'href="../index.html#t-academie-14"' in crumbs
+    assert 'aria-current="page"' in crumbs
     for tag in ("<header", "<main", "<footer"):
         assert page.count(tag) == 1
     assert 'name="viewport"' in page
@@ -133,9 +138,12 @@ def test_index_merges_entries_and_is_accessible(tmp_path):
     index = json.loads((tmp_path / "index.json").read_text(encoding="utf-8"))
     assert [(r["audience"], r["statut"]) for r in index["reports"]] == [("national", "ok"), ("academie", "echec")]
     assert index["simule"] is True and index["run_id"] == tmp_path.name
-    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    portal = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert portal.count("<h1") == 1 and '<html lang="fr">' in portal and "Données simulées" in portal
+    assert "ValueError" not in portal and "1,5 s" not in portal and "✓" not in portal  # no run log on the portal
+    assert 'href="journal.html"' in portal and "pas disponible dans ce lot" in render_index(index)
+    page = (tmp_path / "journal.html").read_text(encoding="utf-8")
     assert page.count("<h1") == 1 and '<html lang="fr">' in page and "Données simulées" in page
     assert "ValueError: &lt;b&gt;" in page  # escaped
     assert '<th scope="row">' in page and "<caption>" in page and "1,5 s" in page
-    assert external_references(page) == [] and "<script" not in page
-    assert "rapport non produit" in render_index(index)
+    assert external_references(page) == [] and external_references(portal) == [] and "<script" not in page

@@ -144,10 +144,15 @@ def copy_to_run(run_dir: str | Path, *, source: Path = VENDOR_DIR) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Vendor the DSFR; on failure, warn in French and return 0 (pages fall back to ``gar.css``)."""
-    force = "--force" in (argv if argv is not None else sys.argv[1:])
+    """Vendor the DSFR (``--force`` to fetch again, ``--url URL`` for a registry mirror).
+
+    On failure, warn in French and return 0: pages fall back to ``gar.css``.
+    """
+    args = list(argv if argv is not None else sys.argv[1:])
+    force = "--force" in args
+    url = args[args.index("--url") + 1] if "--url" in args[:-1] else TARBALL_URL
     try:
-        path = vendor(force=force)
+        path = vendor(force=force, url=url)
     except (OSError, ValueError) as exc:
         print(f"AVERTISSEMENT : le système de design de l'État (@gouvfr/dsfr {DSFR_VERSION}) n'a pas pu être "
               f"installé ({exc}). Les pages seront produites avec la feuille de style de secours (gar.css).",
