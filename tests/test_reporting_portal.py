@@ -125,7 +125,7 @@ def test_page_shell_links_relative_to_the_run_folder():
     assert "Données simulées" not in page and "<script" not in page and 'class="gar-dsfr"' in page
     fallback = page_shell("Glossaire", "<p>Corps</p>", depth=0, dsfr_available=False, simulated=True)
     assert "<link" not in fallback and 'class="gar-secours"' in fallback and "Données simulées" in fallback
-    assert "fr-breadcrumb" not in fallback  # the portal itself has no breadcrumb
+    assert 'class="fr-breadcrumb"' not in fallback  # the portal itself has no breadcrumb
 
 
 # --- DSFR vendoring -----------------------------------------------------------------------------------------------
