@@ -4,8 +4,9 @@ One dashboard per audience is produced from the session sample, then opened at
 390×844 (phone) and 1280×800 (laptop): no horizontal overflow, headline
 figures and charts present, no network request; at 320 px, with and without
 the WCAG text-spacing style, no horizontal overflow and no clipped text.
+The portal (index.html) is searched and its links followed, as a reader would.
 Screenshots are saved in
-``test-artifacts/``. axe-core audits the index and every report: zero
+``test-artifacts/``. axe-core audits the portal, the run log and every report: zero
 violations of impact ``serious`` or ``critical``; all findings are saved as JSON
 beside the screenshots. Skipped when Chromium or Playwright is absent
 (``make browser`` installs Chromium).
@@ -84,7 +85,7 @@ def test_every_audience_report_was_produced(browser_run):
 def test_reports_fit_the_screen_with_figures_and_charts(browser, browser_run, viewport):
     run_dir, index = browser_run
     ARTIFACTS.mkdir(exist_ok=True)
-    pages = [("index", run_dir / "index.html")] + [(f"{r['audience']}-{r['territoire']}", run_dir / r["html"])
+    pages = [("index", run_dir / "index.html"), ("journal", run_dir / "journal.html")] + [(f"{r['audience']}-{r['territoire']}", run_dir / r["html"])
                                                    for r in index["reports"] if r["statut"] == "ok"]
     for name, path in pages:
         page, external = _open(browser, path, VIEWPORTS[viewport])
@@ -96,7 +97,7 @@ def test_reports_fit_the_screen_with_figures_and_charts(browser, browser_run, vi
             assert external == [], (name, external)
             assert page.locator("h1").count() == 1
             assert page.locator("main").count() == 1 and page.locator("footer").count() == 1
-            if name != "index":
+            if name not in ("index", "journal"):
                 assert page.locator(".gar-kpis li, .kpi").count() >= 1, name  # headline figures
                 imgs = page.locator("figure img")
                 assert imgs.count() >= 1, name  # charts
@@ -129,7 +130,7 @@ CLIPPED_JS = """[...document.querySelectorAll('body *')].filter(e => {
 def test_reports_reflow_at_320_px_and_keep_text_with_spacing(browser, browser_run):
     """RGAA 10.11 (320 CSS px without horizontal scrolling) and 10.12 (text spacing without loss)."""
     run_dir, index = browser_run
-    pages = [("index", run_dir / "index.html")] + [(f"{r['audience']}-{r['territoire']}", run_dir / r["html"])
+    pages = [("index", run_dir / "index.html"), ("journal", run_dir / "journal.html")] + [(f"{r['audience']}-{r['territoire']}", run_dir / r["html"])
                                                    for r in index["reports"] if r["statut"] == "ok"]
     for name, path in pages:
         page, _ = _open(browser, path, {"width": 320, "height": 640})
@@ -151,17 +152,16 @@ def test_index_works_with_the_keyboard(browser, browser_run):
     page, _ = _open(browser, run_dir / "index.html", VIEWPORTS["telephone"])
     try:
         page.keyboard.press("Tab")
-        focused = page.evaluate("document.activeElement.className")
-        assert focused == "lien-evitement"
+        assert page.evaluate("document.activeElement.classList.contains('lien-evitement')")
         box = page.locator(".lien-evitement").bounding_box()
         assert box["y"] >= 0  # the skip link becomes visible on focus
         outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
         assert outline != "none"
         page.keyboard.press("Enter")
         assert page.evaluate("location.hash") == "#contenu"
-        # every report link is reachable with Tab
+        # every report link of the portal (publishers' excepted) and the run log are reachable with Tab
         links = page.locator("main a[href$='.html']").count()
-        assert links == sum(1 for r in index["reports"] if r["html"])
+        assert links == sum(1 for r in index["reports"] if r["html"] and r["audience"] != "editeur") + 1
         reached = set()
         for _ in range(80):
             page.keyboard.press("Tab")
@@ -178,7 +178,7 @@ def test_axe_no_serious_or_critical_violation(browser, browser_run):
     run_dir, index = browser_run
     ARTIFACTS.mkdir(exist_ok=True)
     axe = axe_module.Axe()
-    pages = [("index", run_dir / "index.html")] + [(f"{r['audience']}-{r['territoire']}", run_dir / r["html"])
+    pages = [("index", run_dir / "index.html"), ("journal", run_dir / "journal.html")] + [(f"{r['audience']}-{r['territoire']}", run_dir / r["html"])
                                                    for r in index["reports"] if r["statut"] == "ok"]
     serious, summary = [], {}
     for name, path in pages:
@@ -195,6 +195,7 @@ def test_axe_no_serious_or_critical_violation(browser, browser_run):
     (ARTIFACTS / "axe-violations.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1),
                                                     encoding="utf-8")
     assert not serious, serious
+    assert summary["index"] == [] and summary["journal"] == [], (summary["index"], summary["journal"])
 
 
 def test_print_stylesheet_keeps_content(browser, browser_run):
@@ -207,3 +208,90 @@ def test_print_stylesheet_keeps_content(browser, browser_run):
         assert page.locator("main").is_visible() and page.locator("footer").is_visible()
     finally:
         page.close()
+
+
+def _visible_entries(page) -> list[str]:
+    return page.evaluate("[...document.querySelectorAll('.gar-entree[id]')].filter(e => e.offsetParent !== null)"
+                         ".map(e => e.id)")
+
+
+def test_portal_search_finds_territories_offline_and_explains_publishers(browser, browser_run):
+    """Search by name and by code from file://; a publisher's name gives the sentence, never a link."""
+    run_dir, index = browser_run
+    page, external = _open(browser, run_dir / "index.html", VIEWPORTS["telephone"])
+    try:
+        box = page.locator("#recherche")
+        assert box.is_visible()  # shown by the inline script
+        every = _visible_entries(page)
+        assert {"t-national-FR", "t-academie-14", "t-departement-35", "t-region_academique-53"} <= set(every)
+        box.fill("rennes")
+        shown = _visible_entries(page)
+        assert "t-academie-14" in shown and "t-national-FR" not in shown and "t-region-84" not in shown
+        assert "territoire" in page.locator("#recherche-statut").inner_text()
+        box.fill("35")
+        shown = _visible_entries(page)
+        assert "t-departement-35" in shown and "t-region-84" not in shown and "t-national-FR" not in shown
+        box.fill("AUVERGNE-Rhone")  # case and accents folded
+        assert "t-region-84" in _visible_entries(page)
+        publisher = next(r["nom"] for r in index["reports"] if r["audience"] == "editeur")
+        box.fill(publisher)
+        status = page.locator("#recherche-statut").inner_text()
+        assert "chaque éditeur reçoit son propre lien" in status, status
+        assert _visible_entries(page) == []
+        assert page.locator("a[href*='editeur/']").count() == 0
+        box.fill("")
+        assert _visible_entries(page) == every
+        assert external == []
+    finally:
+        page.close()
+
+
+def test_portal_links_lead_to_every_audience_and_back(browser, browser_run):
+    """Follow each portal link (the journal's for the publisher): the page opens, its breadcrumb leads home."""
+    run_dir, index = browser_run
+    page, external = _open(browser, run_dir / "index.html", VIEWPORTS["ordinateur"])
+    try:
+        reached = set()
+        for r in index["reports"]:
+            if r["statut"] != "ok":
+                continue
+            start = "journal.html" if r["audience"] == "editeur" else "index.html"
+            page.goto((run_dir / start).as_uri())
+            link = page.locator(f"main a[href='{r['html']}']").first
+            link.click()
+            page.wait_for_load_state()
+            assert page.url.endswith(r["html"]), (r["html"], page.url)
+            assert page.locator("h1").count() == 1
+            crumbs = page.locator("nav.fr-breadcrumb a")
+            assert crumbs.first.inner_text() == "Accueil"
+            if r["audience"] != "editeur":
+                territory = crumbs.nth(1).get_attribute("href")
+                assert territory == f"../index.html#t-{r['audience']}-{r['territoire']}"
+            crumbs.first.click()
+            page.wait_for_load_state()
+            assert page.url.endswith("/index.html") and page.locator("#recherche").count() == 1
+            reached.add(r["audience"])
+        assert reached == set(TERRITORIES)
+        assert external == []
+    finally:
+        page.close()
+
+
+def test_pages_use_the_vendored_dsfr(browser, browser_run):
+    from gar_analysis.reporting import dsfr
+
+    run_dir, index = browser_run
+    if not dsfr.available():
+        pytest.skip("DSFR non installé (make install le télécharge depuis le registre npm)")
+    assert (run_dir / "static/dsfr/dsfr.css").is_file()
+    r = next(r for r in index["reports"] if r["statut"] == "ok")
+    for path in (run_dir / "index.html", run_dir / "journal.html", run_dir / r["html"]):
+        page, external = _open(browser, path, VIEWPORTS["telephone"])
+        try:
+            page.evaluate("document.fonts.ready")
+            assert page.evaluate("getComputedStyle(document.body).fontFamily").startswith("Marianne"), path
+            assert page.evaluate("document.fonts.check('16px Marianne')"), path
+            assert page.locator(".fr-header .fr-logo").is_visible()
+            assert external == []
+        finally:
+            page.close()
