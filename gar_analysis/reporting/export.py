@@ -93,7 +93,7 @@ def page_shell(title: str, body_html: str, *, depth: int = 0, h1: str | None = N
     footer_html : str
         Trusted HTML shown at the top of the footer (a report's provenance).
     footer_links : list of (label, href), optional
-        Footer links, relative to the run folder (default: the portal and the run log).
+        Footer links, relative to the run folder (default: the portal).
     script : str
         Inline script (the portal's search); report pages have none.
     body_class, run_label : str
@@ -110,8 +110,7 @@ def page_shell(title: str, body_html: str, *, depth: int = 0, h1: str | None = N
     if dsfr_available is None:
         dsfr_available = dsfr.available()
     crumbs = [("Accueil", f"{up}index.html")] + list(breadcrumb or []) if breadcrumb else []
-    links = footer_links if footer_links is not None else [("Portail des rapports", "index.html"),
-                                                          ("Journal du lot", "journal.html")]
+    links = footer_links if footer_links is not None else [("Portail des rapports", "index.html")]
     return _shell_env().get_template("page.html.j2").render(
         title=title, h1=h1 or title, subtitle=subtitle, body=body_html, breadcrumb=crumbs, simulated=simulated,
         simulated_text=SIMULATED_TEXT, footer_html=footer_html, script=script, body_class=body_class,

@@ -26,6 +26,7 @@ import io
 import json
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
@@ -143,6 +144,19 @@ def _report_title(e: dict) -> str:
                               else str(e.get("notebook", "")).replace("_", " ").capitalize())
 
 
+#: Labels are looked up once per process (the index is re-rendered after every report of a batch).
+_title = lru_cache(maxsize=None)(territory_title)
+_region_name = lru_cache(maxsize=None)(region_name)
+
+
+@lru_cache(maxsize=1)
+def _hierarchy() -> tuple[dict, dict, dict, frozenset]:
+    ac, dep = academies(), departements()
+    return (dict(zip(ac.code_academie, ac.code_region)), dict(zip(ac.code_academie, ac.nom_academie)),
+            dict(zip(dep.code_departement, dep.code_academie)), frozenset(ac.code_region))
+
+
+@lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
                               trim_blocks=True, lstrip_blocks=True)
@@ -173,7 +187,7 @@ def portal_model(index: dict, run_dir: str | Path | None = None) -> dict:
             continue
         t = by_territory.setdefault((audience, code), {
             "id": f"t-{audience}-{code}", "audience": audience, "code": code,
-            "label": territory_title(audience, code, e.get("nom") or ""),
+            "label": _title(audience, code, e.get("nom") or ""),
             "audience_label": AUDIENCE_REGISTRY[audience].label, "links": [], "missing": 0,
             "points_forts": [], "a_corriger": []})
         if e.get("statut") == "ok" and e.get("html"):
@@ -186,16 +200,14 @@ def portal_model(index: dict, run_dir: str | Path | None = None) -> dict:
     for t in by_territory.values():
         t["links"].sort(key=lambda link: (not link["first"], slug(link["titre"])))
         t["search"] = " ".join(slug(x) for x in (t["label"], t["code"], t["audience_label"]))
-    ac = academies()
-    ac_region = dict(zip(ac.code_academie, ac.code_region))
-    ac_name = dict(zip(ac.code_academie, ac.nom_academie))
-    dep = departements()
-    dep_academie = dict(zip(dep.code_departement, dep.code_academie))
+    ac_region, ac_name, dep_academie, region_codes = _hierarchy()
     groups: dict[str, dict] = {}
 
     def group(code: str) -> dict:
-        return groups.setdefault(code, {"code": code, "label": f"Région académique {region_name(code)}",
-                                        "id": f"g-{code}", "entries": [], "academies": {}})
+        if code not in groups:
+            groups[code] = {"code": code, "label": f"Région académique {_region_name(code)}", "id": f"g-{code}",
+                            "entries": [], "academies": {}}
+        return groups[code]
 
     def academie_node(code: str) -> dict:
         node = group(ac_region[code])["academies"].setdefault(code, {"code": code, "name": ac_name[code],
@@ -207,7 +219,7 @@ def portal_model(index: dict, run_dir: str | Path | None = None) -> dict:
         level = AUDIENCE_REGISTRY[audience].level
         if level == "national":
             national.append(t)
-        elif level == "code_region" and code in set(ac.code_region):
+        elif level == "code_region" and code in region_codes:
             group(code)["entries"].append(t)
         elif level == "code_academie" and code in ac_region:
             academie_node(code)["entry"] = t
@@ -221,8 +233,8 @@ def portal_model(index: dict, run_dir: str | Path | None = None) -> dict:
         nodes = sorted(g["academies"].values(), key=lambda n: slug(n["name"]))
         for n in nodes:
             n["departements"].sort(key=lambda t: t["code"])
-            n["search"] = n["entry"]["search"] if n["entry"] else slug(territory_title("academie", n["code"]))
-            n["label"] = n["entry"]["label"] if n["entry"] else territory_title("academie", n["code"])
+            n["label"] = n["entry"]["label"] if n["entry"] else _title("academie", n["code"], "")
+            n["search"] = n["entry"]["search"] if n["entry"] else slug(n["label"])
         out_groups.append({**g, "academies": nodes})
     run_dir = Path(run_dir) if run_dir is not None else None
     pages = [{"href": name, "titre": titre, "description": desc} for name, (titre, desc) in REFERENCE_PAGES.items()
