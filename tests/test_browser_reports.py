@@ -296,3 +296,31 @@ def test_pages_use_the_vendored_dsfr(browser, browser_run):
             assert external == []
         finally:
             page.close()
+
+
+def test_fallback_shell_without_dsfr_stays_accessible(browser, browser_run, tmp_path):
+    """Without the vendored DSFR (no network at install), the portal and the journal keep axe at zero and reflow."""
+    axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
+    from gar_analysis.reporting.index import render_index, render_journal
+
+    run_dir, index = browser_run
+    pages = {"portail-secours.html": render_index(index, run_dir=run_dir, dsfr_available=False),
+             "journal-secours.html": render_journal(index, dsfr_available=False)}
+    for name, html in pages.items():
+        assert "dsfr.css" not in html.split("<style>")[0]
+        path = run_dir / name
+        path.write_text(html, encoding="utf-8")
+        try:
+            page, external = _open(browser, path, {"width": 320, "height": 640})
+            try:
+                assert page.evaluate("document.body.className").startswith("gar-secours")
+                widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+                assert widths[0] <= widths[1] + 1, (name, widths)
+                assert page.evaluate(CLIPPED_JS) == [], name
+                violations = axe_module.Axe().run(page).response["violations"]
+                assert violations == [], (name, [(v["id"], v["nodes"][0]["html"][:200]) for v in violations])
+                assert external == []
+            finally:
+                page.close()
+        finally:
+            path.unlink()
