@@ -15,7 +15,7 @@ import pytest
 from gar_analysis.reporting import dsfr
 from gar_analysis.reporting.export import external_references, page_shell
 from gar_analysis.reporting.index import (PUBLISHER_LINKS_NAME, PUBLISHER_SENTENCE, load_index, portal_model,
-                                          render_index, update_index)
+                                          update_index)
 
 OK = {"statut": "ok", "duree_s": 2.0, "erreur": "", "points_forts": [], "a_corriger": []}
 ENTRIES = [

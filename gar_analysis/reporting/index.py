@@ -31,7 +31,6 @@ from pathlib import Path
 
 import jinja2
 
-from .. import __version__
 from ..territories import (AUDIENCE_REGISTRY, AUDIENCES, academies, departements, region_name, slug,
                            territory_title)
 from . import dsfr
@@ -328,7 +327,8 @@ def render_journal(index: dict, *, dsfr_available: bool | None = None) -> str:
     return page_shell(f"Journal du lot {index.get('run_id', '')} – rapports GAR", body, depth=0,
                       h1=f"Journal du lot {index.get('run_id', '')}",
                       subtitle=f"Exécution des rapports, mise à jour le {_updated(index)}.",
-                      breadcrumb=[("Journal du lot", "")], simulated=bool(index.get("simule")), body_class="index journal",
+                      breadcrumb=[("Journal du lot", "")], simulated=bool(index.get("simule")),
+                      body_class="index journal",
                       footer_links=[("Portail des rapports", "index.html")], dsfr_available=dsfr_available,
                       run_label=f"lot {index.get('run_id', '')}")
 
