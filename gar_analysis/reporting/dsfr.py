@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     url = args[args.index("--url") + 1] if "--url" in args[:-1] else TARBALL_URL
     try:
         path = vendor(force=force, url=url)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError, tarfile.TarError) as exc:  # KeyError: a file missing from the package
         print(f"AVERTISSEMENT : le système de design de l'État (@gouvfr/dsfr {DSFR_VERSION}) n'a pas pu être "
               f"installé ({exc}). Les pages seront produites avec la feuille de style de secours (gar.css).",
               file=sys.stderr)
