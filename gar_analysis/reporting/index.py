@@ -194,8 +194,8 @@ def portal_model(index: dict, run_dir: str | Path | None = None) -> dict:
                                "first": e.get("notebook") in ("tableau_de_bord",)})
         else:
             t["missing"] += 1
-        t["points_forts"] += list(e.get("points_forts") or [])
-        t["a_corriger"] += list(e.get("a_corriger") or [])
+        for key in ("points_forts", "a_corriger"):  # several pages of a territory may say the same thing
+            t[key] += [f for f in e.get(key) or [] if f not in t[key]]
     for t in by_territory.values():
         t["links"].sort(key=lambda link: (not link["first"], slug(link["titre"])))
         t["search"] = " ".join(slug(x) for x in (t["label"], t["code"], t["audience_label"]))
