@@ -323,18 +323,19 @@ def markdown_incremental(report: dict) -> str:
     for r in report["results"]:
         groups.setdefault((r["n"], r["month"], r["step"]), []).append(r)
     rows = ["| événements | mois ajouté (événements) | étape | mesures | durée (s), médiane [min – max] "
-            "| mémoire max (Mo) | charge 1 min | sorties identiques |", "|---:|---|---|---:|---:|---:|---:|---|"]
+            "| CPU (s) | mémoire max (Mo) | charge 1 min | sorties identiques |", "|---:|---|---|---:|---:|---:|---:|---:|---|"]
     medians = {}
     for (n, month, step), runs in groups.items():
         ok = [r for r in runs if "error" not in r]
         if not ok:
-            rows.append(f"| {label(n)} | {month} | {step} | 0 | échec | | | |")
+            rows.append(f"| {label(n)} | {month} | {step} | 0 | échec | | | | |")
             continue
         sec = statistics.median(r["seconds"] for r in ok)
         medians[(n, month, step)] = sec
         loads = [x for r in ok for x in (r["load_before"], r["load_after"])]
         rows.append(f"| {label(n)} | {month} ({ok[0].get('month_events') or '?'}) | {step} | {len(ok)} "
                     f"| {sec:.2f} [{min(r['seconds'] for r in ok):.2f} – {max(r['seconds'] for r in ok):.2f}] "
+                    f"| {statistics.median(r['cpu_s'] for r in ok):.1f} "
                     f"| {statistics.median(r['peak_mb'] for r in ok):.0f} | {min(loads)} – {max(loads)} "
                     f"| {'oui' if all(r.get('identical') for r in ok) else 'NON'} |")
     lines = []

@@ -69,12 +69,12 @@ def test_incremental_table_and_added_month(bench, generated_events, tmp_path):
 
     def run(step, seconds, identical=True):
         return {"n": 10_000_000, "month": "2025-08", "month_events": 40_000, "step": step, "seconds": seconds,
-                "peak_mb": 500, "load_before": 3.0, "load_after": 4.0, "identical": identical}
+                "cpu_s": seconds / 2, "peak_mb": 500, "load_before": 3.0, "load_after": 4.0, "identical": identical}
 
     results = [run("full", 10), run("full", 12), run("full", 11), run("incremental", 2), run("incremental", 3),
                run("incremental", 1), run("inchange", 0.1)]
     text = bench.markdown_incremental({"date": "d", "machine": "m", "results": results})
-    assert "| 10M | 2025-08 (40000) | full | 3 | 11.00 [10.00 – 12.00]" in text
+    assert "| 10M | 2025-08 (40000) | full | 3 | 11.00 [10.00 – 12.00] | 5.5 | 500" in text
     assert "complète 11.00 s, incrémentale 2.00 s (× 5.5 plus rapide), sans changement 0.10 s" in text
     assert "NON" not in text
     results.append(run("incremental", 2, identical=False))
