@@ -644,17 +644,6 @@ def _publish(staged: list) -> None:
         os.replace(tmp, path)
 
 
-def _blocks(months: list[str], dirty: set) -> list[tuple[bool, list[str]]]:
-    """Split sorted months into runs of consecutive dirty (True) or reused (False) months."""
-    out: list[tuple[bool, list[str]]] = []
-    for m in months:
-        if out and out[-1][0] == (m in dirty):
-            out[-1][1].append(m)
-        else:
-            out.append((m in dirty, [m]))
-    return out
-
-
 def _months_sql(months) -> str:
     return _in_list(sorted(months)) if months else "NULL"
 
@@ -761,31 +750,31 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
         con.execute("SET preserve_insertion_order = true")  # sorted tables stay sorted when written
         # free-text keys written spreadsheet-safe (gar_analysis.io.spreadsheet_safe): CSV and Parquet alike
         uai, res = spreadsheet_safe_sql("uai"), spreadsheet_safe_sql("id_ressource")
-        # new rows (dirty months) sorted; the previous outputs are sorted already: the final tables are
-        # their month blocks put end to end, in month order (no sort of the reused rows)
+        old_acces = old_actifs = ""
+        if reused:  # rows of the unchanged months, from the previous outputs (checked against the state)
+            kept = _months_sql(reused)
+            pa_, pb_ = (str(paths[k]).replace("'", "''") for k in ("acces_pq", "actifs_pq"))
+            old_acces = (f"UNION ALL SELECT mois, uai, id_ressource, profil, support, acces "
+                         f"FROM read_parquet('{pa_}') WHERE mois IN ({kept})")
+            old_actifs = (f"UNION ALL SELECT mois, uai, profil, accedants_actifs "
+                          f"FROM read_parquet('{pb_}') WHERE mois IN ({kept})")
         con.execute(f"""
-            CREATE TEMP TABLE acces_new AS
-            SELECT mois, {uai} AS uai, {res} AS id_ressource, profil, support, CAST(acces AS BIGINT) AS acces
-            FROM acces_brut
-            WHERE acces > 0 AND uai IS NOT NULL AND id_ressource IS NOT NULL
-              AND profil IN ({profils}) AND support IN ({supports})
+            CREATE TEMP TABLE acces_final AS
+            SELECT * FROM (
+              SELECT mois, {uai} AS uai, {res} AS id_ressource, profil, support, CAST(acces AS BIGINT) AS acces
+              FROM acces_brut
+              WHERE acces > 0 AND uai IS NOT NULL AND id_ressource IS NOT NULL
+                AND profil IN ({profils}) AND support IN ({supports})
+              {old_acces})
             ORDER BY mois, uai, id_ressource, profil, support""")
         con.execute(f"""
-            CREATE TEMP TABLE actifs_new AS
-            SELECT mois, {uai} AS uai, profil, CAST(accedants_actifs AS BIGINT) AS accedants_actifs
-            FROM actifs_brut WHERE uai IS NOT NULL AND profil IN ({profils})
+            CREATE TEMP TABLE actifs_final AS
+            SELECT mois, uai, profil, accedants_actifs,
+                   CAST(accedants_actifs < {threshold} AS INTEGER) AS sous_seuil FROM (
+              SELECT mois, {uai} AS uai, profil, CAST(accedants_actifs AS BIGINT) AS accedants_actifs
+              FROM actifs_brut WHERE uai IS NOT NULL AND profil IN ({profils})
+              {old_actifs})
             ORDER BY mois, uai, profil""")
-        con.execute("CREATE TEMP TABLE acces_final AS SELECT * FROM acces_new LIMIT 0")
-        con.execute("CREATE TEMP TABLE actifs_final AS SELECT *, CAST(0 AS INTEGER) AS sous_seuil "
-                    "FROM actifs_new LIMIT 0")
-        old = {k: "read_parquet('" + str(paths[k]).replace("'", "''") + "')" for k in ("acces_pq", "actifs_pq")}
-        for is_new, block in _blocks(sorted(set(months) | dirty), dirty):
-            a, b = ("acces_new", "actifs_new") if is_new else (old["acces_pq"], old["actifs_pq"])
-            where = f"WHERE mois IN ({_months_sql(block)})"
-            con.execute(f"INSERT INTO acces_final SELECT mois, uai, id_ressource, profil, support, acces "
-                        f"FROM {a} {where}")
-            con.execute(f"INSERT INTO actifs_final SELECT mois, uai, profil, accedants_actifs, "
-                        f"CAST(accedants_actifs < {threshold} AS INTEGER) FROM {b} {where}")
         fdf = pd.DataFrame(findings, columns=FINDING_COLUMNS)
         fdf["ligne"] = fdf["ligne"].astype("Int64")
         if not con.execute("SELECT count(*) FROM acces_final").fetchone()[0]:
