@@ -291,7 +291,7 @@ def test_no_valid_event_left_keeps_outputs_and_state(events, tmp_path):
     assert (out / "gar/acces.csv").read_bytes() == before
 
 
-@pytest.mark.parametrize("damage", ["{pas du json", '{"version": 0}', "[]"])
+@pytest.mark.parametrize("damage", ["{pas du json", '{"version": 0}', "[]", '{"version": 1, "evenements": 3}'])
 def test_unreadable_or_foreign_state_means_a_full_run(events, tmp_path, damage):
     out = tmp_path / "out"
     aggregate_events(events, out)

@@ -575,14 +575,15 @@ def _load_state(out_dir: Path, events_dir: Path) -> tuple[dict | None, str]:
         return None, "aucun état d'une agrégation précédente"
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-        if state.get("version") != STATE_VERSION:
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
             return None, f"état {path} d'une autre version"
         if state["evenements"] != str(events_dir.resolve()):
             return None, f"état {path} d'un autre répertoire d'événements ({state['evenements']})"
         for rel, fp in state["sorties"].items():
             if not (out_dir / rel).exists() or not _same(fp, _fingerprint(out_dir / rel)):
                 return None, f"sortie {out_dir / rel} absente ou modifiée depuis l'agrégation précédente"
-        state["fichiers"], state["mois"]  # noqa: B018 - required keys
+        if not (isinstance(state["fichiers"], dict) and isinstance(state["mois"], dict)):
+            return None, f"état {path} illisible"
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None, f"état {path} illisible"
     return state, ""
