@@ -26,6 +26,14 @@ Steps:
      e.g. by Spark), to show whether the file layout favours the baseline;
    - ``spark`` (``--spark``): the PySpark engine.
 
+With ``--incremental`` (issue 20) the script measures instead the incremental
+``aggregate``: per size and per added month (``--added-months last largest`` or
+``YYYY-MM``), the month is withheld, the other months aggregated (``initial``), the
+month put back, then timed: the incremental run (``incremental``: that month read
+and merged), a run with nothing changed (``inchange``) and a full run of the same
+folder (``full``, ``full=True``); the incremental and full outputs are compared
+byte for byte. ``--work DIR`` puts the data and outputs outside the repository.
+
 With ``--repeat K`` every measurement is taken K times, variants interleaved
 (round-robin, so that drifting load hits each alike); the table gives the
 median, the JSON every run. Results are printed as a Markdown table and written
@@ -88,14 +96,22 @@ def ensure_events(n: int) -> Path:
 def variant_duckdb(events: Path, out: Path) -> dict:
     from gar_analysis.events import aggregate_events
 
-    r = aggregate_events(events, out, engine="duckdb")
+    r = aggregate_events(events, out, engine="duckdb", full=True)  # every run does the whole work
     return {"acces_rows": r.acces_rows, "actifs_rows": r.actifs_rows, "events": r.n_events}
+
+
+def variant_incremental(events: Path, out: Path) -> dict:
+    from gar_analysis.events import aggregate_events
+
+    r = aggregate_events(events, out, engine="duckdb")  # incremental against the state in ``out``
+    return {"acces_rows": r.acces_rows, "actifs_rows": r.actifs_rows, "events": r.n_events, "mode": r.mode,
+            "months_read": len(r.months_aggregated)}
 
 
 def variant_spark(events: Path, out: Path) -> dict:
     from gar_analysis.events import aggregate_events
 
-    r = aggregate_events(events, out, engine="spark")
+    r = aggregate_events(events, out, engine="spark", full=True)
     return {"acces_rows": r.acces_rows, "actifs_rows": r.actifs_rows, "events": r.n_events}
 
 
@@ -134,7 +150,7 @@ def variant_pandas_str(events: Path, out: Path) -> dict:
 
 
 VARIANTS = {"duckdb": variant_duckdb, "sql": variant_sql, "pandas": variant_pandas,
-            "pandas_str": variant_pandas_str, "spark": variant_spark}
+            "pandas_str": variant_pandas_str, "spark": variant_spark, "incremental": variant_incremental}
 
 
 def child(variant: str, events: str, out: str) -> None:
@@ -146,7 +162,7 @@ def child(variant: str, events: str, out: str) -> None:
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    if variant in ("duckdb", "spark"):
+    if variant in ("duckdb", "spark", "incremental"):
         import gar_analysis.events  # noqa: F401
     t0 = time.perf_counter()
     info = VARIANTS[variant](Path(events), Path(out))
@@ -154,9 +170,9 @@ def child(variant: str, events: str, out: str) -> None:
     print("RESULT " + json.dumps(info), flush=True)
 
 
-def run_variant(variant: str, events: Path, n: int) -> dict:
+def run_variant(variant: str, events: Path, n: int, out: Path | None = None) -> dict:
     """Run a variant in a subprocess; return its time and peak memory (MB)."""
-    out = OUT / f"agg_{variant}_{label(n)}"
+    out = out or OUT / f"agg_{variant}_{label(n)}"
     cmd = [sys.executable, __file__, "--child", variant, str(events), str(out)]
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -190,8 +206,17 @@ def main(argv=None) -> int:
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=None,
                    help="variantes à mesurer (défaut : sql, duckdb, pandas jusqu'à --pandas-max, spark si --spark)")
     p.add_argument("--generate-only", action="store_true")
+    p.add_argument("--work", default=None, metavar="REP",
+                   help="répertoire des données générées et des sorties (défaut : benchmarks/out)")
+    p.add_argument("--incremental", action="store_true",
+                   help="mesurer l'agrégation incrémentale (un mois ajouté) contre l'agrégation complète")
+    p.add_argument("--added-months", nargs="+", default=["last"], metavar="MOIS",
+                   help="mois ajoutés (--incremental) : last, largest ou AAAA-MM")
     p.add_argument("--child", nargs=3, metavar=("VARIANT", "EVENTS", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    global OUT
+    if args.work:
+        OUT = Path(args.work).resolve()
     if args.child:
         child(*args.child)
         return 0
@@ -200,6 +225,8 @@ def main(argv=None) -> int:
     dirs = {n: ensure_events(n) for n in sizes}
     if args.generate_only:
         return 0
+    if args.incremental:
+        return main_incremental(dirs, args.added_months, args.repeat)
     results = []
     for n in sizes:
         # Each variant runs in a child of a dedicated measuring process (measure_isolated),
@@ -229,6 +256,98 @@ def main(argv=None) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- incremental (issue 20)
+
+def added_month(events: Path, choice: str) -> str:
+    """Return the month to add: ``last``, ``largest`` (most events) or an explicit ``YYYY-MM``."""
+    sizes = {p.name[5:]: sum(f.stat().st_size for f in p.glob("*.parquet")) for p in events.glob("mois=*")}
+    if choice == "last":
+        return max(sizes)
+    if choice == "largest":
+        return max(sizes, key=sizes.get)
+    if choice not in sizes:
+        raise SystemExit(f"mois {choice} absent de {events}")
+    return choice
+
+
+def same_outputs(a: Path, b: Path) -> bool:
+    """Tell whether two aggregation outputs have the same CSV files, byte for byte."""
+    names = ("gar/acces.csv", "gar/accedants_actifs.csv", "constats_evenements.csv")
+    return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+
+
+def measure_incremental(events: Path, n: int, month: str) -> list[dict]:
+    """One round: withhold ``month``, aggregate the rest, put it back; time incremental, no-op and full runs."""
+    import shutil
+
+    out_inc, out_full = OUT / f"inc_{label(n)}", OUT / f"agg_duckdb_{label(n)}"
+    shutil.rmtree(out_inc, ignore_errors=True)
+    part, held = events / f"mois={month}", OUT / f"retenu_mois={month}"
+    os.replace(part, held)
+    try:
+        initial = measure_isolated("incremental", events, n, out_inc)
+    finally:
+        os.replace(held, part)
+    info = json.loads((events / "_generation.json").read_text()) if (events / "_generation.json").exists() else {}
+    runs = [dict(initial, step="initial")]
+    for step, variant, out in (("incremental", "incremental", out_inc), ("inchange", "incremental", out_inc),
+                               ("full", "duckdb", out_full)):
+        runs.append(dict(measure_isolated(variant, events, n, out), step=step))
+    same = same_outputs(out_inc, out_full)
+    for r in runs:
+        r.update(month=month, month_events=info.get("months", {}).get(month), identical=same)
+    return runs
+
+
+def main_incremental(dirs: dict, choices: list[str], repeat: int) -> int:
+    """Measure the incremental aggregation for every size and added month; print and save the table."""
+    results = []
+    for n, events in dirs.items():
+        for choice in choices:
+            month = added_month(events, choice)
+            for _ in range(repeat):
+                for r in measure_incremental(events, n, month):
+                    results.append(r)
+                    print(json.dumps(r), flush=True)
+    report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "machine": machine(), "results": results}
+    stamp = report["date"].replace(":", "").replace("-", "")[:15]
+    (OUT / f"bench_events_incremental-{stamp}.json").write_text(json.dumps(report, indent=1))
+    print(markdown_incremental(report))
+    return 0 if all(r.get("identical") for r in results) else 1
+
+
+def markdown_incremental(report: dict) -> str:
+    """Format the incremental runs: median time per (size, month, step), and the ratio full / incremental."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in report["results"]:
+        groups.setdefault((r["n"], r["month"], r["step"]), []).append(r)
+    rows = ["| événements | mois ajouté (événements) | étape | mesures | durée (s), médiane [min – max] "
+            "| CPU (s) | mémoire max (Mo) | charge 1 min | sorties identiques |", "|---:|---|---|---:|---:|---:|---:|---:|---|"]
+    medians = {}
+    for (n, month, step), runs in groups.items():
+        ok = [r for r in runs if "error" not in r]
+        if not ok:
+            rows.append(f"| {label(n)} | {month} | {step} | 0 | échec | | | | |")
+            continue
+        sec = statistics.median(r["seconds"] for r in ok)
+        medians[(n, month, step)] = sec
+        loads = [x for r in ok for x in (r["load_before"], r["load_after"])]
+        rows.append(f"| {label(n)} | {month} ({ok[0].get('month_events') or '?'}) | {step} | {len(ok)} "
+                    f"| {sec:.2f} [{min(r['seconds'] for r in ok):.2f} – {max(r['seconds'] for r in ok):.2f}] "
+                    f"| {statistics.median(r['cpu_s'] for r in ok):.1f} "
+                    f"| {statistics.median(r['peak_mb'] for r in ok):.0f} | {min(loads)} – {max(loads)} "
+                    f"| {'oui' if all(r.get('identical') for r in ok) else 'NON'} |")
+    lines = []
+    for (n, month, step), sec in medians.items():
+        if step == "incremental" and (n, month, "full") in medians:
+            full = medians[(n, month, "full")]
+            lines.append(f"- {label(n)}, {month} ajouté : complète {full:.2f} s, incrémentale {sec:.2f} s "
+                         f"(× {full / sec:.1f} plus rapide), sans changement "
+                         f"{medians.get((n, month, 'inchange'), float('nan')):.2f} s")
+    return f"{report['date']} — {report['machine']}\n\n" + "\n".join(rows) + "\n\n" + "\n".join(lines)
+
+
 def pandas_need(variant: str, n: int) -> int:
     """Return the estimated peak memory (bytes) of a pandas variant on ``n`` events."""
     return PANDAS_BASE_BYTES + PANDAS_BYTES_PER_EVENT[variant] * n
@@ -250,11 +369,12 @@ def pandas_fits(variant: str, n: int, pandas_max: float) -> bool:
     return n <= pandas_max and pandas_need(variant, n) <= 0.9 * mem_available()
 
 
-def measure_isolated(variant: str, events: Path, n: int) -> dict:
+def measure_isolated(variant: str, events: Path, n: int, out: Path | None = None) -> dict:
     """Measure one variant through a dedicated parent process, so its ru_maxrss is its own."""
-    code = ("import json, sys; sys.path.insert(0, %r); import bench_events as b; "
-            "print('ISO ' + json.dumps(b.run_variant(%r, b.Path(%r), %d)))"
-            % (str(Path(__file__).parent), variant, str(events), n))
+    code = ("import json, sys; sys.path.insert(0, %r); import bench_events as b; b.OUT = b.Path(%r); "
+            "print('ISO ' + json.dumps(b.run_variant(%r, b.Path(%r), %d, %s)))"
+            % (str(Path(__file__).parent), str(OUT), variant, str(events), n,
+               "None" if out is None else "b.Path(%r)" % str(out)))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("ISO ")), None)
     if line is None:

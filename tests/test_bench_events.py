@@ -57,3 +57,38 @@ def test_pandas_runs_only_where_it_fits(bench, monkeypatch):
     assert not bench.pandas_fits("pandas_str", 120_000_000, 1e9)  # ≈ 23.8 GB, pandas alone would fit
     assert bench.pandas_fits("pandas", 120_000_000, 1e9)
     assert not bench.pandas_fits("pandas", 10_000_000, 1e6)  # size cap
+
+
+def test_incremental_table_and_added_month(bench, generated_events, tmp_path):
+    assert bench.added_month(generated_events, "last") == max(p.name[5:] for p in generated_events.glob("mois=*"))
+    largest = bench.added_month(generated_events, "largest")
+    size = {p.name[5:]: sum(f.stat().st_size for f in p.glob("*.parquet")) for p in generated_events.glob("mois=*")}
+    assert size[largest] == max(size.values())
+    with pytest.raises(SystemExit):
+        bench.added_month(generated_events, "1999-01")
+
+    def run(step, seconds, identical=True):
+        return {"n": 10_000_000, "month": "2025-08", "month_events": 40_000, "step": step, "seconds": seconds,
+                "cpu_s": seconds / 2, "peak_mb": 500, "load_before": 3.0, "load_after": 4.0, "identical": identical}
+
+    results = [run("full", 10), run("full", 12), run("full", 11), run("incremental", 2), run("incremental", 3),
+               run("incremental", 1), run("inchange", 0.1)]
+    text = bench.markdown_incremental({"date": "d", "machine": "m", "results": results})
+    assert "| 10M | 2025-08 (40000) | full | 3 | 11.00 [10.00 – 12.00] | 5.5 | 500" in text
+    assert "complète 11.00 s, incrémentale 2.00 s (× 5.5 plus rapide), sans changement 0.10 s" in text
+    assert "NON" not in text
+    results.append(run("incremental", 2, identical=False))
+    assert "| NON |" in bench.markdown_incremental({"date": "d", "machine": "m", "results": results})
+
+
+def test_full_variant_is_full_every_time(bench, generated_events, tmp_path):
+    """The benchmark's ``duckdb`` variant redoes the whole work on a second run; ``incremental`` does not."""
+    out = tmp_path / "a"
+    bench.variant_duckdb(generated_events, out)
+    stamp = (out / "gar/acces.csv").stat().st_mtime_ns
+    assert bench.variant_incremental(generated_events, out)["mode"] == "inchangé"
+    assert (out / "gar/acces.csv").stat().st_mtime_ns == stamp
+    bench.variant_duckdb(generated_events, out)
+    assert (out / "gar/acces.csv").stat().st_mtime_ns != stamp  # written again: the whole work redone
+    bench.variant_duckdb(generated_events, tmp_path / "b")
+    assert bench.same_outputs(out, tmp_path / "b")

@@ -93,7 +93,8 @@ def test_no_identifier_leaves_the_aggregation(events, tmp_path):
     ids = set(read_events(events)["id_accedant"].sample(300, random_state=1))
     written = [p for p in out.rglob("*") if p.is_file()]
     assert {p.name for p in written} == {"acces.csv", "acces.parquet", "accedants_actifs.csv",
-                                         "accedants_actifs.parquet", "constats_evenements.csv"}
+                                         "accedants_actifs.parquet", "constats_evenements.csv",
+                                         "agregation_etat.json"}
     for p in written:
         text = p.read_bytes()
         assert not any(i.encode() in text for i in ids), p

@@ -22,6 +22,7 @@ Pseudonymous identifiers never leave step 2: only counts are written.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -29,6 +30,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -39,7 +41,7 @@ import pyarrow.parquet as pq
 from .. import config
 from ..contract import PROFILS, SUPPORTS
 from ..errors import ConfigError, DataError
-from ..io import atomic_path, atomic_write_text, csv_text, spreadsheet_safe_sql
+from ..io import atomic_write_text, csv_text, spreadsheet_safe_sql
 from .generate import EVENT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,13 @@ class AggregationResult:
         Disclosure threshold used for ``sous_seuil``.
     duration_s : float
         Wall-clock time.
+    mode : str
+        ``complet`` (every month read), ``incrémental`` (some months reused from the
+        previous outputs) or ``inchangé`` (no input changed: nothing written).
+    months_aggregated, months_reused : list of str
+        Months read from the events, and months taken from the previous outputs.
+    state_path : Path
+        State of the run (``agregation_etat.json``).
     """
 
     engine: str
@@ -94,6 +103,10 @@ class AggregationResult:
     sous_seuil: int = 0
     threshold: int = config.DEFAULT_DISCLOSURE_THRESHOLD
     duration_s: float = 0.0
+    mode: str = "complet"
+    months_aggregated: list = field(default_factory=list)
+    months_reused: list = field(default_factory=list)
+    state_path: Path | None = None
 
     def summary(self) -> str:
         """Return a short French summary for the command line."""
@@ -102,11 +115,25 @@ class AggregationResult:
                  f"  {self.acces_path} : {self.acces_rows} ligne(s)",
                  f"  {self.actifs_path} : {self.actifs_rows} ligne(s), dont {self.sous_seuil} sous le seuil "
                  f"de {self.threshold} (sous_seuil = 1, à masquer en diffusion)"]
+        if self.mode == "inchangé":
+            lines[0] = (f"Agrégation ({self.engine}) : aucun fichier d'événements modifié depuis l'agrégation "
+                        f"précédente ({self.state_path}) ; sorties conservées.")
+        elif self.mode == "incrémental":
+            lines.append(f"  incrémental : {len(self.months_aggregated)} mois relu(s) "
+                         f"({_span(self.months_aggregated)}), {len(self.months_reused)} repris de la sortie "
+                         "précédente (--full pour tout relire)")
         if len(self.findings):
             lines.append(f"  {len(self.findings)} constat(s) dans {self.findings_path} : "
                          f"{self.n_files_excluded} fichier(s) et {self.n_excluded:,} événement(s) écartés ; "
                          "corriger la source puis relancer.".replace(",", "\u202f"))
         return "\n".join(lines)
+
+
+def _span(months: list) -> str:
+    """Return months as a short French list (the first three, then a count)."""
+    if not months:
+        return "aucun"
+    return ", ".join(months[:3]) + (f" et {len(months) - 3} autre(s)" if len(months) > 3 else "")
 
 
 def _finding(regle: str, source: str, message: str, *, gravite: str = "erreur", ligne=None,
@@ -125,7 +152,65 @@ def _type_ok(name: str, typ: pa.DataType) -> bool:
     return pa.types.is_string(typ) or pa.types.is_large_string(typ)
 
 
-def discover(events_dir: str | Path) -> tuple[list[tuple[Path, str]], list[dict]]:
+def _list_paths(events_dir: Path) -> list[Path]:
+    """Return the Parquet files under ``events_dir``, sorted; raise when there is none."""
+    if not events_dir.is_dir():
+        raise DataError.single(events_dir, "répertoire d'événements absent.")
+    paths = sorted(p for p in events_dir.rglob("*.parquet") if not p.name.startswith((".", "_")))
+    if not paths:
+        raise DataError.single(events_dir, "aucun fichier Parquet d'événements "
+                               "(attendu : mois=AAAA-MM/*.parquet).")
+    return paths
+
+
+def _inspect(path: Path, events_dir: Path) -> dict:
+    """Check one file from its footer: ``mois`` ("" outside a partition), ``lignes``, ``sain``, ``constat``.
+
+    ``constat`` is the finding that leaves the file out, or None; ``sain`` tells whether
+    the footer statistics prove the file free of nulls and out-of-month timestamps.
+    """
+    src = str(path)
+    rel = path.relative_to(events_dir)
+    m = _PARTITION_RE.match(rel.parts[0]) if len(rel.parts) == 2 else None
+    entry = {"mois": "", "lignes": 0, "sain": False, "constat": None}
+    if m is None:
+        entry["constat"] = _finding("partition_invalide", src, "fichier hors d'une partition mois=AAAA-MM : "
+                                    "le placer dans le répertoire du mois de ses événements ; fichier écarté.")
+        return entry
+    mois = entry["mois"] = m.group(1)
+    try:
+        meta = pq.ParquetFile(path).metadata
+        schema = meta.schema.to_arrow_schema()
+        n_rows = meta.num_rows
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a finding
+        entry["constat"] = _finding("fichier_illisible", src, f"fichier Parquet illisible ({type(exc).__name__}) :"
+                                    " le régénérer ; fichier écarté.", mois=mois)
+        return entry
+    missing = [c for c in EVENT_COLUMNS if c not in schema.names]
+    if missing:
+        entry["constat"] = _finding("colonne_manquante", src,
+                                    f"colonne(s) absente(s) : {', '.join(missing)} (colonnes attendues : "
+                                    f"{', '.join(EVENT_COLUMNS)}) ; fichier écarté.", mois=mois)
+        return entry
+    bad = [f"{c} ({schema.field(c).type})" for c in EVENT_COLUMNS if not _type_ok(c, schema.field(c).type)]
+    if bad:
+        entry["constat"] = _finding("type_invalide", src,
+                                    f"type inattendu : {', '.join(bad)} ; horodatage doit être un timestamp, "
+                                    "les autres colonnes du texte ; fichier écarté.", mois=mois)
+        return entry
+    entry["lignes"] = int(n_rows)
+    entry["sain"] = bool(n_rows) and _clean(meta, mois)
+    return entry
+
+
+def _split(events_dir: Path, entries: dict[str, dict]) -> tuple[list[tuple[Path, str, bool]], list[dict]]:
+    """Return (usable files, file findings) from inspected entries keyed by relative path."""
+    files = [(events_dir / rel, e["mois"], e["sain"]) for rel, e in entries.items()
+             if e["constat"] is None and e["lignes"]]
+    return files, [e["constat"] for e in entries.values() if e["constat"] is not None]
+
+
+def discover(events_dir: str | Path) -> tuple[list[tuple[Path, str, bool]], list[dict]]:
     """List the usable event files and report the others as findings.
 
     Parameters
@@ -148,45 +233,8 @@ def discover(events_dir: str | Path) -> tuple[list[tuple[Path, str]], list[dict]
         When the directory is absent or holds no Parquet file.
     """
     events_dir = Path(events_dir)
-    if not events_dir.is_dir():
-        raise DataError.single(events_dir, "répertoire d'événements absent.")
-    paths = sorted(p for p in events_dir.rglob("*.parquet") if not p.name.startswith((".", "_")))
-    if not paths:
-        raise DataError.single(events_dir, "aucun fichier Parquet d'événements "
-                               "(attendu : mois=AAAA-MM/*.parquet).")
-    files, findings = [], []
-    for path in paths:
-        src = str(path)
-        rel = path.relative_to(events_dir)
-        m = _PARTITION_RE.match(rel.parts[0]) if len(rel.parts) == 2 else None
-        if m is None:
-            findings.append(_finding("partition_invalide", src, "fichier hors d'une partition mois=AAAA-MM : "
-                                     "le placer dans le répertoire du mois de ses événements ; fichier écarté."))
-            continue
-        mois = m.group(1)
-        try:
-            meta = pq.ParquetFile(path).metadata
-            schema = meta.schema.to_arrow_schema()
-            n_rows = meta.num_rows
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is a finding
-            findings.append(_finding("fichier_illisible", src, f"fichier Parquet illisible ({type(exc).__name__}) :"
-                                     " le régénérer ; fichier écarté.", mois=mois))
-            continue
-        missing = [c for c in EVENT_COLUMNS if c not in schema.names]
-        if missing:
-            findings.append(_finding("colonne_manquante", src,
-                                     f"colonne(s) absente(s) : {', '.join(missing)} (colonnes attendues : "
-                                     f"{', '.join(EVENT_COLUMNS)}) ; fichier écarté.", mois=mois))
-            continue
-        bad = [f"{c} ({schema.field(c).type})" for c in EVENT_COLUMNS if not _type_ok(c, schema.field(c).type)]
-        if bad:
-            findings.append(_finding("type_invalide", src,
-                                     f"type inattendu : {', '.join(bad)} ; horodatage doit être un timestamp, "
-                                     "les autres colonnes du texte ; fichier écarté.", mois=mois))
-            continue
-        if n_rows:
-            files.append((path, mois, _clean(meta, mois)))
-    return files, findings
+    entries = {p.relative_to(events_dir).as_posix(): _inspect(p, events_dir) for p in _list_paths(events_dir)}
+    return _split(events_dir, entries)
 
 
 def _clean(meta: pq.FileMetaData, mois: str) -> bool:
@@ -495,18 +543,124 @@ SELECT * FROM f WHERE n > 0 ORDER BY mois, regle, colonne, valeur NULLS FIRST"""
     return out
 
 
-def _copy(con, table: str, path: Path, options: str) -> None:
-    """Write a DuckDB table to ``path`` atomically with ``COPY … TO``."""
-    with atomic_path(path) as tmp:
-        target = str(tmp).replace("'", "''")
-        con.execute(f"COPY {table} TO '{target}' {options}")
+# --------------------------------------------------------------------------- incremental state
 
+#: State of the last aggregation, beside its outputs (``out_dir/agregation_etat.json``).
+STATE_NAME = "agregation_etat.json"
+#: Version of the state layout and of the aggregation rules: another version means a full run.
+STATE_VERSION = 1
+_OUTPUTS = ("gar/acces.csv", "gar/acces.parquet", "gar/accedants_actifs.csv", "gar/accedants_actifs.parquet",
+            "constats_evenements.csv")
+
+
+def _fingerprint(path: Path) -> dict:
+    """Return the stat fingerprint of a file: size, mtime, ctime (ns) and inode.
+
+    Any write changes the ctime, which no tool can set back (unlike the mtime that
+    ``cp -p`` or ``rsync -a`` restore); a file replaced by a rename gets a new inode.
+    Reading the files (a sha256) would cost as much as aggregating them.
+    """
+    st = path.stat()
+    return {"taille": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
+
+
+def _same(entry: dict | None, fp: dict) -> bool:
+    return entry is not None and all(entry.get(k) == v for k, v in fp.items())
+
+
+def _load_state(out_dir: Path, events_dir: Path) -> tuple[dict | None, str]:
+    """Return the usable previous state, or None and why a full run is needed (French)."""
+    path = out_dir / STATE_NAME
+    if not path.exists():
+        return None, "aucun état d'une agrégation précédente"
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            return None, f"état {path} d'une autre version"
+        if state["evenements"] != str(events_dir.resolve()):
+            return None, f"état {path} d'un autre répertoire d'événements ({state['evenements']})"
+        for rel, fp in state["sorties"].items():
+            if not (out_dir / rel).exists() or not _same(fp, _fingerprint(out_dir / rel)):
+                return None, f"sortie {out_dir / rel} absente ou modifiée depuis l'agrégation précédente"
+        if not (isinstance(state["fichiers"], dict) and isinstance(state["mois"], dict)):
+            return None, f"état {path} illisible"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, f"état {path} illisible"
+    return state, ""
+
+
+def _plan(events_dir: Path, out_dir: Path, full: bool) -> tuple[dict, dict | None, set, str]:
+    """Inspect the event files, reusing the previous state for unchanged ones.
+
+    Returns
+    -------
+    entries : dict
+        Relative path → inspection (:func:`_inspect`) and fingerprint, in path order.
+    state : dict or None
+        The previous state, None for a full run.
+    dirty : set of str
+        Months to aggregate again: every month for a full run, else the months of
+        added, changed and removed files.
+    why_full : str
+        Why the run is full ("" when incremental).
+    """
+    paths = _list_paths(events_dir)
+    state, why_full = (None, "agrégation complète demandée (--full)") if full else _load_state(out_dir, events_dir)
+    old = state["fichiers"] if state else {}
+    entries = {}
+    dirty = set()
+    for p in paths:
+        rel = p.relative_to(events_dir).as_posix()
+        fp = _fingerprint(p)
+        if _same(old.get(rel), fp):
+            entries[rel] = old[rel]
+        else:
+            entries[rel] = {**_inspect(p, events_dir), **fp}
+            dirty.add(entries[rel]["mois"])
+            if rel in old:
+                dirty.add(old[rel]["mois"])
+    dirty |= {e["mois"] for rel, e in old.items() if rel not in entries}
+    if state is None:
+        dirty |= {e["mois"] for e in entries.values()}
+    dirty.discard("")
+    return entries, state, dirty, why_full
+
+
+def _stage(con, table: str, path: Path, options: str, staged: list) -> None:
+    """Write a DuckDB table to a temporary file beside ``path``; record it in ``staged``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    staged.append((Path(tmp), path))
+    target = tmp.replace("'", "''")
+    con.execute(f"COPY {table} TO '{target}' {options}")
+
+
+def _publish(staged: list) -> None:
+    """Move staged files into place (after every one was written), with the usual permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for tmp, path in staged:
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+
+
+def _months_sql(months) -> str:
+    return _in_list(sorted(months)) if months else "NULL"
+
+
+# --------------------------------------------------------------------------- entry point
 
 def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str = "duckdb",
                      threshold: int | None = None, memory_limit: str | None = "2600MB",
                      threads: int | None = None, temp_directory: str | Path | None = None,
-                     spark_master: str | None = None) -> AggregationResult:
+                     spark_master: str | None = None, full: bool = False) -> AggregationResult:
     """Aggregate raw events into ``gar/acces.csv`` and ``gar/accedants_actifs.csv``.
+
+    Incremental: the state of the last run (``out_dir/agregation_etat.json``) says
+    which file fed which month; only the months of added, changed or removed files
+    are read again and merged with the previous outputs. The outputs are identical
+    to those of a full run.
 
     Parameters
     ----------
@@ -514,7 +668,8 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
         Directory of ``mois=YYYY-MM/*.parquet`` event partitions.
     out_dir : str or Path
         Output data directory: ``gar/acces.csv`` (+ ``.parquet``),
-        ``gar/accedants_actifs.csv`` (+ ``.parquet``) and ``constats_evenements.csv``.
+        ``gar/accedants_actifs.csv`` (+ ``.parquet``), ``constats_evenements.csv``
+        and the state ``agregation_etat.json``.
     engine : {"duckdb", "spark"}, optional
         Engine of the scan. Both give identical outputs.
     threshold : int, optional
@@ -528,11 +683,13 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
         Spill and intermediate directory (default: a fresh temporary directory).
     spark_master : str, optional
         Spark master URL (default ``local[*]``, or the running session's).
+    full : bool, optional
+        Ignore the state: read every file again.
 
     Returns
     -------
     AggregationResult
-        Paths, row counts and findings.
+        Paths, row counts, findings, and which months were aggregated or reused.
 
     Raises
     ------
@@ -548,11 +705,27 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
         raise ConfigError(f"moteur inconnu : {engine!r} ; moteurs possibles : {', '.join(ENGINES)}.")
     threshold = config.disclosure_threshold(threshold)
     events_dir, out_dir = Path(events_dir), Path(out_dir)
-    files, findings = discover(events_dir)
-    n_bad_files = len(findings)
+    entries, state, dirty, why_full = _plan(events_dir, out_dir, full)
+    all_files, file_findings = _split(events_dir, entries)
+    gar = out_dir / "gar"
+    paths = {k: gar / v for k, v in (("acces", "acces.csv"), ("acces_pq", "acces.parquet"),
+                                     ("actifs", "accedants_actifs.csv"),
+                                     ("actifs_pq", "accedants_actifs.parquet"))}
+    findings_path = out_dir / "constats_evenements.csv"
+    state_path = out_dir / STATE_NAME
+    months = sorted({e["mois"] for e in entries.values()} - {""})
+    reused = [m for m in months if m not in dirty]
+    unchanged = (state is not None and not dirty and state.get("seuil") == threshold
+                 and list(state["fichiers"]) == list(entries)
+                 and all(state["fichiers"][k] is entries[k] for k in entries))
+    if unchanged:  # nothing to do: the outputs are those of the state
+        return _result(engine, paths, findings_path, state_path, state, threshold, "inchangé", [], reused,
+                       t0)
+    files = [f for f in all_files if f[1] in dirty]
     if temp_directory is not None:
         Path(temp_directory).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="gar-agg-", dir=temp_directory))
+    staged: list[tuple[Path, Path]] = []
     try:
         con = _duckdb_connect(memory_limit, threads, tmp)
         if files:
@@ -566,58 +739,105 @@ def aggregate_events(events_dir: str | Path, out_dir: str | Path, *, engine: str
                         "hors_partition BIGINT, manquants BIGINT)")
             con.execute("CREATE TEMP TABLE actifs_brut (mois VARCHAR, uai VARCHAR, profil VARCHAR, "
                         "accedants_actifs BIGINT)")
-        findings += _row_findings(con, events_dir)
+        # per month: events read and row findings, new for the dirty months, from the state for the others
+        per_month = {m: {"evenements": 0, "constats": []} for m in months if m in dirty}
+        per_month.update({m: state["mois"].get(m, {"evenements": 0, "constats": []}) for m in reused})
+        for f in _row_findings(con, events_dir):
+            per_month.setdefault(f["mois"], {"evenements": 0, "constats": []})["constats"].append(f)
+        for m, n in con.execute("SELECT mois, sum(evenements) FROM acces_brut GROUP BY mois").fetchall():
+            per_month.setdefault(m, {"evenements": 0, "constats": []})["evenements"] = int(n)
+        findings = file_findings + [f for m in sorted(per_month) for f in per_month[m]["constats"]]
         profils, supports = _in_list(PROFILS), _in_list(SUPPORTS)
         con.execute("SET preserve_insertion_order = true")  # sorted tables stay sorted when written
         # free-text keys written spreadsheet-safe (gar_analysis.io.spreadsheet_safe): CSV and Parquet alike
         uai, res = spreadsheet_safe_sql("uai"), spreadsheet_safe_sql("id_ressource")
+        old_acces = old_actifs = ""
+        if reused:  # rows of the unchanged months, from the previous outputs (checked against the state)
+            kept = _months_sql(reused)
+            pa_, pb_ = (str(paths[k]).replace("'", "''") for k in ("acces_pq", "actifs_pq"))
+            old_acces = (f"UNION ALL SELECT mois, uai, id_ressource, profil, support, acces "
+                         f"FROM read_parquet('{pa_}') WHERE mois IN ({kept})")
+            old_actifs = (f"UNION ALL SELECT mois, uai, profil, accedants_actifs "
+                          f"FROM read_parquet('{pb_}') WHERE mois IN ({kept})")
         con.execute(f"""
             CREATE TEMP TABLE acces_final AS
-            SELECT mois, {uai} AS uai, {res} AS id_ressource, profil, support, CAST(acces AS BIGINT) AS acces
-            FROM acces_brut
-            WHERE acces > 0 AND uai IS NOT NULL AND id_ressource IS NOT NULL
-              AND profil IN ({profils}) AND support IN ({supports})
+            SELECT * FROM (
+              SELECT mois, {uai} AS uai, {res} AS id_ressource, profil, support, CAST(acces AS BIGINT) AS acces
+              FROM acces_brut
+              WHERE acces > 0 AND uai IS NOT NULL AND id_ressource IS NOT NULL
+                AND profil IN ({profils}) AND support IN ({supports})
+              {old_acces})
             ORDER BY mois, uai, id_ressource, profil, support""")
         con.execute(f"""
             CREATE TEMP TABLE actifs_final AS
-            SELECT mois, {uai} AS uai, profil, CAST(accedants_actifs AS BIGINT) AS accedants_actifs,
-                   CAST(accedants_actifs < {threshold} AS INTEGER) AS sous_seuil FROM actifs_brut
-            WHERE uai IS NOT NULL AND profil IN ({profils})
+            SELECT mois, uai, profil, accedants_actifs,
+                   CAST(accedants_actifs < {threshold} AS INTEGER) AS sous_seuil FROM (
+              SELECT mois, {uai} AS uai, profil, CAST(accedants_actifs AS BIGINT) AS accedants_actifs
+              FROM actifs_brut WHERE uai IS NOT NULL AND profil IN ({profils})
+              {old_actifs})
             ORDER BY mois, uai, profil""")
-        gar = out_dir / "gar"
-        paths = {k: gar / v for k, v in (("acces", "acces.csv"), ("acces_pq", "acces.parquet"),
-                                         ("actifs", "accedants_actifs.csv"),
-                                         ("actifs_pq", "accedants_actifs.parquet"))}
+        fdf = pd.DataFrame(findings, columns=FINDING_COLUMNS)
+        fdf["ligne"] = fdf["ligne"].astype("Int64")
         if not con.execute("SELECT count(*) FROM acces_final").fetchone()[0]:
             con.close()
-            fdf = pd.DataFrame(findings, columns=FINDING_COLUMNS)
-            findings_path = out_dir / "constats_evenements.csv"
             atomic_write_text(findings_path, csv_text(fdf))
-            why = (f"les {n_bad_files} fichier(s) d'événements sont écartés" if not files
+            why = (f"les {len(file_findings)} fichier(s) d'événements sont écartés" if not all_files
                    else "aucun événement valide dans les fichiers lus")
             raise DataError.single(events_dir, f"aucun accès à agréger : {why} (voir {findings_path}) ; "
                                    f"les sorties existantes de {gar} sont conservées.")
+        # every output is written beside its target first, then all are moved into place:
+        # a failure while writing leaves the previous outputs whole
         for table, csv_key, pq_key in (("acces_final", "acces", "acces_pq"), ("actifs_final", "actifs", "actifs_pq")):
-            _copy(con, table, paths[csv_key], "(HEADER, DELIMITER ';')")
-            _copy(con, table, paths[pq_key], "(FORMAT parquet, COMPRESSION snappy)")
+            _stage(con, table, paths[csv_key], "(HEADER, DELIMITER ';')", staged)
+            _stage(con, table, paths[pq_key], "(FORMAT parquet, COMPRESSION snappy)", staged)
         (n_events, acces_rows), = con.execute("SELECT coalesce(sum(acces), 0), count(*) FROM acces_final").fetchall()
         (actifs_rows, sous_seuil), = con.execute(
             "SELECT count(*), coalesce(sum(sous_seuil), 0) FROM actifs_final").fetchall()
-        totals = con.execute("SELECT coalesce(sum(evenements), 0) FROM acces_brut").fetchone()[0]
         con.close()
+        fd, ftmp = tempfile.mkstemp(prefix=f".{findings_path.name}.", suffix=".tmp", dir=out_dir)
+        os.close(fd)
+        staged.append((Path(ftmp), findings_path))
+        Path(ftmp).write_text(csv_text(fdf), encoding="utf-8")
+        _publish(staged)
+        staged = []
     finally:
+        for t, _ in staged:
+            t.unlink(missing_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    fdf = pd.DataFrame(findings, columns=FINDING_COLUMNS)
-    fdf["ligne"] = fdf["ligne"].astype("Int64")
-    findings_path = out_dir / "constats_evenements.csv"
-    atomic_write_text(findings_path, csv_text(fdf))
+    new_state = {
+        "version": STATE_VERSION, "evenements": str(events_dir.resolve()), "seuil": threshold,
+        "ecrit_le": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "resume": {"n_events": int(n_events), "n_excluded": sum(v["evenements"] for v in per_month.values())
+                   - int(n_events), "acces_rows": int(acces_rows), "actifs_rows": int(actifs_rows),
+                   "sous_seuil": int(sous_seuil)},
+        "fichiers": entries, "mois": {m: per_month[m] for m in sorted(per_month)},
+        "sorties": {rel: _fingerprint(out_dir / rel) for rel in _OUTPUTS}}
+    atomic_write_text(state_path, json.dumps(new_state, ensure_ascii=False, indent=1, default=str))
+    mode = "complet" if state is None else "incrémental"
+    if why_full:
+        log.info("agrégation complète : %s", why_full)
+    return _result(engine, paths, findings_path, state_path, new_state, threshold, mode,
+                   sorted(dirty), reused, t0, fdf)
+
+
+def _result(engine, paths, findings_path, state_path, state, threshold, mode, aggregated, reused, t0,
+            fdf=None) -> AggregationResult:
+    """Build the :class:`AggregationResult` of a run from its state."""
+    if fdf is None:
+        findings = ([e["constat"] for e in state["fichiers"].values() if e["constat"] is not None]
+                    + [f for m in sorted(state["mois"]) for f in state["mois"][m]["constats"]])
+        fdf = pd.DataFrame(findings, columns=FINDING_COLUMNS)
+        fdf["ligne"] = fdf["ligne"].astype("Int64")
+    files = state["fichiers"].values()
+    r = state["resume"]
     result = AggregationResult(
         engine=engine, acces_path=paths["acces"], acces_parquet_path=paths["acces_pq"],
         actifs_path=paths["actifs"], actifs_parquet_path=paths["actifs_pq"], findings_path=findings_path,
-        findings=fdf, n_files=len(files), n_files_excluded=n_bad_files, n_events=int(n_events),
-        n_excluded=int(totals) - int(n_events), acces_rows=int(acces_rows), actifs_rows=int(actifs_rows),
-        sous_seuil=int(sous_seuil), threshold=threshold,
-        duration_s=round(time.perf_counter() - t0, 3))
-    log.info("agrégation %s : %d événements, %d constat(s), %.1f s", engine, n_events, len(fdf),
-             result.duration_s)
+        findings=fdf, n_files=sum(1 for e in files if e["constat"] is None and e["lignes"]),
+        n_files_excluded=sum(1 for e in files if e["constat"] is not None), n_events=r["n_events"],
+        n_excluded=r["n_excluded"], acces_rows=r["acces_rows"], actifs_rows=r["actifs_rows"],
+        sous_seuil=r["sous_seuil"], threshold=threshold, duration_s=round(time.perf_counter() - t0, 3),
+        mode=mode, months_aggregated=list(aggregated), months_reused=list(reused), state_path=state_path)
+    log.info("agrégation %s (%s) : %d événements, %d constat(s), %.1f s", engine, mode, r["n_events"],
+             len(fdf), result.duration_s)
     return result
