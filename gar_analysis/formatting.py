@@ -167,6 +167,7 @@ CODE_LABELS: dict[str, dict[str, str]] = {
     "gravite": {"erreur": "erreur", "avertissement": "avertissement", "info": "information"},
     "profil": {"eleve": "élève", "enseignant": "enseignant", "documentaliste": "documentaliste",
                "autre_personnel": "autre personnel", "parent": "parent"},
+    "position": {"au-dessus": "au-dessus", "conforme": "conforme", "en-dessous": "en dessous"},
     "support": {"ordinateur": "ordinateur", "tablette": "tablette", "mobile": "mobile"},
 }
 
