@@ -481,6 +481,7 @@ def chart_svg(fig, alt: str, anchor: str) -> str:
         _raise_fonts(fig, need + 0.3)
     svg = re.sub(r"<\?xml.*?\?>\s*|<!DOCTYPE.*?>\s*|<metadata>.*?</metadata>\s*", "", svg, flags=re.DOTALL)
     svg = re.sub(r";? ?font-family: [^;\"]+", "", svg)
+    svg = re.sub(r'\sxmlns(:xlink)?="[^"]*"', "", svg)  # inline in HTML: no namespace (nor URL) needed
     used = set(re.findall(r"#([A-Za-z_][\w.-]*)\)", svg)) | set(re.findall(r'href="#([\w.-]+)"', svg))
     svg = re.sub(r'\sid="([^"]+)"', lambda m: f' id="{anchor}-{m.group(1)}"' if m.group(1) in used else "", svg)
     svg = re.sub(r"url\(#([\w.-]+)\)", lambda m: f"url(#{anchor}-{m.group(1)})", svg)
