@@ -269,3 +269,13 @@ def test_fmt_number_survives_huge_values():
 
     assert fmt_number(3.2e40, 2) == "3,2E40"
     assert fmt_number(-1e20) == "-1E20"
+
+
+def test_a_very_long_csv_is_cut_and_says_so(monkeypatch):
+    monkeypatch.setattr(d, "MAX_CSV_URI", 2_000)
+    d.reset_anchors()
+    df = pd.DataFrame({"uai": [f"03500{i:03d}A" for i in range(500)], "nom": ["Collège"] * 500})
+    html = d.table_html(df, "Liste", max_rows=10)
+    rows = _csv(html)
+    assert 10 < len(rows) - 1 < 500 and "Le fichier CSV est limité aux" in html
+    assert len(re.search(r'href="(data:text/csv[^"]*)"', html).group(1)) <= 2_000

@@ -162,6 +162,8 @@ PHONE_COLUMN_PX = 350
 MIN_CHART_TEXT_PX = 12
 #: Width of a chart (inches, 72 pt each): drawn for the phone column, shown at its natural size on a laptop.
 CHART_WIDTH_IN = 4.8
+#: Largest CSV download of one table (characters of its data URI): a page stays < 1.5 MB at national scale.
+MAX_CSV_URI = 400_000
 #: Above this size an SVG chart (a map with contours, thousands of points) is embedded as PNG instead.
 MAX_SVG_BYTES = 350_000
 
@@ -394,7 +396,13 @@ def table_html(df: pd.DataFrame, caption: str, *, note: str | None = None, forma
         ident = f' id="{key}"'
         full = _download_frame(df, download, threshold)
         full_text = _code_labels(full, published_text(full, formats, missing))
-        uri = csv_download(full_text, [str(labels.get(str(c), c)) for c in full.columns])
+        headers = [str(labels.get(str(c), c)) for c in full.columns]
+        uri = csv_download(full_text, headers)
+        if len(uri) > MAX_CSV_URI:  # keep the page light: the first rows that fit, and say so
+            keep = max(len(shown), int(len(full) * MAX_CSV_URI / len(uri) * 0.95))
+            uri = csv_download(full_text.head(keep), headers)
+            foot += (f'<p class="gar-note" style="font-size:0.9em;margin:0.3em 0">Le fichier CSV est limité aux '
+                     f"{fmt_number(keep)} premières lignes sur {fmt_number(len(full))} (taille de la page).</p>")
         foot += links_html(key, caption, csv_uri=uri, keys=_glossary_keys(df.columns, indicators))
     return (f'<div class="gar-table"{ident} role="region" aria-label="{label}" tabindex="0" style="{_STYLE_WRAP}">'
             f'<table style="{_STYLE_TABLE}"><caption style="text-align:left;font-weight:bold;padding:0.3em 0">'
