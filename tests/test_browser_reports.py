@@ -289,3 +289,21 @@ def test_csv_download_matches_the_table_and_anchors_work(browser, browser_run, t
         finally:
             page.close()
     assert checked == len(TERRITORIES)
+
+
+def test_glossary_and_methodology_pass_axe_and_fit_a_phone(browser, tmp_path):
+    """Issue #19: the reference pages have zero axe-core violations and reflow at 390 px."""
+    from gar_analysis.reporting.reference_pages import write_reference_pages
+
+    axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
+    axe = axe_module.Axe()
+    for path in write_reference_pages(tmp_path):
+        page, external = _open(browser, path, VIEWPORTS["telephone"])
+        try:
+            widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            assert widths[0] <= widths[1] + 1, (path.name, widths)
+            violations = axe.run(page).response["violations"]
+            assert external == []
+        finally:
+            page.close()
+        assert [(v["id"], v["impact"], v["nodes"][0]["html"][:150]) for v in violations] == [], path.name
