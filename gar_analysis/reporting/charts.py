@@ -133,7 +133,7 @@ def line_chart(df: pd.DataFrame, x_col: str, y_cols: list[str] | str, *, labels:
         ax.plot(x, _values(df[col]), marker=markers[i % 4], linestyle=styles[i % 4], markersize=3.5,
                 color=_palette(i), label=lab)
     months = df[x_col].astype(str).tolist()
-    step = max(1, len(months) // 8)
+    step = max(1, -(-len(months) // 5))  # at most 5 labels: legible in a phone-wide chart
     ticks = list(range(0, len(months), step))
     ax.set_xticks(ticks, [_short_month(months[k]) for k in ticks], rotation=0)
     ax.set_ylabel(ylabel)

@@ -282,7 +282,7 @@ def links_html(anchor: str, what: str, *, csv_uri: str | None = None, keys: Iter
     from ..indicators import INDICATORS
 
     what = _esc(what)
-    items = [f'<a class="gar-ancre" href="#{anchor}"><span aria-hidden="true">🔗 </span>Lien'
+    items = [f'<a class="gar-ancre" href="#{anchor}"><span aria-hidden="true"># </span>Lien'
              f'<span class="visuellement-cache"> permanent vers « {what} »</span></a>']
     if csv_uri:
         items.append(f'<a class="gar-csv" href="{_esc(csv_uri)}" download="{anchor}.csv" type="text/csv">'
