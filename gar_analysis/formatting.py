@@ -156,3 +156,37 @@ def fmt_kind(value: object, kind: str) -> str:
     if kind == "euros":
         return fmt_euros(value, 2)
     return fmt_number(value)
+
+
+#: French labels of the codes found in the data, per column: the one mapping of tables, charts and lists.
+CODE_LABELS: dict[str, dict[str, str]] = {
+    "niveau": {"ecole": "école", "college": "collège", "lycee": "lycée"},
+    "secteur": {"public": "public", "prive": "privé sous contrat"},
+    "rural": {"True": "rural", "False": "urbain", "1": "rural", "0": "urbain", "rural": "rural", "urbain": "urbain"},
+    "ep": {"True": "éducation prioritaire", "False": "hors éducation prioritaire"},
+    "gravite": {"erreur": "erreur", "avertissement": "avertissement", "info": "information"},
+    "profil": {"eleve": "élève", "enseignant": "enseignant", "documentaliste": "documentaliste",
+               "autre_personnel": "autre personnel", "parent": "parent"},
+    "position": {"au-dessus": "au-dessus", "conforme": "conforme", "en-dessous": "en dessous"},
+    "support": {"ordinateur": "ordinateur", "tablette": "tablette", "mobile": "mobile"},
+}
+
+
+def code_label(column: str, value: object) -> object:
+    """Return the French label of a code in ``column`` (``college`` → ``collège``), else the value unchanged.
+
+    Audience keys (``academie``, ``region_academique``…) read as their label in an ``audience`` column.
+
+    Examples
+    --------
+    >>> code_label("niveau", "college"), code_label("secteur", "prive"), code_label("nom", "college")
+    ('collège', 'privé sous contrat', 'college')
+    """
+    if column == "audience":
+        from .territories import AUDIENCES
+
+        return AUDIENCES.get(str(value), (None, value))[1]
+    mapping = CODE_LABELS.get(column)
+    if mapping is None or _is_missing(value):
+        return value
+    return mapping.get(str(value), value)

@@ -35,7 +35,7 @@ from . import config
 from .contract import PROFILS, SUPPORTS
 from .disclosure import Spec, _secondary, is_suppressed, suppress_value, with_spec
 from .errors import ConfigError, DataError
-from .formatting import MONTH_NAMES, fmt_number, fmt_percent
+from .formatting import CODE_LABELS, MONTH_NAMES, fmt_number, fmt_percent
 from .publishers import assign_ids, publisher_names, resolve
 from .territories import (AUDIENCES, academie_name, departement_name, get_audience, normalize_departement,
                           region_name, territory_codes, territory_name)
@@ -318,7 +318,7 @@ def unit_name(unit: str, code: str, names: dict | None = None) -> str:
     if unit == "code_region":
         return region_name(code)
     if unit == "secteur":
-        return {"public": "public", "prive": "privé sous contrat"}.get(code, code)
+        return CODE_LABELS["secteur"].get(code, code)
     if names is not None:
         return str(names.get(code, code))
     return str(code)

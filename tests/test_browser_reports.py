@@ -99,12 +99,12 @@ def test_reports_fit_the_screen_with_figures_and_charts(browser, browser_run, vi
             assert page.locator("main").count() == 1 and page.locator("footer").count() == 1
             if name not in ("index", "journal"):
                 assert page.locator(".gar-kpis li, .kpi").count() >= 1, name  # headline figures
-                imgs = page.locator("figure img")
-                assert imgs.count() >= 1, name  # charts
+                imgs = page.locator("figure img, figure svg[role=img]")
+                assert imgs.count() >= 1, name  # charts (inline SVG, or PNG for a very heavy one)
                 for i in range(imgs.count()):
                     img = imgs.nth(i)
-                    assert len(img.get_attribute("alt") or "") > 20
-                    assert img.evaluate("e => e.complete && e.naturalWidth > 0")
+                    assert len(img.get_attribute("alt") or img.get_attribute("aria-label") or "") > 20
+                    assert img.evaluate("e => e.tagName.toLowerCase() === 'svg' || (e.complete && e.naturalWidth > 0)")
                     box = img.bounding_box()
                     assert box["x"] >= 0 and box["x"] + box["width"] <= VIEWPORTS[viewport]["width"] + 1
                 assert "Provenance" in page.locator("footer").inner_text()
@@ -324,3 +324,103 @@ def test_fallback_shell_without_dsfr_stays_accessible(browser, browser_run, tmp_
                 page.close()
         finally:
             path.unlink()
+
+
+#: Every chart text's size as displayed: computed font size × the SVG's displayed scale (viewBox → CSS px).
+CHART_TEXT_JS = """[...document.querySelectorAll('figure svg[role=img]')].flatMap((svg, k) => {
+  const vb = svg.viewBox.baseVal, box = svg.getBoundingClientRect();
+  const scale = box.width / vb.width;
+  return [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()).map(t =>
+    [k, t.textContent.trim(), parseFloat(getComputedStyle(t).fontSize) * scale, box.width]);
+})"""
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_chart_text_is_legible_as_displayed(browser, browser_run, viewport):
+    """Issue #19: at 390 px no chart text is smaller than 12 px as displayed; at 1280 px charts keep their size."""
+    run_dir, index = browser_run
+    width = VIEWPORTS[viewport]["width"]
+    measured = 0
+    for r in index["reports"]:
+        if r["statut"] != "ok":
+            continue
+        page, _ = _open(browser, run_dir / r["html"], VIEWPORTS[viewport])
+        try:
+            texts = page.evaluate(CHART_TEXT_JS)
+        finally:
+            page.close()
+        measured += len(texts)
+        small = [(r["html"], k, t, round(px, 1)) for k, t, px, _ in texts if px < 12 - 0.05]
+        assert small == [], small[:10]
+        if viewport == "ordinateur":  # natural size on a laptop: neither shrunk nor blown up
+            assert all(px <= 20 and w <= width for _, _, px, w in texts), r["html"]
+    assert measured > 50
+
+
+#: Cells of the first table outside a figure, as a reader sees them.
+TABLE_JS = """(() => { const w = [...document.querySelectorAll('.gar-table[id]')].find(e => !e.closest('figure'));
+  return [w.id, [...w.querySelectorAll('tr')].map(tr => [...tr.querySelectorAll('th,td')].map(c => c.innerText.trim()))];
+})()"""
+
+
+def _plain(cell: str) -> str:
+    """A displayed cell as the CSV writes it: no thousands separator, no unit, no formula prefix."""
+    import re
+
+    stripped = cell.replace("\u202f", "").replace("\xa0", "").removesuffix("%").removesuffix("€").strip()
+    return stripped if re.fullmatch(r"[−-]?\d+(,\d+)?", stripped) else cell
+
+
+def test_csv_download_matches_the_table_and_anchors_work(browser, browser_run, tmp_path):
+    """Issue #19: one CSV per page type, downloaded as a reader would, equals the table it sits under."""
+    import csv
+    import io
+
+    run_dir, index = browser_run
+    checked = 0
+    for r in index["reports"]:
+        if r["statut"] != "ok":
+            continue
+        page, _ = _open(browser, run_dir / r["html"], VIEWPORTS["ordinateur"])
+        try:
+            anchor, rows = page.evaluate(TABLE_JS)
+            link = page.locator(f"#{anchor} a.gar-csv")
+            with page.expect_download() as info:
+                link.click()
+            download = info.value
+            page_name = f"{r['audience']}-{Path(r['html']).stem}"
+            assert download.suggested_filename == f"{page_name}-{anchor}.csv"
+            target = tmp_path / download.suggested_filename
+            download.save_as(target)
+            raw = target.read_bytes()
+            assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM: a spreadsheet reads the accents
+            got = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+            assert got[0] == rows[0]  # French headers, as displayed
+            shown = [[_plain(c) for c in row] for row in rows[1:]]
+            assert [[c.removeprefix("'") for c in row] for row in got[1:len(shown) + 1]] == shown
+            # the permalink goes to the table, and a definition link goes to the glossary entry
+            assert page.locator(f'#{anchor} a.gar-ancre[href="#{anchor}"]').count() == 1
+            page.goto((run_dir / r["html"]).as_uri() + f"#{anchor}")
+            assert page.evaluate(f"document.getElementById('{anchor}').getBoundingClientRect().top") < 200
+            checked += 1
+        finally:
+            page.close()
+    assert checked == len(TERRITORIES)
+
+
+def test_glossary_and_methodology_pass_axe_and_fit_a_phone(browser, tmp_path):
+    """Issue #19: the reference pages have zero axe-core violations and reflow at 390 px."""
+    from gar_analysis.reporting.reference_pages import write_reference_pages
+
+    axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
+    axe = axe_module.Axe()
+    for path in write_reference_pages(tmp_path):
+        page, external = _open(browser, path, VIEWPORTS["telephone"])
+        try:
+            widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            assert widths[0] <= widths[1] + 1, (path.name, widths)
+            violations = axe.run(page).response["violations"]
+            assert external == []
+        finally:
+            page.close()
+        assert [(v["id"], v["impact"], v["nodes"][0]["html"][:150]) for v in violations] == [], path.name

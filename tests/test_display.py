@@ -78,21 +78,126 @@ def test_text_is_escaped():
     assert "<script>" not in html
 
 
-def test_figure_html_embeds_png_alt_caption_and_data():
+def test_figure_html_embeds_svg_alt_caption_data_and_links():
     fig, ax = plt.subplots()
     ax.bar(["a", "b"], [1, 2])
     data = pd.DataFrame({"nom": ["a", "b"], "acces": [1000, 2000]})
+    d.reset_anchors()
     html = d.figure_html(fig, "Accès : le plus élevé pour b.", caption="Accès par académie", data=data)
     p = _parse(html)
-    img = next(a for t, a in p.attrs if t == "img")
-    assert img["src"].startswith("data:image/png;base64,") and img["alt"] == "Accès : le plus élevé pour b."
-    assert "max-width:100%" in img["style"]
+    svg = next(a for t, a in p.attrs if t == "svg")
+    assert svg["role"] == "img" and svg["aria-label"] == "Accès : le plus élevé pour b."
+    fig_attrs = next(a for t, a in p.attrs if t == "figure")
+    assert fig_attrs["id"] == "acces-par-academie"
     assert "figcaption" in p.tags and "details" in p.tags and "Données du graphique" in html
     assert f"2{NNBSP}000" in html
+    assert '<text' in html  # text stays text (svg.fonttype none)
     assert not re.search(r"https?://", html)  # self-contained
     assert plt.fignum_exists(fig.number) is False  # closed after rendering
+    assert _csv(html) == [["Nom", "Accès sur 12 mois (nombre)"], ["a", "1000"], ["b", "2000"]]
     with pytest.raises(ValueError):
         d.figure_html(plt.figure(), "  ")
+
+
+def _csv(html: str, index: int = 0) -> list[list[str]]:
+    """Decode the n-th CSV download of a fragment: BOM, then ``;``-separated rows."""
+    import csv
+    import io
+    from urllib.parse import unquote
+
+    uris = re.findall(r'class="gar-csv" href="data:text/csv;charset=utf-8,([^"]*)"', html)
+    text = unquote(uris[index].replace("&#x27;", "'").replace("&amp;", "&").replace("&quot;", '"'))
+    assert text.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(text[1:]), delimiter=";"))
+
+
+def test_anchors_are_stable_unique_and_independent_of_the_territory():
+    d.reset_anchors()
+    a = d.anchor_id("Tous les indicateurs — académie de Rennes")
+    b = d.anchor_id("Tous les indicateurs — académie de Lyon")
+    assert (a, b) == ("tous-les-indicateurs", "tous-les-indicateurs-2")
+    assert d.anchor_id("x", "part_inscrits") == "part-inscrits"
+    d.reset_anchors()  # a new page (setup_style calls it)
+    assert d.anchor_id("Tous les indicateurs — académie de Lyon") == "tous-les-indicateurs"
+    d.setup_style()
+    assert d.anchor_id("Accès (nombre)") == "acces"
+    assert d.anchor_id("2024 : accès") == "f-2024"  # an id never starts with a digit
+
+
+def test_table_has_anchor_permalink_glossary_links_and_published_csv():
+    d.reset_anchors()
+    df = pd.DataFrame({"nom": ["=HYPERLINK(x)", "@B", "C"], "niveau": ["college", "lycee", "ecole"],
+                       "etablissements": [1200, 0, 5], "inscrits": [300, 0, 2],
+                       "part_inscrits": [0.25, float("nan"), "c"], "acces": ["c", 12, 40]})
+    html = d.table_html(df, "Inscription — académie de Rennes", anchor="part-inscrits")
+    p = _parse(html)
+    wrapper = next(a for t, a in p.attrs if t == "div")
+    assert wrapper["id"] == "part-inscrits"
+    assert 'href="#part-inscrits"' in html  # visible permalink
+    assert 'download="part-inscrits.csv"' in html
+    for key in ("etablissements", "inscrits", "part_inscrits", "acces"):
+        assert f'href="../glossaire.html#{key}"' in html
+    rows = _csv(html)
+    assert rows[0] == ["Nom", "Niveau", "Établissements du périmètre (nombre)", "Établissements inscrits au GAR (nombre)",
+                       "Part des établissements inscrits au GAR (%)", "Accès sur 12 mois (nombre)"]
+    assert rows[1] == ["'=HYPERLINK(x)", "collège", "1200", "300", "25,0", "c"]  # formula neutralised, c stays c
+    assert rows[2] == ["'@B", "lycée", "0", "0", "z", "12"]  # a rate on a zero denominator is z (sans objet)
+    assert rows[3] == ["C", "école", "5", "2", "c", "40"]
+    # the page shows the same cells, with the symbols explained under the table
+    assert ">collège<" in html and '<abbr title="sans objet">z</abbr>' in html and "z : sans objet" in html
+    assert "x : non disponible" not in html
+
+
+def test_missing_value_is_x_unless_declared_not_applicable():
+    d.reset_anchors()
+    df = pd.DataFrame({"annee": ["2023", "2024"], "cout_pour_1000_acces": [float("nan"), 12.5],
+                       "depenses_ressources_numeriques": [None, 1000.0]})
+    html = d.table_html(df, "Budget", missing={"cout_pour_1000_acces": "z"})
+    assert _csv(html)[1] == ["2023", "z", "x"]
+    assert "z : sans objet" in html and "x : non disponible" in html
+
+
+def test_download_attaches_the_whole_list_published_by_its_spec():
+    from gar_analysis.disclosure import Spec, with_spec
+
+    d.reset_anchors()
+    full = with_spec(pd.DataFrame({"uai": [f"03500{i:02d}A" for i in range(30)], "acces": list(range(30))}),
+                     Spec(people=("acces",)))
+    html = d.table_html(full.head(3).astype({"acces": object}).assign(acces=["0", "c", "c"]), "Écoles à suivre",
+                        anchor="ecoles", download=full, threshold=5)
+    rows = _csv(html)
+    assert len(rows) == 31  # all schools in the CSV, 3 on the page
+    assert [r[1] for r in rows[1:7]] == ["0", "c", "c", "c", "c", "5"]  # the publication rule still applies
+    assert html.count("<tr>") == 1 + 3
+
+
+def test_chart_text_is_at_least_12_px_on_a_phone():
+    d.setup_style()
+    df = pd.DataFrame({"nom": [f"Département {i}" for i in range(20)], "v": [i / 20 for i in range(20)]})
+    fig = d.bar_chart(df, "nom", "v", national=0.5, xlabel="Part (%)")
+    svg = d.chart_svg(fig, "Barres.", "essai")
+    width = float(re.search(r'viewBox="0 0 ([\d.]+)', svg).group(1))
+    sizes = [float(x) for x in re.findall(r"font-size: ([\d.]+)px", svg)]
+    assert sizes and min(sizes) * d.PHONE_COLUMN_PX / width >= d.MIN_CHART_TEXT_PX
+    ids = re.findall(r'\sid="([^"]+)"', svg)
+    assert ids and all(i.startswith("essai-") for i in ids)  # unique in a page with several charts
+
+
+def test_codes_read_as_french_labels():
+    from gar_analysis.formatting import code_label
+
+    assert code_label("niveau", "lycee") == "lycée" and code_label("secteur", "prive") == "privé sous contrat"
+    assert code_label("audience", "region_academique") == "Région académique"
+    html = d.table_html(pd.DataFrame({"secteur": ["prive"], "inscrit": [True]}), "Secteurs")
+    assert ">privé sous contrat<" in html and ">oui<" in html
+
+
+def test_toc_lists_h2_headings_of_long_pages():
+    d.reset_anchors()
+    page = "".join(d.section_html(t) for t in ("L'essentiel", "Déploiement", "Usage"))
+    toc = d.toc_html(page)
+    assert 'href="#l-essentiel"' in toc and 'href="#usage"' in toc and 'aria-label="Sommaire' in toc
+    assert d.toc_html(d.section_html("Seul")) == ""
 
 
 def test_headlines_say_ratio_in_words():
@@ -164,3 +269,13 @@ def test_fmt_number_survives_huge_values():
 
     assert fmt_number(3.2e40, 2) == "3,2E40"
     assert fmt_number(-1e20) == "-1E20"
+
+
+def test_a_very_long_csv_is_cut_and_says_so(monkeypatch):
+    monkeypatch.setattr(d, "MAX_CSV_URI", 2_000)
+    d.reset_anchors()
+    df = pd.DataFrame({"uai": [f"03500{i:03d}A" for i in range(500)], "nom": ["Collège"] * 500})
+    html = d.table_html(df, "Liste", max_rows=10)
+    rows = _csv(html)
+    assert 10 < len(rows) - 1 < 500 and "Le fichier CSV est limité aux" in html
+    assert len(re.search(r'href="(data:text/csv[^"]*)"', html).group(1)) <= 2_000

@@ -27,7 +27,7 @@ def _run(name, tmp_path, processed_dir, monkeypatch, **params):
             h = o.get("data", {}).get("text/html")
             if h:
                 h = "".join(h) if isinstance(h, list) else h
-                texts.append(html.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"<img[^>]*>", "", h))))
+                texts.append(html.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"<img[^>]*>|<svg\b.*?</svg>", "", h, flags=re.S))))
     data = json.loads(summary.read_text(encoding="utf-8")) if summary.exists() else None
     return " ".join(" ".join(texts).split()), data, nb
 
@@ -46,7 +46,7 @@ def test_ecarts_territoriaux_national(sample_build, tmp_path, monkeypatch):
         assert "au-dessus de l'attendu" in sentence and "partager" in sentence
     for sentence in summary["a_corriger"]:
         assert "accompagnement" in sentence
-    imgs = sum(str(o.get("data", {}).get("text/html", "")).count("<img") for c in nb["cells"]
+    imgs = sum(len(re.findall(r"<img\b|<svg\b", str(o.get("data", {}).get("text/html", "")))) for c in nb["cells"]
                for o in c.get("outputs", []))
     assert imgs >= 4  # three funnels + O/E charts
 
@@ -54,7 +54,7 @@ def test_ecarts_territoriaux_national(sample_build, tmp_path, monkeypatch):
 def test_facteurs_de_succes_national(sample_build, tmp_path, monkeypatch):
     text, _, _ = _run("facteurs_de_succes", tmp_path, sample_build.processed_dir, monkeypatch)
     for words in ("Adoption : inscription au GAR", "Rapport de cotes", "points de pourcentage",
-                  "Usage : accès par élève", "Rapport de taux", "Diagnostics", "Ce qui pourrait fausser",
+                  "Usage : accès par élève", "Rapport de taux", "Détails techniques", "Ce qui pourrait fausser",
                   "pas des relations de cause à effet"):
         assert words in text, words
     assert "Référent GAR désigné : associé à" in text

@@ -146,10 +146,10 @@ def test_national_report_suppresses_small_counts(national):
 
 
 def test_every_image_has_alt_text(national):
-    imgs = re.findall(r"<img\b[^>]*>", national["html"])
+    imgs = re.findall(r"<img\b[^>]*>|<svg\b[^>]*>", national["html"])  # charts are inline SVG (role img)
     assert imgs
     for img in imgs:
-        alt = re.search(r'alt="([^"]*)"', img)
+        alt = re.search(r'(?:alt|aria-label)="([^"]*)"', img)
         assert alt and len(alt.group(1)) > 30 and alt.group(1).lower() != "graphique"
 
 

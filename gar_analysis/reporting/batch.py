@@ -466,7 +466,7 @@ def _worker(job: Job, run_dir: str, manifest: dict, timeout: float, kernel_name:
 
             ctx = report_context(job.parameters, manifest, title=notebook_title(nb) or job.titre,
                                  territory_name=job.nom, duration_s=duration,
-                                 index_href="../index.html")
+                                 index_href="../index.html", page=f"{job.audience}-{job.stem}")
             page = render_report(nb, ctx)
             leaks = scan_text(page, secrets, name=job.html_rel)
             leaks += scan_text(executed.read_text(encoding="utf-8"), secrets, name=job.executed_rel)

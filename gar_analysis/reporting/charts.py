@@ -62,6 +62,9 @@ def setup_style() -> list:
     import matplotlib as mpl
     import seaborn as sns
 
+    from .display import reset_anchors
+
+    reset_anchors()  # a report's first cell: a new page, its anchors start afresh
     mpl.use("Agg")
     sns.set_theme(style="whitegrid", palette=list(chart_palette()), context="notebook")
     mpl.rcParams.update({"figure.figsize": (7.5, 4.2), "figure.dpi": 96, "axes.titlesize": 12,
@@ -103,7 +106,7 @@ def bar_chart(df: pd.DataFrame, label_col: str, value_col: str, *, kind: str = "
     ax.barh(y, data["_v"].fillna(0), color=_palette(0), height=0.7)
     for yi, v, raw in zip(y, data["_v"], data[value_col]):
         if is_suppressed(raw) or pd.isna(v):
-            ax.text(0, yi, " c" if is_suppressed(raw) else " –", va="center", fontsize=9)
+            ax.text(0, yi, " c" if is_suppressed(raw) else " x", va="center", fontsize=9)
     ax.set_yticks(y, data[label_col].astype(str))
     if national is not None and not _is_missing(national):
         ax.axvline(float(national), color="#1e1e1e", linestyle="--", linewidth=1.2,
@@ -130,7 +133,7 @@ def line_chart(df: pd.DataFrame, x_col: str, y_cols: list[str] | str, *, labels:
         ax.plot(x, _values(df[col]), marker=markers[i % 4], linestyle=styles[i % 4], markersize=3.5,
                 color=_palette(i), label=lab)
     months = df[x_col].astype(str).tolist()
-    step = max(1, len(months) // 8)
+    step = max(1, -(-len(months) // 5))  # at most 5 labels: legible in a phone-wide chart
     ticks = list(range(0, len(months), step))
     ax.set_xticks(ticks, [_short_month(months[k]) for k in ticks], rotation=0)
     ax.set_ylabel(ylabel)

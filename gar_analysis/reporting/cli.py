@@ -108,6 +108,9 @@ def run(args) -> int:
     result = run_batch(jobs, out_dir=args.out, run_id=run_id, n_jobs=args.jobs or len(os.sched_getaffinity(0)),
                        timeout=args.timeout, processed_dir=args.processed,
                        progress=False if args.no_progress else None)
+    from .reference_pages import write_reference_pages
+
+    write_reference_pages(result.run_dir)  # glossaire.html, methodologie.html: linked from every page
     n_fail = len(result.failures)
     print(f"{len(result.entries) - n_fail}/{len(result.entries)} rapport(s) produit(s) en "
           f"{result.duration_s:.1f} s : {result.run_dir / 'index.html'}")

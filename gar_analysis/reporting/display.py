@@ -17,6 +17,8 @@ import base64
 import html
 import io
 import math
+import re
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
@@ -146,19 +148,177 @@ def suppression_note(threshold: int | None = None) -> str:
             "conventions et d'actions sont publiés quelle que soit leur taille.")
 
 
+# --------------------------------------------------------------------------- anchors, symbols, downloads
+
+#: Symbols of a published table (GSS convention): ``c`` secret statistique, ``z`` sans objet, ``x`` non disponible.
+NOT_APPLICABLE = "z"
+NOT_AVAILABLE = "x"
+SYMBOL_TITLES = {"c": "secret statistique", NOT_APPLICABLE: "sans objet", NOT_AVAILABLE: "non disponible"}
+#: Relative link from a report page (``<run>/<audience>/<page>.html``) to the glossary of the run.
+GLOSSARY_HREF = "../glossaire.html"
+#: Width (CSS px) of the text column on a 390 px wide phone; charts keep text ≥ MIN_CHART_TEXT_PX there.
+PHONE_COLUMN_PX = 350
+#: Smallest chart text, in CSS px as displayed on a phone.
+MIN_CHART_TEXT_PX = 12
+#: Width of a chart (inches, 72 pt each): drawn for the phone column, shown at its natural size on a laptop.
+CHART_WIDTH_IN = 4.8
+#: Largest CSV download of one table (characters of its data URI): a page stays < 1.5 MB at national scale.
+MAX_CSV_URI = 400_000
+#: Above this size an SVG chart (a map with contours, thousands of points) is embedded as PNG instead.
+MAX_SVG_BYTES = 350_000
+
+_ANCHORS: set[str] = set()
+
+
+def reset_anchors() -> None:
+    """Forget the anchors already given on this page (called by :func:`setup_style`, first cell of a report)."""
+    _ANCHORS.clear()
+
+
+def _caption_key(caption: str) -> str:
+    """The territory-independent head of a caption: up to « — », « : », a parenthesis or a full stop."""
+    head = re.split(r"\s[—–]\s|\s:\s|\s\(|\.\s|\.$", str(caption), maxsplit=1)[0]
+    return " ".join(head.split()[:7])
+
+
+def anchor_id(caption: str, anchor: str | None = None, *, register: bool = True) -> str:
+    """Return the page anchor (``id``) of a chart or table: ``anchor`` if given, else a slug of the caption.
+
+    Anchors are unique in a page (``-2``, ``-3``… on a repeat) and, being taken from the
+    territory-independent head of the caption, the same for every territory of an audience.
+
+    Examples
+    --------
+    >>> reset_anchors()
+    >>> anchor_id("Part des établissements inscrits — académie de Rennes")
+    'part-des-etablissements-inscrits'
+    >>> anchor_id("", "part_inscrits"), anchor_id("", "part_inscrits")
+    ('part-inscrits', 'part-inscrits-2')
+    """
+    from ..territories import slug
+
+    base = slug(anchor if anchor else _caption_key(caption)).replace(" ", "-")[:60].strip("-") or "figure"
+    if base[0].isdigit():
+        base = "f-" + base
+    out, n = base, 2
+    while out in _ANCHORS:
+        out, n = f"{base}-{n}", n + 1
+    if register:
+        _ANCHORS.add(out)
+    return out
+
+
+def _denominators() -> dict[str, str]:
+    from ..indicators import INDICATORS
+
+    return {k: i.denominator for k, i in INDICATORS.items() if i.denominator}
+
+
+def published_text(df: pd.DataFrame, formats: Mapping | None = None, missing: Mapping[str, str] | None = None
+                   ) -> pd.DataFrame:
+    """Format a published table as its cells read: French numbers, ``c``, and ``z``/``x`` for missing values.
+
+    A missing value is ``z`` (sans objet) when the column says so in ``missing`` or when it is a rate
+    whose denominator (registry) is zero on that row, else ``x`` (non disponible).
+    """
+    text = format_frame(df, formats)
+    missing = dict(missing or {})
+    dens = _denominators()
+    for j, col in enumerate(df.columns):
+        miss = (text.iloc[:, j] == MISSING).to_numpy()
+        if not miss.any():
+            continue
+        symbol = pd.Series(missing.get(str(col), NOT_AVAILABLE), index=df.index, dtype=object)
+        den = dens.get(str(col))
+        if str(col) not in missing and den in df.columns:
+            zero = pd.to_numeric(df[den].where(~df[den].map(is_suppressed)), errors="coerce").eq(0).to_numpy()
+            symbol[zero] = NOT_APPLICABLE
+        values = text.iloc[:, j].to_numpy(dtype=object, copy=True)
+        values[miss] = symbol.to_numpy()[miss]
+        text.isetitem(j, pd.Series(values, index=text.index, dtype=object))
+    return text
+
+
+def symbols_note(symbols: Iterable[str]) -> str:
+    """Return the legend of the ``z`` and ``x`` symbols present in a table ("" when none)."""
+    found = set(symbols)
+    parts = []
+    if NOT_APPLICABLE in found:
+        parts.append("z : sans objet (par exemple un taux dont le dénominateur est nul, ou une valeur qui ne "
+                     "se calcule pas pour cette ligne)")
+    if NOT_AVAILABLE in found:
+        parts.append("x : non disponible (valeur absente des sources)")
+    return " ; ".join(parts) + "." if parts else ""
+
+
+def csv_download(text: pd.DataFrame, headers: list[str]) -> str:
+    """Return the ``data:`` URI of a published table as CSV: ``;``, UTF-8 with BOM, spreadsheet-safe.
+
+    ``text`` holds the cells as displayed (:func:`published_text`); thousands separators and units
+    are dropped so that a French spreadsheet reads the numbers (``12 345,6 %`` → ``12345,6``).
+    """
+    from ..io import csv_text
+
+    def plain(value: object) -> str:
+        v = str(value)
+        stripped = v.replace(NNBSP, "").replace("\xa0", "").removesuffix("%").removesuffix("€").strip()
+        return stripped if re.fullmatch(r"[−-]?\d+(,\d+)?", stripped) else v
+
+    frame = pd.DataFrame({i: [plain(v) for v in text.iloc[:, i]] for i in range(text.shape[1])})
+    frame.columns = headers
+    body = "\ufeff" + csv_text(frame, sep=";")
+    return "data:text/csv;charset=utf-8," + urllib.parse.quote(body, safe=" ;,.:/()'_*!~$+=@?[]")
+
+
+def _glossary_keys(columns: Iterable[object], indicators: Iterable[str] | None = None) -> list[str]:
+    from ..indicators import INDICATORS
+
+    keys = [str(c) for c in columns if str(c) in INDICATORS] + [k for k in (indicators or []) if k in INDICATORS]
+    return list(dict.fromkeys(keys))
+
+
+def links_html(anchor: str, what: str, *, csv_uri: str | None = None, keys: Iterable[str] = ()) -> str:
+    """Return the links under a chart or table: permalink, CSV download, definitions in the glossary."""
+    from ..indicators import INDICATORS
+
+    what = _esc(what)
+    items = [f'<a class="gar-ancre" href="#{anchor}"><span aria-hidden="true"># </span>Lien'
+             f'<span class="visuellement-cache"> permanent vers « {what} »</span></a>']
+    if csv_uri:
+        items.append(f'<a class="gar-csv" href="{_esc(csv_uri)}" download="{anchor}.csv" type="text/csv">'
+                     f'Télécharger les données (CSV)<span class="visuellement-cache"> : {what}</span></a>')
+    keys = list(keys)
+    if keys:
+        defs = ", ".join(f'<a href="{GLOSSARY_HREF}#{k}">{_esc(INDICATORS[k].label)}</a>' for k in keys)
+        items.append(f'<span class="gar-definitions">Définition{"s" if len(keys) > 1 else ""} : {defs}</span>')
+    return '<p class="gar-liens">' + " · ".join(items) + "</p>"
+
+
+def _download_frame(df: pd.DataFrame, download: pd.DataFrame | None, threshold: int | None) -> pd.DataFrame:
+    """The table behind the CSV: ``download`` (published by its own spec, else by the table's), else ``df``."""
+    if download is None:
+        return df
+    from ..disclosure import Spec, publish
+
+    spec = download.attrs.get("disclosure") or df.attrs.get("disclosure")
+    return publish(download, spec, threshold=threshold) if isinstance(spec, Spec) else download
+
+
 def table_html(df: pd.DataFrame, caption: str, *, note: str | None = None, formats: Mapping | None = None,
                labels: Mapping[str, str] | None = None, row_header: bool = True,
-               threshold: int | None = None, max_rows: int | None = None) -> str:
-    """Build an accessible HTML table (caption, ``th scope``, French numbers, footnote on ``c``).
+               threshold: int | None = None, max_rows: int | None = None, anchor: str | None = None,
+               download: pd.DataFrame | None = None, missing: Mapping[str, str] | None = None,
+               indicators: Iterable[str] | None = None, links: bool = True) -> str:
+    """Build an accessible HTML table (caption, ``th scope``, French numbers, symbols, anchor, CSV).
 
     Parameters
     ----------
     df : pandas.DataFrame
-        Table to show (the index is not shown: reset it first if it carries data).
+        Table to show, already published (the index is not shown: reset it first if it carries data).
     caption : str
         Table caption (French), required.
     note : str, optional
-        Footnote (source, scope, unit); the ``c`` explanation is added when a cell is suppressed.
+        Footnote (source, scope, unit); the ``c``, ``z`` and ``x`` legends are added when used.
     formats : mapping, optional
         Column → format kind, see :func:`format_frame`.
     labels : mapping, optional
@@ -166,37 +326,52 @@ def table_html(df: pd.DataFrame, caption: str, *, note: str | None = None, forma
     row_header : bool, optional
         Whether the first column holds row headers (``th scope="row"``).
     threshold : int, optional
-        Threshold quoted in the ``c`` footnote.
+        Threshold quoted in the ``c`` footnote and used to publish ``download``.
     max_rows : int, optional
-        Show only the first rows, and say so in the footnote.
+        Show only the first rows, and say so in the footnote (the CSV has them all).
+    anchor : str, optional
+        Stable anchor (``id``) of the table; default: a slug of the caption's head.
+    download : pandas.DataFrame, optional
+        Longer table offered as CSV (e.g. the whole list of schools); published with its
+        disclosure spec (or the shown table's) before it is written.
+    missing : mapping, optional
+        Column → symbol of its missing values (``"z"`` sans objet; default ``x``, or ``z`` for a rate on
+        a zero denominator).
+    indicators : iterable of str, optional
+        Indicator keys defined in the glossary, besides the registered columns of the table.
+    links : bool, optional
+        Whether to add the anchor, permalink, CSV and definition links (False inside a figure).
 
     Returns
     -------
     str
-        A ``<div>`` scroll container holding the ``<table>`` and its footnotes.
+        A ``<div>`` scroll container holding the ``<table>``, its footnotes and links.
     """
     if not caption:
         raise ValueError("Un tableau publié doit avoir une légende (caption).")
     shown = df if max_rows is None else df.head(max_rows)
     labels = {**COLUMN_LABELS, **_indicator_labels(), **(labels or {})}
-    text = format_frame(shown, formats)
+    text = published_text(shown, formats, missing)
+    text = _code_labels(shown, text)
     has_c = bool(shown.map(is_suppressed).to_numpy().any()) if len(shown) else False
     kinds = {c: (formats or {}).get(c) or column_kind(str(c), shown[c]) for c in shown.columns}
     head = "".join(f'<th scope="col" style="{_STYLE_CELL.format(align="left" if kinds[c] == "text" else "right")}">'
                    f"{_esc(labels.get(str(c), c))}</th>" for c in shown.columns)
     # long text columns keep a readable width (the table scrolls in its container instead)
     wide = {c for c in shown.columns if kinds[c] == "text" and len(text) and text[c].str.len().max() > 14}
-    rows = []
+    rows, used = [], set()
     for i in range(len(text)):
         cells = []
         for j, c in enumerate(shown.columns):
             align = "left" if kinds[c] == "text" else "right"
             style = _STYLE_CELL.format(align=align) + (";min-width:9em" if c in wide else "")
-            value = _esc(text.iat[i, j])
+            raw = text.iat[i, j]
+            value = _esc(raw)
             if kinds[c] != "text" or (len(value) <= 12 and " " not in value):
                 style += ";white-space:nowrap"  # numbers and dates never break
-            if value == config.SUPPRESSED:
-                value = '<abbr title="secret statistique">c</abbr>'
+            if raw in SYMBOL_TITLES:
+                used.add(raw)
+                value = f'<abbr title="{SYMBOL_TITLES[raw]}">{raw}</abbr>'
             if j == 0 and row_header:
                 cells.append(f'<th scope="row" style="{style};font-weight:normal">{value}</th>')
             else:
@@ -206,21 +381,128 @@ def table_html(df: pd.DataFrame, caption: str, *, note: str | None = None, forma
     if note:
         notes.append(_esc(note))
     if max_rows is not None and len(df) > max_rows:
-        notes.append(f"{fmt_number(max_rows)} premières lignes sur {fmt_number(len(df))}.")
+        notes.append(f"{fmt_number(max_rows)} premières lignes sur {fmt_number(len(df))}"
+                     + (" ; le fichier CSV les contient toutes." if links else "."))
     if has_c:
         notes.append(_esc(suppression_note(threshold)))
+    legend = symbols_note(used)
+    if legend:
+        notes.append(_esc(legend))
     foot = "".join(f'<p class="gar-note" style="font-size:0.9em;margin:0.3em 0">{n}</p>' for n in notes)
     label = _esc(caption)
-    return (f'<div class="gar-table" role="region" aria-label="{label}" tabindex="0" style="{_STYLE_WRAP}">'
+    ident = ""
+    if links:
+        key = anchor_id(caption, anchor)
+        ident = f' id="{key}"'
+        full = _download_frame(df, download, threshold)
+        full_text = _code_labels(full, published_text(full, formats, missing))
+        headers = [str(labels.get(str(c), c)) for c in full.columns]
+        uri = csv_download(full_text, headers)
+        if len(uri) > MAX_CSV_URI:  # keep the page light: the first rows that fit, and say so
+            keep = max(len(shown), int(len(full) * MAX_CSV_URI / len(uri) * 0.95))
+            uri = csv_download(full_text.head(keep), headers)
+            foot += (f'<p class="gar-note" style="font-size:0.9em;margin:0.3em 0">Le fichier CSV est limité aux '
+                     f"{fmt_number(keep)} premières lignes sur {fmt_number(len(full))} (taille de la page).</p>")
+        foot += links_html(key, caption, csv_uri=uri, keys=_glossary_keys(df.columns, indicators))
+    return (f'<div class="gar-table"{ident} role="region" aria-label="{label}" tabindex="0" style="{_STYLE_WRAP}">'
             f'<table style="{_STYLE_TABLE}"><caption style="text-align:left;font-weight:bold;padding:0.3em 0">'
             f"{label}</caption><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"{foot}</div>")
 
 
+def _code_labels(df: pd.DataFrame, text: pd.DataFrame) -> pd.DataFrame:
+    """Replace codes by their French labels (:data:`formatting.CODE_LABELS`) and booleans by oui / non."""
+    from ..formatting import code_label
+
+    out = text.copy()
+    for j, col in enumerate(df.columns):
+        s = df.iloc[:, j]
+        if pd.api.types.is_bool_dtype(s):
+            out.isetitem(j, s.map({True: "oui", False: "non"}).fillna(NOT_AVAILABLE).astype(object))
+        else:
+            out.isetitem(j, pd.Series([code_label(str(col), v) for v in out.iloc[:, j]], index=out.index,
+                                      dtype=object))
+    return out
+
+
+# --------------------------------------------------------------------------- charts as inline SVG
+
+
+def _text_artists(fig):
+    from matplotlib.text import Text
+
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+
+
+def _min_font(fig) -> float:
+    sizes = [t.get_fontsize() for t in _text_artists(fig)]
+    return min(sizes) if sizes else 99.0
+
+
+def _raise_fonts(fig, minimum: float) -> None:
+    for ax in fig.axes:
+        for axis, name in ((ax.xaxis, "x"), (ax.yaxis, "y")):
+            ticks = [t for t in axis.get_ticklabels(which="both") if t.get_text()]
+            if ticks and min(t.get_fontsize() for t in ticks) < minimum:
+                ax.tick_params(axis=name, which="both", labelsize=minimum)
+    for t in _text_artists(fig):
+        if t.get_fontsize() < minimum:
+            t.set_fontsize(minimum)
+
+
+def _save_svg(fig, salt: str) -> str:
+    import matplotlib as mpl
+
+    buf = io.StringIO()
+    with mpl.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return buf.getvalue()
+
+
+def _svg_width(svg: str) -> float:
+    m = re.search(r'viewBox="0 0 ([\d.]+) ([\d.]+)"', svg)
+    return float(m.group(1)) if m else CHART_WIDTH_IN * 72
+
+
+def chart_svg(fig, alt: str, anchor: str) -> str:
+    """Return ``fig`` as inline SVG whose smallest text shows at ≥ 12 px in a phone's column.
+
+    The chart is drawn :data:`CHART_WIDTH_IN` wide; its text stays text (``svg.fonttype: none``)
+    and every text smaller than 12 px × (drawn width / :data:`PHONE_COLUMN_PX`) is enlarged.
+    Ids are prefixed by ``anchor`` so that several charts share a page.
+    """
+    import warnings
+
+    w, h = fig.get_size_inches()
+    if w > CHART_WIDTH_IN:
+        fig.set_size_inches(CHART_WIDTH_IN, h)
+    svg = ""
+    for _ in range(4):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig.tight_layout()
+        svg = _save_svg(fig, anchor)
+        width = _svg_width(svg)
+        need = MIN_CHART_TEXT_PX * width / PHONE_COLUMN_PX
+        if _min_font(fig) >= need - 0.01:
+            break
+        _raise_fonts(fig, need + 0.3)
+    svg = re.sub(r"<\?xml.*?\?>\s*|<!DOCTYPE.*?>\s*|<metadata>.*?</metadata>\s*", "", svg, flags=re.DOTALL)
+    svg = re.sub(r";? ?font-family: [^;\"]+", "", svg)
+    svg = re.sub(r'\sxmlns(:xlink)?="[^"]*"', "", svg)  # inline in HTML: no namespace (nor URL) needed
+    used = set(re.findall(r"#([A-Za-z_][\w.-]*)\)", svg)) | set(re.findall(r'href="#([\w.-]+)"', svg))
+    svg = re.sub(r'\sid="([^"]+)"', lambda m: f' id="{anchor}-{m.group(1)}"' if m.group(1) in used else "", svg)
+    svg = re.sub(r"url\(#([\w.-]+)\)", lambda m: f"url(#{anchor}-{m.group(1)})", svg)
+    svg = re.sub(r'href="#([\w.-]+)"', lambda m: f'href="#{anchor}-{m.group(1)}"', svg)
+    return re.sub(r"<svg\b", f'<svg role="img" aria-label="{_esc(alt)}" focusable="false" class="gar-graphique"',
+                  svg, count=1)
+
+
 def figure_html(fig, alt: str, *, caption: str = "", data: pd.DataFrame | None = None,
                 data_caption: str | None = None, formats: Mapping | None = None, dpi: int = 96,
-                threshold: int | None = None) -> str:
-    """Build an accessible ``<figure>``: embedded PNG with alt text, caption, data table.
+                threshold: int | None = None, anchor: str | None = None, missing: Mapping[str, str] | None = None,
+                indicators: Iterable[str] | None = None) -> str:
+    """Build an accessible ``<figure>``: inline SVG chart with its text alternative, caption, data, links.
 
     Parameters
     ----------
@@ -231,29 +513,66 @@ def figure_html(fig, alt: str, *, caption: str = "", data: pd.DataFrame | None =
     caption : str, optional
         Visible caption (title, source, unit).
     data : pandas.DataFrame, optional
-        The chart's numbers, shown in a collapsible « Données du graphique » table.
+        The chart's published numbers: a collapsible « Données du graphique » table and the CSV.
+    anchor : str, optional
+        Stable anchor (``id``); default: a slug of the caption's head.
+    missing, indicators : optional
+        As in :func:`table_html`.
+    dpi : int, optional
+        Resolution of the PNG fallback (a chart too heavy as SVG).
     """
     import matplotlib.pyplot as plt
 
     if not alt or not alt.strip():
         raise ValueError("Un graphique publié doit avoir une alternative textuelle.")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    key = anchor_id(caption or alt, anchor)
+    svg = chart_svg(fig, alt, key)
+    if len(svg.encode("utf-8")) > MAX_SVG_BYTES:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        b64 = base64.b64encode(buf.getvalue()).decode("ascii")
+        svg = (f'<img src="data:image/png;base64,{b64}" alt="{_esc(alt)}" '
+               f'style="max-width:100%;height:auto;display:block">')
     plt.close(fig)
-    b64 = base64.b64encode(buf.getvalue()).decode("ascii")
-    parts = [f'<figure class="gar-figure" style="margin:1em 0;max-width:100%">',
-             f'<img src="data:image/png;base64,{b64}" alt="{_esc(alt)}" '
-             f'style="max-width:100%;height:auto;display:block">']
+    parts = [f'<figure class="gar-figure" id="{key}" style="margin:1em 0;max-width:100%">', svg]
     if caption:
         parts.append(f'<figcaption style="font-size:0.95em;margin-top:0.3em">{_esc(caption)}</figcaption>')
+    uri, keys = None, list(indicators or [])
     if data is not None and len(data):
         parts.append('<details style="margin-top:0.3em"><summary style="cursor:pointer">Données du graphique'
                      "</summary>"
                      + table_html(data, data_caption or (caption or "Données du graphique"), formats=formats,
-                                  threshold=threshold)
+                                  threshold=threshold, missing=missing, links=False)
                      + "</details>")
+        labels = {**COLUMN_LABELS, **_indicator_labels()}
+        text = _code_labels(data, published_text(data, formats, missing))
+        uri = csv_download(text, [str(labels.get(str(c), c)) for c in data.columns])
+        keys = _glossary_keys(data.columns, indicators)
+    parts.append(links_html(key, caption or alt, csv_uri=uri, keys=keys))
     parts.append("</figure>")
     return "".join(parts)
+
+
+def details_html(title: str, parts: Iterable[str]) -> str:
+    """Return a collapsed ``<details>`` block (« Détails techniques ») holding already-built HTML parts."""
+    return (f'<details class="gar-details"><summary>{_esc(title)}</summary>'
+            + "".join(p for p in parts if p) + "</details>")
+
+
+def list_html(items: Iterable[str]) -> str:
+    """Return a bulleted list of French sentences (escaped)."""
+    items = [i for i in items if i]
+    return "<ul>" + "".join(f"<li>{_esc(i)}</li>" for i in items) + "</ul>" if items else ""
+
+
+def toc_html(fragment: str, minimum: int = 3) -> str:
+    """Return a table of contents of the ``h2`` headings with an ``id`` of a page ("" below ``minimum``)."""
+    heads = re.findall(r'<h2\b[^>]*\bid="([^"]+)"[^>]*>(.*?)</h2>', fragment, flags=re.IGNORECASE | re.DOTALL)
+    if len(heads) < minimum:
+        return ""
+    items = "".join(f'<li><a href="#{_esc(i)}">{re.sub(r"<[^>]+>", "", t).strip()}</a></li>' for i, t in heads)
+    return (f'<nav class="gar-sommaire" aria-label="Sommaire de la page"><p class="gar-sommaire-titre">Sommaire</p>'
+            f"<ol>{items}</ol></nav>")
 
 
 def _ratio_phrase(ratio: object, position: object = None) -> str:
@@ -318,7 +637,7 @@ def section_html(title: str, level: int = 2) -> str:
         raise ValueError(f"Niveau de titre invalide : {level}.")
     from ..territories import slug
 
-    anchor = slug(title).replace(" ", "-") or "section"
+    anchor = anchor_id(title, slug(title) or "section")
     return f'<h{level} id="{anchor}">{_esc(title)}</h{level}>'
 
 
@@ -340,6 +659,11 @@ def show_table(df: pd.DataFrame, caption: str, *, note: str | None = None, **kwa
 def show_figure(fig, alt: str, *, caption: str = "", data: pd.DataFrame | None = None, **kwargs) -> str:
     """Display an accessible figure; see :func:`figure_html`."""
     return _display(figure_html(fig, alt, caption=caption, data=data, **kwargs))
+
+
+def show_details(title: str, parts: Iterable[str]) -> str:
+    """Display a collapsed block (« Détails techniques »); see :func:`details_html`."""
+    return _display(details_html(title, parts))
 
 
 def show_headlines(items: Iterable[Mapping]) -> str:

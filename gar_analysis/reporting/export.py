@@ -53,8 +53,8 @@ _CONTENT_END = "<!--gar-contenu-fin-->"
 
 @lru_cache(maxsize=1)
 def css() -> str:
-    """Return the reports' stylesheet (inlined in every page)."""
-    return (STATIC_DIR / "gar.css").read_text(encoding="utf-8")
+    """Return the reports' stylesheet (inlined in every page): page chrome, then figures and tables."""
+    return "\n".join((STATIC_DIR / name).read_text(encoding="utf-8") for name in ("gar.css", "gar-figures.css"))
 
 
 #: Link to the content licence in the footer of every page.
@@ -190,8 +190,8 @@ def _quality_text(constats) -> str:
 
 
 def report_context(params: dict, manifest: dict, *, title: str = "", territory_name: str = "",
-                   duration_s: float | None = None, index_href: str = "", produced_at: datetime | None = None
-                   ) -> dict:
+                   duration_s: float | None = None, index_href: str = "", produced_at: datetime | None = None,
+                   page: str = "") -> dict:
     """Build the values the page template shows (header, banner, provenance footer).
 
     Parameters
@@ -210,6 +210,8 @@ def report_context(params: dict, manifest: dict, *, title: str = "", territory_n
         Relative link to the batch index ("" for none).
     produced_at : datetime, optional
         Default: now (UTC).
+    page : str, optional
+        Name of the page (``academie-04``), the prefix of its CSV downloads (default: audience-territoire).
 
     Returns
     -------
@@ -255,6 +257,7 @@ def report_context(params: dict, manifest: dict, *, title: str = "", territory_n
         "index_href": index_href,
         "default_alt": DEFAULT_ALT,
         "run_id": str(params.get("run_id", "")),
+        "page": page or "-".join(str(params[k]) for k in ("audience", "territoire") if params.get(k)),
     }
     ctx["shell_top"], ctx["shell_bottom"] = _report_shell(ctx, index_href, audience, str(params.get("territoire", "")),
                                                           place, title)
@@ -329,6 +332,16 @@ def _wrap_tables(fragment: str) -> str:
     return "".join(out)
 
 
+def _page_links(content: str, page: str) -> str:
+    """Add a table of contents (h2 headings) and name each CSV download after its page (``<page>-<anchor>.csv``)."""
+    from .display import toc_html
+
+    if page:
+        safe = re.sub(r"[^\w.-]+", "-", page)
+        content = re.sub(r'(<a class="gar-csv"[^>]*?\bdownload=")', lambda m: m.group(1) + safe + "-", content)
+    return toc_html(content) + content
+
+
 def external_references(html: str) -> list[str]:
     """Return the resources a page would load from the network (scripts, styles, images, fonts)."""
     found = re.findall(r"""<(?:script|img|iframe|link|source|video|audio)\b[^>]*\b(?:src|href)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)""",
@@ -360,6 +373,7 @@ def render_report(nb, context: dict) -> str:
         if re.search(r"<h1[\s>]", content, flags=re.IGNORECASE):
             content = _shift_headings(content)
         content = _wrap_tables(content)
+        content = _page_links(content, context.get("page", ""))
         for pattern in _EXTERNAL:
             content = pattern.sub("", content)
         body = head + content + tail
