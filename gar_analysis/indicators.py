@@ -793,6 +793,151 @@ def school_list(tables, audience: str, code: str) -> pd.DataFrame:
                           totals={"acces": None, "eleves": None}))
 
 
+# --------------------------------------------------------------------------- schools to follow up
+
+
+#: Reasons to follow a school up (``motif`` code → French label), in the order of the pages.
+FOLLOW_UP_MOTIFS = {
+    "non_inscrit": "Non inscrit au GAR",
+    "inactif_mois": "Inscrit, sans accès le mois de référence",
+    "sans_referent": "Sans référent GAR nommé",
+    "constats_qualite": "Constats de qualité à corriger",
+}
+FOLLOW_UP_COLUMNS = ["motif", "uai", "nom", "commune", "departement", "niveau", "secteur", "eleves", "detail"]
+_NIVEAUX = {"ecole": "école", "college": "collège", "lycee": "lycée"}
+_SECTEURS = {"public": "public", "prive": "privé"}
+
+
+def _follow_frame(rows: pd.DataFrame, motif: str, detail) -> pd.DataFrame:
+    """Tidy follow-up rows (:data:`FOLLOW_UP_COLUMNS`), largest schools first, with their disclosure spec."""
+    eleves = pd.to_numeric(rows.get("nombre_eleves", pd.Series(np.nan, index=rows.index)), errors="coerce")
+    out = pd.DataFrame({
+        "motif": FOLLOW_UP_MOTIFS[motif], "uai": rows["uai"].astype(str),
+        "nom": rows.get("nom", rows["uai"]).astype(str),
+        "commune": rows.get("nom_commune", pd.Series("", index=rows.index)).fillna("").astype(str),
+        "departement": rows["code_departement"].astype(str).map(lambda c: departement_name(c) if c else ""),
+        "niveau": rows["niveau"].astype(str).map(lambda n: _NIVEAUX.get(n, n)),
+        "secteur": rows["secteur"].astype(str).map(lambda n: _SECTEURS.get(n, n)),
+        "eleves": eleves.astype("Int64"), "detail": detail}, index=rows.index)
+    out = out.assign(_e=eleves.fillna(-1)).sort_values(["_e", "nom"], ascending=[False, True]).drop(columns="_e")
+    # schools are public institutions (shown); their pupils are people (small counts hidden)
+    return with_spec(out.reset_index(drop=True)[FOLLOW_UP_COLUMNS], Spec(people=("eleves",)))
+
+
+def schools_not_registered(tables, audience: str, code: str) -> pd.DataFrame:
+    """Schools of the territory and scope not registered in the GAR (registry: not ``inscrits``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FOLLOW_UP_COLUMNS`; ``detail``: the school's ENT project when known.
+    """
+    facts = select(school_facts(tables), audience, code)
+    rows = facts[~facts["inscrit"].fillna(False).astype(bool)]
+    ent = rows.get("projet_ent", pd.Series(pd.NA, index=rows.index))
+    detail = ent.map(lambda p: f"projet ENT : {p}" if isinstance(p, str) and p.strip() else "")
+    return _follow_frame(rows, "non_inscrit", detail)
+
+
+def schools_inactive(tables, audience: str, code: str, month: str | None = None) -> pd.DataFrame:
+    """Registered schools without any accès in the month (registry: ``inscrits`` not ``actifs_mois``).
+
+    Parameters
+    ----------
+    month : str, optional
+        ``AAAA-MM``; default the reference month (:func:`reference_month`), as ``actifs_mois``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FOLLOW_UP_COLUMNS`; ``detail``: the last month with an accès (« aucun accès » otherwise).
+    """
+    t = _tables(tables)
+    facts = select(school_facts(t), audience, code)
+    usage = t["usage_mensuel"]
+    ref = facts.attrs.get("mois_reference")
+    month = str(month or ref or "")
+    u = usage[usage["uai"].isin(set(facts["uai"])) & (_num(usage["acces"]) > 0)]
+    u = u[u["mois"].astype(str) <= month] if month else u
+    if month == ref:
+        active = facts["actif_mois"].fillna(False).astype(bool)
+    else:  # the same definition (at least one accès), another month
+        active = facts["uai"].isin(set(u.loc[u["mois"].astype(str) == month, "uai"]))
+    rows = facts[facts["inscrit"].fillna(False).astype(bool) & ~active.to_numpy()]
+    last = u.groupby("uai")["mois"].max().astype(str)
+    detail = rows["uai"].map(last).map(lambda m: f"dernier accès : {_month_label(m)}" if isinstance(m, str)
+                                       else "aucun accès dans les données")
+    out = _follow_frame(rows, "inactif_mois", detail)
+    out.attrs["mois"] = month
+    return out
+
+
+def _month_label(month: str) -> str:
+    return f"{MONTH_NAMES[int(month[5:7]) - 1]} {month[:4]}"
+
+
+def schools_without_referent(tables, audience: str, code: str) -> pd.DataFrame:
+    """Schools with no contact holding the « référent GAR » role in the CRM (registry: not ``referents``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FOLLOW_UP_COLUMNS`; ``detail``: whether the school is registered. Empty when the
+        processed tables carry no CRM référent column.
+    """
+    facts = select(school_facts(tables), audience, code)
+    if "referent" not in facts.columns:
+        return _follow_frame(facts.iloc[0:0], "sans_referent", pd.Series(dtype=str))
+    rows = facts[~facts["referent"].fillna(False).astype(bool)]
+    detail = rows["inscrit"].fillna(False).astype(bool).map({True: "inscrit au GAR", False: "non inscrit au GAR"})
+    return _follow_frame(rows, "sans_referent", detail)
+
+
+def schools_with_findings(tables, audience: str, code: str) -> pd.DataFrame:
+    """Schools of the territory with quality findings to fix (errors and warnings, as ``anomalies``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FOLLOW_UP_COLUMNS`; ``detail``: the number of findings and the rules concerned.
+    """
+    t = _tables(tables)
+    found = findings(t, audience, code)
+    facts = select(school_facts(t), audience, code)
+    if found.empty:
+        return _follow_frame(facts.iloc[0:0], "constats_qualite", pd.Series(dtype=str))
+    from .checks.registry import RULES
+
+    serious = found[found["gravite"].isin(["erreur", "avertissement"]) & found["uai"].fillna("").ne("")]
+    g = serious.groupby("uai")
+    titles = g["regle"].apply(lambda s: ", ".join(RULES[r].titre if r in RULES else str(r)
+                                                    for r in dict.fromkeys(s)))
+    rows = facts[facts["uai"].isin(set(serious["uai"]))]
+    n = rows["uai"].map(g.size())
+    detail = [f"{fmt_number(k)} constat(s) : {titles[u]}" for u, k in zip(rows["uai"], n)]
+    return _follow_frame(rows, "constats_qualite", pd.Series(detail, index=rows.index, dtype=object))
+
+
+def schools_to_follow(tables, audience: str, code: str, month: str | None = None) -> pd.DataFrame:
+    """Every list of schools to follow up, one tidy table with a ``motif`` column.
+
+    The lists of :data:`FOLLOW_UP_MOTIFS` (a school appears once per motif), each largest first. Pass it
+    through :func:`gar_analysis.disclosure.publish` before showing it (pupils' counts are people).
+    """
+    parts = [schools_not_registered(tables, audience, code), schools_inactive(tables, audience, code, month),
+             schools_without_referent(tables, audience, code), schools_with_findings(tables, audience, code)]
+    out = pd.concat([p for p in parts if len(p)] or [parts[0]], ignore_index=True)
+    return with_spec(out[FOLLOW_UP_COLUMNS], Spec(people=("eleves",)))
+
+
+def follow_up_summary(follow: pd.DataFrame) -> pd.DataFrame:
+    """Count the schools of :func:`schools_to_follow` per motif (every motif, zeros included)."""
+    n = follow.groupby("motif").size() if len(follow) else pd.Series(dtype=int)
+    out = pd.DataFrame({"motif": list(FOLLOW_UP_MOTIFS.values())})
+    out["etablissements"] = out["motif"].map(n).fillna(0).astype("int64")
+    return with_spec(out, Spec())  # counts of schools: public institutions, shown
+
+
 # --------------------------------------------------------------------------- usage over time
 
 

@@ -148,7 +148,8 @@ def suppression_note(threshold: int | None = None) -> str:
 
 def table_html(df: pd.DataFrame, caption: str, *, note: str | None = None, formats: Mapping | None = None,
                labels: Mapping[str, str] | None = None, row_header: bool = True,
-               threshold: int | None = None, max_rows: int | None = None) -> str:
+               threshold: int | None = None, max_rows: int | None = None, anchor: str | None = None,
+               download: pd.DataFrame | None = None) -> str:
     """Build an accessible HTML table (caption, ``th scope``, French numbers, footnote on ``c``).
 
     Parameters
@@ -169,6 +170,10 @@ def table_html(df: pd.DataFrame, caption: str, *, note: str | None = None, forma
         Threshold quoted in the ``c`` footnote.
     max_rows : int, optional
         Show only the first rows, and say so in the footnote.
+    anchor : str, optional
+        ``id`` of the table's container (a permalink target).
+    download : pandas.DataFrame, optional
+        Table offered as a CSV link under the table (``;``, UTF-8 with BOM, spreadsheet-safe).
 
     Returns
     -------
@@ -211,10 +216,23 @@ def table_html(df: pd.DataFrame, caption: str, *, note: str | None = None, forma
         notes.append(_esc(suppression_note(threshold)))
     foot = "".join(f'<p class="gar-note" style="font-size:0.9em;margin:0.3em 0">{n}</p>' for n in notes)
     label = _esc(caption)
-    return (f'<div class="gar-table" role="region" aria-label="{label}" tabindex="0" style="{_STYLE_WRAP}">'
+    if download is not None:
+        foot += (f'<p class="gar-download"><a href="{csv_data_uri(download, labels)}" download="{_esc(anchor or "donnees")}.csv">'
+                 f"Télécharger les données ({fmt_number(len(download))} lignes, CSV)</a></p>")
+    ident = f' id="{_esc(anchor)}"' if anchor else ""
+    return (f'<div class="gar-table"{ident} role="region" aria-label="{label}" tabindex="0" style="{_STYLE_WRAP}">'
             f'<table style="{_STYLE_TABLE}"><caption style="text-align:left;font-weight:bold;padding:0.3em 0">'
             f"{label}</caption><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"{foot}</div>")
+
+
+def csv_data_uri(df: pd.DataFrame, labels: Mapping[str, str] | None = None) -> str:
+    """Return a table as a ``data:text/csv`` URI: ``;`` separator, UTF-8 with BOM, French headers."""
+    from ..io import csv_text
+
+    names = {**COLUMN_LABELS, **_indicator_labels(), **(labels or {})}
+    text = csv_text(df.rename(columns=lambda c: names.get(str(c), c)))
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(("\ufeff" + text).encode("utf-8")).decode("ascii")
 
 
 def figure_html(fig, alt: str, *, caption: str = "", data: pd.DataFrame | None = None,
