@@ -846,7 +846,8 @@ def _follow_frame(rows: pd.DataFrame, motif: str, detail) -> pd.DataFrame:
         "motif": FOLLOW_UP_MOTIFS[motif], "uai": rows["uai"].astype(str),
         "nom": rows.get("nom", rows["uai"]).astype(str),
         "commune": rows.get("nom_commune", pd.Series("", index=rows.index)).fillna("").astype(str),
-        "departement": rows["code_departement"].astype(str).map(lambda c: departement_name(c) if c else ""),
+        "departement": rows["code_departement"].astype(str).map(
+            {c: departement_name(c) for c in set(rows["code_departement"].dropna().astype(str)) if c}).fillna(""),
         "niveau": rows["niveau"].astype(str).map(lambda n: _NIVEAUX.get(n, n)),
         "secteur": rows["secteur"].astype(str).map(lambda n: _SECTEURS.get(n, n)),
         "eleves": eleves.astype("Int64"), "detail": detail}, index=rows.index)

@@ -144,3 +144,12 @@ def test_the_batch_writes_the_run_quality_page_from_the_build_findings(tiny_mani
     assert page == run_dir / "qualite.html"
     html = page.read_text(encoding="utf-8")
     assert "Données simulées" in html and "Collège Stendhal" in html
+
+
+def test_a_long_list_leaves_its_csv_to_the_script(monkeypatch):
+    from gar_analysis.checks import report
+
+    monkeypatch.setattr(report, "INLINE_CSV_ROWS", 3)
+    html = quality_page_html(_findings(), schools=_register())
+    assert 'id="csv-filtre" href="#"' in html and "base64," not in html
+    assert html.count("<tr data-uai=") == 6

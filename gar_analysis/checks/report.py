@@ -288,6 +288,8 @@ QUALITY_COLUMNS = {"responsable": "Qui corrige", "gravite": "Gravité", "regle":
 #: Audience → the filter key of the quality page's URL hash (``qualite.html#academie=04``).
 HASH_KEYS = {"academie": "academie", "departement": "departement", "region": "region",
              "region_academique": "region"}
+#: Up to this many findings the full CSV is also inlined in the page (else only the script builds it).
+INLINE_CSV_ROWS = 2000
 _ABSOLUTE = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[/\\](?:[^\s/\\;,«»()]+[/\\])+")
 
 
@@ -301,6 +303,13 @@ def _clean(text: object) -> str:
     """Text without directories of absolute paths (the page names files, never where they sit)."""
     s = "" if text is None or (not isinstance(text, str) and pd.isna(text)) else str(text)
     return _ABSOLUTE.sub("", s)
+
+
+def _names(codes: pd.Series, name) -> pd.Series:
+    """Territory names of codes, each distinct code looked up once ("" for a missing code)."""
+    codes = codes.astype("object")
+    lookup = {c: name(c) for c in set(codes) if isinstance(c, str) and c}
+    return codes.map(lambda c: lookup.get(c, "")).astype(str)
 
 
 def quality_rows(findings: pd.DataFrame, schools: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -343,9 +352,8 @@ def quality_rows(findings: pd.DataFrame, schools: pd.DataFrame | None = None) ->
         "regle": f["regle"].map(lambda r: RULES[r].titre if r in RULES else "Contrôle").astype(str),
         "uai": uai.astype(str), "etablissement": terr["etablissement"].fillna("").astype(str),
         "commune": terr["commune"].fillna("").astype(str),
-        "academie": terr["code_academie"].map(lambda c: territories.academie_name(c) if isinstance(c, str) else ""),
-        "departement": terr["code_departement"].map(
-            lambda c: territories.departement_name(c) if isinstance(c, str) else ""),
+        "academie": _names(terr["code_academie"], territories.academie_name),
+        "departement": _names(terr["code_departement"], territories.departement_name),
         "fichier": f["source"].map(lambda p: _clean(p)),
         "ligne": f["ligne"].map(lambda x: "" if pd.isna(x) else str(int(x))),
         "mois": f["mois"].fillna("").astype(str), "ressource": f["id_ressource"].fillna("").astype(str),
@@ -464,8 +472,11 @@ def quality_page_html(findings: pd.DataFrame, *, schools: pd.DataFrame | None = 
     cols = list(QUALITY_COLUMNS)
     from ..io import csv_text
 
-    full = csv_text(rows[cols].rename(columns=QUALITY_COLUMNS))
-    uri = "data:text/csv;charset=utf-8;base64," + base64.b64encode(("\ufeff" + full).encode("utf-8")).decode("ascii")
+    # the script rebuilds the link from the rows shown; inlined too (pages without script) while the page stays light
+    uri = "#"
+    if n <= INLINE_CSV_ROWS:
+        full = csv_text(rows[cols].rename(columns=QUALITY_COLUMNS))
+        uri = "data:text/csv;charset=utf-8;base64," + base64.b64encode(("\ufeff" + full).encode("utf-8")).decode("ascii")
     parts.append(f'<p><a id="csv-filtre" href="{uri}" download="constats.csv">Télécharger les constats affichés '
                  "(CSV, séparateur point-virgule)</a></p>")
     head = "".join(f'<th scope="col">{QUALITY_COLUMNS[c]}</th>' for c in cols)
