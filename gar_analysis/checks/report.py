@@ -281,10 +281,10 @@ def quality_report_html(findings: pd.DataFrame, *, title: str = "Qualité des do
 # --------------------------------------------------------------------------- the data manager's page
 
 #: Columns of the actionable findings list (:func:`quality_rows`), French headers of its CSV.
-QUALITY_COLUMNS = {"responsable": "Qui corrige", "gravite": "Gravité", "regle": "Contrôle", "uai": "UAI",
-                   "etablissement": "Établissement", "commune": "Commune", "academie": "Académie",
-                   "departement": "Département", "fichier": "Fichier", "ligne": "Ligne", "mois": "Mois",
-                   "ressource": "Ressource", "message": "Constat"}
+QUALITY_COLUMNS = {"responsable": "Qui corrige", "uai": "UAI", "etablissement": "Établissement",
+                   "gravite": "Gravité", "regle": "Contrôle", "message": "Constat", "academie": "Académie",
+                   "departement": "Département", "commune": "Commune", "fichier": "Fichier", "ligne": "Ligne",
+                   "mois": "Mois", "ressource": "Ressource"}
 #: Audience → the filter key of the quality page's URL hash (``qualite.html#academie=04``).
 HASH_KEYS = {"academie": "academie", "departement": "departement", "region": "region",
              "region_academique": "region"}
