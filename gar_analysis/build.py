@@ -43,7 +43,8 @@ from .territories import departements, normalize_departement
 log = logging.getLogger(__name__)
 
 TABLES = ("etablissements", "etablissements_annee", "usage_mensuel", "acces_ressources", "ressources",
-          "contrats", "actions", "budget", "constats", "dnma_mensuel", "croisement_ent_gar")
+          "contrats", "actions", "budget", "constats", "dnma_mensuel", "croisement_ent_gar",
+          "abonnements")
 TERRITORY_COLUMNS = ["code_departement", "code_academie", "code_region", "niveau", "secteur"]
 #: Funding authority of each school level (actor type in the CRM, column holding its code).
 FUNDING_AUTHORITY = {"ecole": ("commune", "code_commune"), "college": ("departement", "code_departement"),
@@ -365,6 +366,11 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
     from .dnma import dnma_tables
 
     dnma = dnma_tables(data_dir, terr, acces[["uai", "mois", "acces"]] if ds.has("acces") else None, dnma_loaded)
+    # subscriptions (licences bought) for the publishers' take-up; amounts stay in the raw data
+    abo_cols = ["id_abonnement", "uai", "id_ressource", "date_debut", "date_fin", "licences"]
+    abo = ds.abonnements[abo_cols] if ds.has("abonnements") else pd.DataFrame(columns=abo_cols)
+    abo = abo.merge(ress[["id_ressource", "id_editeur"]].drop_duplicates("id_ressource"), on="id_ressource",
+                    how="left", validate="many_to_one").merge(terr, on="uai", how="left", validate="many_to_one")
     return {
         "etablissements": schools,
         "etablissements_annee": yearly,
@@ -376,6 +382,7 @@ def build_tables(data_dir: str | Path = SAMPLE_DIR, findings: pd.DataFrame | Non
         "budget": budget,
         "constats": constats.reset_index(drop=True),
         **dnma,
+        "abonnements": abo.reset_index(drop=True),
     }
 
 

@@ -39,6 +39,8 @@ TABLE_GRAINS = {
                      "uai, mois"),
     "croisement_ent_gar": ("un établissement × une année scolaire : ressources vues depuis l'ENT et accès GAR",
                            "uai, annee_scolaire"),
+    "abonnements": ("un abonnement d'un établissement à une ressource (licences achetées ; sans montant)",
+                    "id_abonnement"),
 }
 
 #: Meaning of each column of the processed tables (same name, same meaning in every table).
@@ -106,6 +108,8 @@ COLUMN_DOCS = {
     "date_signature": "date de signature",
     "date_debut": "date de début",
     "date_fin": "date de fin",
+    "id_abonnement": "identifiant de l'abonnement (gar/abonnements.csv)",
+    "licences": "licences achetées par l'abonnement",
     "statut": "statut du contrat (signe…)",
     "type_acteur": "type d'acteur (etablissement, commune, departement, region…)",
     "nom_acteur": "nom de l'acteur",

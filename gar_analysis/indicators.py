@@ -82,6 +82,8 @@ class Indicator:
         (value × denominator) is a small count of people. False for medians and growth rates.
     source : str
         Source files (French).
+    editeur : bool
+        A figure of a publisher's page about its own catalogue (:func:`editeur_take_up`), not of a territory.
     """
 
     name: str
@@ -96,11 +98,14 @@ class Indicator:
     better: str | None = "haut"
     implied: bool = True
     source: str = "annuaire de l'éducation, GAR"
+    editeur: bool = False
 
 
 _INS = "établissements inscrits au GAR du périmètre"
 _12M = "12 derniers mois des données"
 _REF = "mois de référence (dernier mois scolaire des données, hors juillet et août)"
+_ABO = "établissements abonnés aux ressources de l'éditeur"
+_SRC_ABO = "GAR (abonnements, affectations, accès)"
 
 INDICATORS: dict[str, Indicator] = {i.name: i for i in [
     Indicator("etablissements", "Établissements du périmètre", "count",
@@ -186,6 +191,30 @@ INDICATORS: dict[str, Indicator] = {i.name: i for i in [
               "accès", window="3 derniers mois", people=True),
     Indicator("acces_mois", "Accès du mois de référence", "count", "Accès du mois de référence.", "accès",
               window=_REF, people=True),
+    # a publisher's page: its own catalogue only
+    Indicator("abonnes", "Établissements abonnés à vos ressources", "count",
+              "Établissements ayant au moins un abonnement actif le mois de référence à une ressource de l'éditeur.",
+              "établissements abonnés", population=_ABO, window=_REF, better=None, source=_SRC_ABO, editeur=True),
+    Indicator("abonnes_utilisateurs", "Établissements abonnés ayant utilisé vos ressources", "count",
+              "Établissements abonnés ayant au moins un accès à une ressource de l'éditeur le mois de référence.",
+              "établissements abonnés utilisateurs", population=_ABO, window=_REF, source=_SRC_ABO, editeur=True),
+    Indicator("part_abonnes_utilisateurs", "Part des établissements abonnés ayant utilisé vos ressources", "percent",
+              "Établissements abonnés ayant utilisé les ressources de l'éditeur le mois de référence, rapportés "
+              "aux établissements abonnés.", "établissements abonnés utilisateurs", "abonnes", _ABO, _REF,
+              source=_SRC_ABO, editeur=True),
+    Indicator("licences_mois", "Licences achetées actives", "count",
+              "Licences des abonnements aux ressources de l'éditeur actifs le mois de référence.", "licences",
+              population=_ABO, window=_REF, better=None, source=_SRC_ABO, editeur=True),
+    Indicator("affectations_licences_mois", "Affectations de vos ressources", "count",
+              "Affectations des ressources de l'éditeur aux élèves et enseignants le mois de référence.",
+              "affectations", population=_ABO, window=_REF, people=True, source=_SRC_ABO, editeur=True),
+    Indicator("part_licences_affectees", "Part des licences affectées", "percent",
+              "Affectations des ressources de l'éditeur le mois de référence, rapportées aux licences actives "
+              "(peut dépasser 100 % quand des affectations sont faites sans abonnement).", "affectations",
+              "licences_mois", _ABO, _REF, people=True, source=_SRC_ABO, editeur=True),
+    Indicator("acces_par_affectation", "Accès par affectation", "decimal",
+              "Accès aux ressources de l'éditeur le mois de référence, rapportés à leurs affectations du mois.",
+              "accès", "affectations_licences_mois", _ABO, _REF, people=True, source=_SRC_ABO, editeur=True),
 ]}
 
 
@@ -204,7 +233,7 @@ class Tables:
     """
 
     OPTIONAL = ("acces_ressources", "ressources", "contrats", "actions", "budget", "constats",
-                "etablissements_annee")
+                "etablissements_annee", "abonnements")
 
     def __init__(self, processed_dir: str | Path | None = None, frames: dict | None = None, periode: str = ""):
         self.processed_dir = processed_dir or None
@@ -557,12 +586,14 @@ def territory_values(tables, audience: str, code: str) -> pd.DataFrame:
     months = window(t["usage_mensuel"])
     lv["ressources_distinctes"] = _distinct_resources(t, local["uai"], months)
     nv["ressources_distinctes"] = _distinct_resources(t, nat["uai"], months)
-    missing = [name for name in INDICATORS if name not in lv]
+    missing = [name for name, i in INDICATORS.items() if name not in lv and not i.editeur]
     if missing:
         raise ConfigError(f"Indicateur(s) déclaré(s) mais non calculé(s) : {', '.join(missing)}.")
     pos = positions(t, audience, code)
     rows = []
     for name, ind in INDICATORS.items():
+        if ind.editeur:
+            continue
         a, b = lv[name], nv.get(name, np.nan)
         rows.append({"indicateur": name, "libelle": ind.label, "kind": ind.kind, "denominator": ind.denominator,
                      "valeur": a, "valeur_nationale": b, "ratio": _ratio(a, b, ind),
@@ -617,7 +648,7 @@ def positions(tables, audience: str, code: str, level: str = "998") -> dict[str,
         return {}
     out = {}
     for name, ind in INDICATORS.items():
-        if not _comparable(ind):
+        if not _comparable(ind) or ind.editeur:
             continue
         frame = pd.DataFrame([{"unit": u, "den": v[ind.denominator], "num": v[name] * v[ind.denominator]}
                               for u, v in per_unit.items()]).dropna()
@@ -791,6 +822,152 @@ def school_list(tables, audience: str, code: str) -> pd.DataFrame:
     return with_spec(out.sort_values("nom").reset_index(drop=True),
                      Spec(people=("acces", "eleves"), rates={"acces_par_eleve": "eleves"}, implied=("acces_par_eleve",),
                           totals={"acces": None, "eleves": None}))
+
+
+# --------------------------------------------------------------------------- schools to follow up
+
+
+#: Reasons to follow a school up (``motif`` code → French label), in the order of the pages.
+FOLLOW_UP_MOTIFS = {
+    "non_inscrit": "Non inscrit au GAR",
+    "inactif_mois": "Inscrit, sans accès le mois de référence",
+    "sans_referent": "Sans référent GAR nommé",
+    "constats_qualite": "Constats de qualité à corriger",
+}
+FOLLOW_UP_COLUMNS = ["motif", "uai", "nom", "commune", "departement", "niveau", "secteur", "eleves", "detail"]
+_NIVEAUX = {"ecole": "école", "college": "collège", "lycee": "lycée"}
+_SECTEURS = {"public": "public", "prive": "privé"}
+
+
+def _follow_frame(rows: pd.DataFrame, motif: str, detail) -> pd.DataFrame:
+    """Tidy follow-up rows (:data:`FOLLOW_UP_COLUMNS`), largest schools first, with their disclosure spec."""
+    eleves = pd.to_numeric(rows.get("nombre_eleves", pd.Series(np.nan, index=rows.index)), errors="coerce")
+    out = pd.DataFrame({
+        "motif": FOLLOW_UP_MOTIFS[motif], "uai": rows["uai"].astype(str),
+        "nom": rows.get("nom", rows["uai"]).astype(str),
+        "commune": rows.get("nom_commune", pd.Series("", index=rows.index)).fillna("").astype(str),
+        "departement": rows["code_departement"].astype(str).map(
+            {c: departement_name(c) for c in set(rows["code_departement"].dropna().astype(str)) if c}).fillna(""),
+        "niveau": rows["niveau"].astype(str).map(lambda n: _NIVEAUX.get(n, n)),
+        "secteur": rows["secteur"].astype(str).map(lambda n: _SECTEURS.get(n, n)),
+        "eleves": eleves.astype("Int64"), "detail": detail}, index=rows.index)
+    out = out.assign(_e=eleves.fillna(-1)).sort_values(["_e", "nom"], ascending=[False, True]).drop(columns="_e")
+    # schools are public institutions (shown); their pupils are people (small counts hidden)
+    return with_spec(out.reset_index(drop=True)[FOLLOW_UP_COLUMNS], Spec(people=("eleves",)))
+
+
+def schools_not_registered(tables, audience: str, code: str) -> pd.DataFrame:
+    """Schools of the territory and scope not registered in the GAR (registry: not ``inscrits``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FOLLOW_UP_COLUMNS`; ``detail``: the school's ENT project when known.
+    """
+    facts = select(school_facts(tables), audience, code)
+    rows = facts[~facts["inscrit"].fillna(False).astype(bool)]
+    ent = rows.get("projet_ent", pd.Series(pd.NA, index=rows.index))
+    detail = ent.map(lambda p: f"projet ENT : {p}" if isinstance(p, str) and p.strip() else "")
+    return _follow_frame(rows, "non_inscrit", detail)
+
+
+def schools_inactive(tables, audience: str, code: str, month: str | None = None) -> pd.DataFrame:
+    """Registered schools without any accès in the month (registry: ``inscrits`` not ``actifs_mois``).
+
+    Parameters
+    ----------
+    month : str, optional
+        ``AAAA-MM``; default the reference month (:func:`reference_month`), as ``actifs_mois``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FOLLOW_UP_COLUMNS`; ``detail``: the last month with an accès (« aucun accès » otherwise).
+    """
+    t = _tables(tables)
+    facts = select(school_facts(t), audience, code)
+    usage = t["usage_mensuel"]
+    ref = facts.attrs.get("mois_reference")
+    month = str(month or ref or "")
+    u = usage[usage["uai"].isin(set(facts["uai"])) & (_num(usage["acces"]) > 0)]
+    u = u[u["mois"].astype(str) <= month] if month else u
+    if month == ref:
+        active = facts["actif_mois"].fillna(False).astype(bool)
+    else:  # the same definition (at least one accès), another month
+        active = facts["uai"].isin(set(u.loc[u["mois"].astype(str) == month, "uai"]))
+    rows = facts[facts["inscrit"].fillna(False).astype(bool) & ~active.to_numpy()]
+    last = u.groupby("uai")["mois"].max().astype(str)
+    detail = rows["uai"].map(last).map(lambda m: f"dernier accès : {_month_label(m)}" if isinstance(m, str)
+                                       else "aucun accès dans les données")
+    out = _follow_frame(rows, "inactif_mois", detail)
+    out.attrs["mois"] = month
+    return out
+
+
+def _month_label(month: str) -> str:
+    return f"{MONTH_NAMES[int(month[5:7]) - 1]} {month[:4]}"
+
+
+def schools_without_referent(tables, audience: str, code: str) -> pd.DataFrame:
+    """Schools with no contact holding the « référent GAR » role in the CRM (registry: not ``referents``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FOLLOW_UP_COLUMNS`; ``detail``: whether the school is registered. Empty when the
+        processed tables carry no CRM référent column.
+    """
+    facts = select(school_facts(tables), audience, code)
+    if "referent" not in facts.columns:
+        return _follow_frame(facts.iloc[0:0], "sans_referent", pd.Series(dtype=str))
+    rows = facts[~facts["referent"].fillna(False).astype(bool)]
+    detail = rows["inscrit"].fillna(False).astype(bool).map({True: "inscrit au GAR", False: "non inscrit au GAR"})
+    return _follow_frame(rows, "sans_referent", detail)
+
+
+def schools_with_findings(tables, audience: str, code: str) -> pd.DataFrame:
+    """Schools of the territory with quality findings to fix (errors and warnings, as ``anomalies``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FOLLOW_UP_COLUMNS`; ``detail``: the number of findings and the rules concerned.
+    """
+    t = _tables(tables)
+    found = findings(t, audience, code)
+    facts = select(school_facts(t), audience, code)
+    if found.empty:
+        return _follow_frame(facts.iloc[0:0], "constats_qualite", pd.Series(dtype=str))
+    from .checks.registry import RULES
+
+    serious = found[found["gravite"].isin(["erreur", "avertissement"]) & found["uai"].fillna("").ne("")]
+    g = serious.groupby("uai")
+    titles = g["regle"].apply(lambda s: ", ".join(RULES[r].titre if r in RULES else str(r)
+                                                    for r in dict.fromkeys(s)))
+    rows = facts[facts["uai"].isin(set(serious["uai"]))]
+    n = rows["uai"].map(g.size())
+    detail = [f"{fmt_number(k)} constat(s) : {titles[u]}" for u, k in zip(rows["uai"], n)]
+    return _follow_frame(rows, "constats_qualite", pd.Series(detail, index=rows.index, dtype=object))
+
+
+def schools_to_follow(tables, audience: str, code: str, month: str | None = None) -> pd.DataFrame:
+    """Every list of schools to follow up, one tidy table with a ``motif`` column.
+
+    The lists of :data:`FOLLOW_UP_MOTIFS` (a school appears once per motif), each largest first. Pass it
+    through :func:`gar_analysis.disclosure.publish` before showing it (pupils' counts are people).
+    """
+    parts = [schools_not_registered(tables, audience, code), schools_inactive(tables, audience, code, month),
+             schools_without_referent(tables, audience, code), schools_with_findings(tables, audience, code)]
+    out = pd.concat([p for p in parts if len(p)] or [parts[0]], ignore_index=True)
+    return with_spec(out[FOLLOW_UP_COLUMNS], Spec(people=("eleves",)))
+
+
+def follow_up_summary(follow: pd.DataFrame) -> pd.DataFrame:
+    """Count the schools of :func:`schools_to_follow` per motif (every motif, zeros included)."""
+    n = follow.groupby("motif").size() if len(follow) else pd.Series(dtype=int)
+    out = pd.DataFrame({"motif": list(FOLLOW_UP_MOTIFS.values())})
+    out["etablissements"] = out["motif"].map(n).fillna(0).astype("int64")
+    return with_spec(out, Spec())  # counts of schools: public institutions, shown
 
 
 # --------------------------------------------------------------------------- usage over time
@@ -1179,6 +1356,167 @@ def editeur_usage(tables, editeur: str) -> dict[str, pd.DataFrame | dict]:
     return {"nom": publisher_names(res)[pid], "id_editeur": pid, "valeurs": valeurs, "mensuel": mensuel,
             "par_academie": pa.reset_index(drop=True),
             "par_ressource": pr, "par_support": ps}
+
+
+def _own_access(t: Tables, pid: str) -> pd.DataFrame:
+    """Rows of ``acces_ressources`` for one publisher's resources only (``mois`` as text)."""
+    res = t["ressources"]
+    ids = set(res.loc[res["id_editeur"].astype(str) == pid, "id_ressource"])
+    ar = t["acces_ressources"] if t.has("acces_ressources") else pd.DataFrame(columns=["id_ressource", "mois", "uai"])
+    ar = ar[ar["id_ressource"].isin(ids)].copy()
+    ar["mois"] = ar["mois"].astype(str)
+    return ar
+
+
+def editeur_year_on_year(tables, editeur: str) -> pd.DataFrame:
+    """A publisher's accès month by month over 12 months beside the same month a year earlier.
+
+    Columns: ``mois, acces, mois_an, acces_an, evolution`` (``acces / acces_an − 1``; NaN when the month a
+    year earlier is outside the data or had no accès). Its own resources only; the same rule as
+    ``evolution_mois_an`` of the territory pages. ``attrs``: ``evolution_mois_an`` and ``evolution_3_mois``
+    (reference month and its 3 last months against the same months a year earlier).
+    """
+    t = _tables(tables)
+    pid = check_territory("editeur", editeur, t)
+    ar = _own_access(t, pid)
+    usage = t["usage_mensuel"]
+    months = window(usage)
+    known = set(_months(usage))
+    per = ar.groupby("mois")["acces"].sum() if len(ar) else pd.Series(dtype="int64")
+
+    def total(ms):
+        return float(sum(per.get(m, 0) for m in ms))
+
+    out = pd.DataFrame({"mois": months})
+    out["acces"] = out["mois"].map(lambda m: total([m])).astype("int64")
+    out["mois_an"] = out["mois"].map(lambda m: _shift(m, -12))
+    out["acces_an"] = out["mois_an"].map(lambda m: total([m]) if m in known else np.nan)
+    out["evolution"] = [_div(a, b) - 1 if b and not pd.isna(b) else np.nan for a, b in zip(out["acces"], out["acces_an"])]
+    ref = reference_month(usage)
+    if ref and _shift(ref, -12) in known:
+        last3 = [_shift(ref, -2), _shift(ref, -1), ref]
+        out.attrs["evolution_mois_an"] = _div(total([ref]), total([_shift(ref, -12)])) - 1
+        out.attrs["evolution_3_mois"] = _div(total(last3), total([_shift(m, -12) for m in last3])) - 1
+        out.attrs["acces_mois"], out.attrs["acces_3_mois"] = total([ref]), total(last3)
+    # the months add up to the publisher's 12-month total (published): secondary suppression
+    return with_spec(out, Spec(people=("acces", "acces_an"), rates={"evolution": ("acces_an", "acces")},
+                               totals={"acces": None}))
+
+
+_TAKE_UP_COLUMNS = ["abonnes", "abonnes_utilisateurs", "part_abonnes_utilisateurs", "abonnes_sans_usage",
+                    "licences_mois", "affectations_licences_mois", "part_licences_affectees"]
+
+
+def _take_up(abo: pd.DataFrame, used: set, aff: pd.Series, acces: float) -> dict:
+    """Take-up figures of a set of active subscriptions (see the ``editeur`` indicators of :data:`INDICATORS`)."""
+    schools = set(abo["uai"])
+    v = {"abonnes": len(schools), "abonnes_utilisateurs": len(schools & used)}
+    v["abonnes_sans_usage"] = v["abonnes"] - v["abonnes_utilisateurs"]
+    v["part_abonnes_utilisateurs"] = _div(v["abonnes_utilisateurs"], v["abonnes"])
+    v["licences_mois"] = float(_num(abo["licences"]).sum())
+    v["affectations_licences_mois"] = float(aff.sum())
+    v["part_licences_affectees"] = _div(v["affectations_licences_mois"], v["licences_mois"])
+    v["acces_par_affectation"] = _div(acces, v["affectations_licences_mois"])
+    return v
+
+
+def editeur_take_up(tables, editeur: str) -> dict:
+    """Licences bought, affectations and use of one publisher's resources in the reference month.
+
+    Parameters
+    ----------
+    tables : Tables, dict or path
+        The processed tables (``abonnements``, ``acces_ressources``, ``ressources``).
+    editeur : str
+        The publisher.
+
+    Returns
+    -------
+    dict
+        ``mois`` (reference month), ``valeurs`` (the ``editeur`` indicators of :data:`INDICATORS` plus
+        ``abonnes_sans_usage``), ``par_academie`` (``code, nom`` and the same figures per académie of the
+        subscribed schools), ``sans_usage`` (subscribed schools without any accès to the publisher's resources in
+        the month: ``uai, nom, commune, academie, ressources, licences``). Its own subscriptions and resources only.
+    """
+    t = _tables(tables)
+    pid = check_territory("editeur", editeur, t)
+    ref = reference_month(t["usage_mensuel"])
+    empty = {"mois": ref, "valeurs": _take_up(pd.DataFrame(columns=["uai", "licences"]), set(), pd.Series(dtype=float),
+                                             0.0),
+             "par_academie": pd.DataFrame(columns=["code", "nom", *_TAKE_UP_COLUMNS]),
+             "sans_usage": pd.DataFrame(columns=["uai", "nom", "commune", "academie", "ressources", "licences"])}
+    if ref is None or not t.has("abonnements"):
+        return empty
+    start, end = pd.Period(ref, "M").start_time, pd.Period(ref, "M").end_time.normalize()
+    abo = t["abonnements"]
+    abo = abo[(abo["id_editeur"].astype(str) == pid) & (pd.to_datetime(abo["date_debut"]) <= end)
+              & (pd.to_datetime(abo["date_fin"]) >= start)]
+    ar = _own_access(t, pid)
+    ar = ar[ar["mois"] == ref]
+    used = set(ar.loc[_num(ar["acces"]) > 0, "uai"])
+    aff = _num(ar["affectations"]) if "affectations" in ar else pd.Series(dtype=float)
+    out = dict(empty)
+    out["valeurs"] = _take_up(abo, used, aff, float(_num(ar["acces"]).sum()))
+    rows = []
+    abo_aca = abo["code_academie"].astype("string")
+    ar_aca = ar["code_academie"].astype("string") if "code_academie" in ar else pd.Series(pd.NA, index=ar.index)
+    for code in sorted(set(abo_aca.dropna())):
+        sub = abo[(abo_aca == code).fillna(False).to_numpy()]
+        local = ar[(ar_aca == code).fillna(False).to_numpy()]
+        v = _take_up(sub, used, _num(local["affectations"]) if "affectations" in local else pd.Series(dtype=float),
+                     float(_num(local["acces"]).sum()))
+        rows.append({"code": str(code), "nom": academie_name(str(code)), **{k: v[k] for k in _TAKE_UP_COLUMNS}})
+    out["par_academie"] = pd.DataFrame(rows, columns=["code", "nom", *_TAKE_UP_COLUMNS])
+    idle = abo[~abo["uai"].isin(used)]
+    if len(idle):
+        names = dict(zip(t["ressources"]["id_ressource"], t["ressources"]["nom"]))
+        etab = t["etablissements"].drop_duplicates("uai").set_index("uai")
+        g = idle.groupby("uai")
+        lst = pd.DataFrame({"licences": g["licences"].sum(),
+                            "ressources": g["id_ressource"].apply(lambda s: ", ".join(sorted({names.get(r, r) for r in s}))),
+                            "code_academie": g["code_academie"].first()}).reset_index()
+        lst["nom"] = lst["uai"].map(etab["nom"]) if "nom" in etab else lst["uai"]
+        lst["commune"] = lst["uai"].map(etab["nom_commune"]) if "nom_commune" in etab else ""
+        lst["academie"] = lst["code_academie"].map(lambda c: academie_name(str(c)) if isinstance(c, str) else "")
+        lst = lst.sort_values(["licences", "nom"], ascending=[False, True])
+        out["sans_usage"] = lst[["uai", "nom", "commune", "academie", "ressources", "licences"]].reset_index(drop=True)
+    return out
+
+
+def publishable_take_up(out: dict, threshold: int | None = None) -> dict:
+    """Apply disclosure control to :func:`editeur_take_up` (returns a new dict).
+
+    Subscribed schools and their licences are facts about institutions (shown); affectations are people's acts:
+    hidden from 1 to threshold − 1 with the rates built on them (and the one cell that the total would give back).
+    """
+    from .disclosure import suppress
+
+    res = dict(out)
+    rates = {"part_licences_affectees": "affectations_licences_mois"}
+    v = suppress(pd.DataFrame([out["valeurs"]]), ["affectations_licences_mois"],
+                 rate_cols=[*rates, "acces_par_affectation"],
+                 denominators={**rates, "acces_par_affectation": "affectations_licences_mois"}, threshold=threshold)
+    res["valeurs"] = {k: v.at[0, k] for k in v.columns}
+    res["par_academie"] = suppress(out["par_academie"], ["affectations_licences_mois"], rate_cols=list(rates),
+                                   denominators=rates, threshold=threshold,
+                                   totals={"affectations_licences_mois": None})
+    res["sans_usage"] = with_spec(out["sans_usage"].copy(), Spec())
+    return res
+
+
+def take_up_table(valeurs: dict) -> pd.DataFrame:
+    """Return the publishable take-up values (:func:`publishable_take_up`) as a display table: label, value text."""
+    names = [n for n, i in INDICATORS.items() if i.editeur]
+
+    def _text(v, kind):
+        if is_suppressed(v):
+            return config.SUPPRESSED
+        if v is None or pd.isna(v):
+            return "–"
+        return {"percent": fmt_percent(v), "decimal": fmt_number(v, 2)}.get(kind, fmt_number(v))
+
+    return with_spec(pd.DataFrame({"indicateur": [INDICATORS[n].label for n in names],
+                                   "valeur": [_text(valeurs.get(n), INDICATORS[n].kind) for n in names]}), Spec())
 
 
 # --------------------------------------------------------------------------- key messages

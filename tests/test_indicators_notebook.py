@@ -191,6 +191,19 @@ def test_publisher_report_holds_only_its_own_figures(editeur):
     totals = [ar.loc[ar["editeur"] == o, "acces"].sum() for o in editeur["others"]] + [ar["acces"].sum()]
     for total in totals:
         assert fmt_number(total) not in text
+    # the subscriptions' tables: other publishers' licences and subscribed schools never appear
+    abo = pd.read_parquet(editeur["processed_dir"] / "abonnements.parquet")
+    ids = ress.drop_duplicates("id_ressource").set_index("id_ressource")["editeur"]
+    abo = abo.assign(editeur=abo["id_ressource"].map(ids))
+    assert "Établissements abonnés à vos ressources" in text and "Vos accès mois par mois" in text
+    for other in editeur["others"]:
+        theirs = abo[abo["editeur"] == other]
+        for total in (theirs["licences"].sum(), abo["licences"].sum()):
+            assert fmt_number(total) not in text
+    # its own wording: « votre catalogue », never « territoire » (outside the technical parameters list)
+    visible = re.sub(r"<dt>Paramètres</dt>.*?</dd>", "", editeur["html"], flags=re.S)
+    visible = html_lib.unescape(re.sub(r"<(script|style)\b.*?</\1>|<[^>]+>", " ", visible, flags=re.S))
+    assert "territoire" not in visible.lower()
     assert small_published_counts(editeur["html"], SEUIL) == []
     assert "Indicateurs par académie" not in text and "Ressources les plus utilisées" not in text
     summary = editeur["summary"]
@@ -209,6 +222,11 @@ def test_territorial_reports_run(sample_build, tmp_path, monkeypatch, audience, 
     assert small_published_counts(html, SEUIL) == []
     if audience in ("region", "departement"):
         assert "Établissements du territoire" in html
+    if audience in ("academie", "region", "departement"):  # the lists to act on, each with its CSV
+        for motif in ("non-inscrit", "inactif-mois", "sans-referent"):
+            assert f'id="a-suivre-{motif}"' in html or "aucun établissement" in html
+        assert "Établissements à suivre, par motif" in html and "data:text/csv;charset=utf-8;base64," in html
+        assert f"../qualite.html#{'region' if audience == 'region' else audience}=" in html
     assert run["summary"] is not None
 
 

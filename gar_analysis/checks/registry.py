@@ -40,6 +40,9 @@ class Rule:
         ``func(ctx) -> DataFrame`` returning findings.
     any_of : tuple of str
         Files of which at least one must be present (rules that scan every file).
+    responsable : str
+        Who fixes a finding (:data:`RESPONSABLES`); empty: whoever produces the file it is in
+        (:data:`SOURCE_RESPONSABLES`, see :func:`responsable_of`).
     """
 
     id: str
@@ -50,10 +53,40 @@ class Rule:
     action: str
     func: Callable = field(compare=False, repr=False)
     any_of: tuple[str, ...] = ()
+    responsable: str = ""
 
 
 #: Registered rules, in report order.
 RULES: dict[str, Rule] = {}
+
+
+_ETAB, _ENT, _REG, _COLL, _EDIT, _GAR = ("établissement", "ENT", "rectorat (annuaire des établissements)",
+                                         "collectivité", "éditeur", "équipe GAR (CRM)")
+#: Who fixes each rule's findings: the one place (a rule left out: whoever produces the file).
+RESPONSABLES = {
+    "uai_inconnu": _REG, "territoire_incoherent": _REG, "ips_hors_plage": _REG, "valeur_non_exploitable": _REG,
+    "ressource_inconnue": _EDIT, "editeur_orthographes": _EDIT,
+    "acces_avant_inscription": _ETAB, "acces_sans_abonnement": _ETAB, "affectations_sup_licences": _ETAB,
+    "accedants_sup_effectif": _ETAB,
+    "incoherence_dnma": _ENT, "ressources_ent_gar": _ENT, "rupture_serie": _ENT, "mois_manquant": _ENT,
+    "depense_incoherente": _COLL,
+}
+#: Producer of each source folder (``referentiel/annuaire.csv`` → the rectorat's register…).
+SOURCE_RESPONSABLES = {"referentiel/ips": "DEPP (indices de position sociale)", "referentiel": _REG,
+                       "gar/ressources": _EDIT, "gar/abonnements": _ETAB, "gar/affectations": _ETAB, "gar": "équipe GAR (exports)",
+                       "crm": _GAR, "budget": _COLL, "dnma": _ENT}
+
+
+def responsable_of(regle: str, source: object = None) -> str:
+    """Return who fixes a finding: the rule's :data:`RESPONSABLES`, else the producer of its source file."""
+    r = RULES.get(str(regle))
+    if r is not None and r.responsable:
+        return r.responsable
+    src = str(source or "") if source is not None and not (isinstance(source, float) and source != source) else ""
+    for prefix, who in SOURCE_RESPONSABLES.items():
+        if src.startswith(prefix):
+            return who
+    return _GAR
 
 
 def rule(id: str, titre: str, gravite: str, *, needs: tuple[str, ...] = (), any_of: tuple[str, ...] = (),
@@ -63,7 +96,8 @@ def rule(id: str, titre: str, gravite: str, *, needs: tuple[str, ...] = (), any_
         raise ValueError(f"gravité inconnue : {gravite}")
 
     def deco(func: Callable) -> Callable:
-        RULES[id] = Rule(id, titre, gravite, tuple(needs), explication, action, func, tuple(any_of))
+        RULES[id] = Rule(id, titre, gravite, tuple(needs), explication, action, func, tuple(any_of),
+                         RESPONSABLES.get(id, ""))
         return func
 
     return deco

@@ -8,6 +8,7 @@ headings start at ``h2``.
 """
 from __future__ import annotations
 
+import base64
 import html
 import re
 from datetime import datetime
@@ -275,3 +276,254 @@ def quality_report_html(findings: pd.DataFrame, *, title: str = "Qualité des do
 </body>
 </html>
 """
+
+
+# --------------------------------------------------------------------------- the data manager's page
+
+#: Columns of the actionable findings list (:func:`quality_rows`), French headers of its CSV.
+QUALITY_COLUMNS = {"responsable": "Qui corrige", "uai": "UAI", "etablissement": "Établissement",
+                   "gravite": "Gravité", "regle": "Contrôle", "message": "Constat", "academie": "Académie",
+                   "departement": "Département", "commune": "Commune", "fichier": "Fichier", "ligne": "Ligne",
+                   "mois": "Mois", "ressource": "Ressource"}
+#: Audience → the filter key of the quality page's URL hash (``qualite.html#academie=04``).
+HASH_KEYS = {"academie": "academie", "departement": "departement", "region": "region",
+             "region_academique": "region"}
+#: Up to this many findings the full CSV is also inlined in the page (else only the script builds it).
+INLINE_CSV_ROWS = 2000
+_ABSOLUTE = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[/\\](?:[^\s/\\;,«»()]+[/\\])+")
+
+
+def quality_link(audience: str, code: str, page: str = "../qualite.html") -> str:
+    """Return the link from a dashboard to its territory's findings, the filter set by the URL hash."""
+    key = HASH_KEYS.get(audience)
+    return f"{page}#{key}={code}" if key else page
+
+
+def _clean(text: object) -> str:
+    """Text without directories of absolute paths (the page names files, never where they sit)."""
+    s = "" if text is None or (not isinstance(text, str) and pd.isna(text)) else str(text)
+    return _ABSOLUTE.sub("", s)
+
+
+def _names(codes: pd.Series, name) -> pd.Series:
+    """Territory names of codes, each distinct code looked up once ("" for a missing code)."""
+    codes = codes.astype("object")
+    lookup = {c: name(c) for c in set(codes) if isinstance(c, str) and c}
+    return codes.map(lambda c: lookup.get(c, "")).astype(str)
+
+
+def quality_rows(findings: pd.DataFrame, schools: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return the findings as the data manager's list: who fixes what, where, in which school.
+
+    Parameters
+    ----------
+    findings : pandas.DataFrame
+        Findings (:data:`~gar_analysis.checks.registry.COLUMNS`; the build's ``constats`` table too).
+    schools : pandas.DataFrame, optional
+        The register (``etablissements`` table: ``uai, nom, nom_commune, code_departement…``) for the school's
+        name and territory; without it the territory comes from the UAI's prefix.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`QUALITY_COLUMNS` plus ``code_academie, code_departement, code_region`` (filter keys), errors
+        first. « Information » findings (nothing to fix) are left out.
+    """
+    from .registry import responsable_of
+
+    f = findings[findings["gravite"].isin(["erreur", "avertissement"])].reset_index(drop=True)
+    uai = f["uai"].astype("string").fillna("").str.strip()
+    ref = territories.departements().set_index("code_departement")
+    dep = departement_of_uai(uai.where(uai != "")).astype("object")
+    terr = pd.DataFrame({"uai": uai, "code_departement": dep})
+    terr["code_academie"] = terr["code_departement"].map(ref["code_academie"])
+    terr["code_region"] = terr["code_departement"].map(ref["code_region"])
+    terr["etablissement"], terr["commune"] = "", ""
+    if schools is not None and len(schools):
+        s = schools.drop_duplicates("uai").set_index("uai")
+        known = uai.isin(s.index)
+        for col, src in (("etablissement", "nom"), ("commune", "nom_commune"), ("code_departement", "code_departement"),
+                         ("code_academie", "code_academie"), ("code_region", "code_region")):
+            if src in s.columns:
+                terr.loc[known, col] = uai[known].map(s[src]).astype("object").to_numpy()
+    out = pd.DataFrame({
+        "responsable": [responsable_of(r, src) for r, src in zip(f["regle"], f["source"])],
+        "gravite": f["gravite"].map(GRAVITE_LABEL).fillna(f["gravite"]).astype(str),
+        "regle": f["regle"].map(lambda r: RULES[r].titre if r in RULES else "Contrôle").astype(str),
+        "uai": uai.astype(str), "etablissement": terr["etablissement"].fillna("").astype(str),
+        "commune": terr["commune"].fillna("").astype(str),
+        "academie": _names(terr["code_academie"], territories.academie_name),
+        "departement": _names(terr["code_departement"], territories.departement_name),
+        "fichier": f["source"].map(lambda p: _clean(p)),
+        "ligne": f["ligne"].map(lambda x: "" if pd.isna(x) else str(int(x))),
+        "mois": f["mois"].fillna("").astype(str), "ressource": f["id_ressource"].fillna("").astype(str),
+        "message": f["message"].map(_clean),
+        "code_academie": terr["code_academie"].fillna("").astype(str),
+        "code_departement": terr["code_departement"].fillna("").astype(str),
+        "code_region": terr["code_region"].fillna("").astype(str)})
+    order = {GRAVITE_LABEL[g]: i for i, g in enumerate(GRAVITES)}
+    out = out.assign(_g=out["gravite"].map(order)).sort_values(["_g", "responsable", "academie", "uai"], kind="stable")
+    return out.drop(columns="_g").reset_index(drop=True)
+
+
+_PAGE_CSS = """
+.gq form{display:flex;flex-wrap:wrap;gap:.75rem;align-items:flex-end;margin:.5rem 0}
+.gq label{display:flex;flex-direction:column;font-weight:600;gap:.2rem;flex:1 1 12rem;min-width:0}
+.gq input,.gq select,.gq button{font:inherit;max-width:100%;box-sizing:border-box;padding:.3rem .4rem;border:1px solid #595959;border-radius:.2rem;
+background:#ffffff;color:var(--fg)}
+.gq input:focus,.gq select:focus,.gq button:focus{outline:3px solid #0b4f8a;outline-offset:2px}
+.gq tr[hidden]{display:none}
+"""
+
+_PAGE_JS = r"""
+(function(){
+var form=document.getElementById('filtres'),rows=[].slice.call(document.querySelectorAll('#constats tbody tr')),
+ uai=document.getElementById('f-uai'),terr=document.getElementById('f-territoire'),resp=document.getElementById('f-resp'),
+ count=document.getElementById('compte'),link=document.getElementById('csv-filtre');
+function apply(write){
+ var u=uai.value.trim().toUpperCase(),t=terr.value,r=resp.value,n=0;
+ var kv=t?t.split('='):null;
+ rows.forEach(function(tr){
+  var ok=(!u||tr.getAttribute('data-uai').indexOf(u)===0)&&(!kv||tr.getAttribute('data-'+kv[0])===kv[1])
+   &&(!r||tr.getAttribute('data-resp')===r);
+  tr.hidden=!ok;if(ok){n++;}
+ });
+ count.textContent=n+' constat'+(n>1?'s':'')+' affiché'+(n>1?'s':'')+' sur '+rows.length+'.';
+ var lines=[[].slice.call(document.querySelectorAll('#constats thead th')).map(function(th){return th.textContent;})];
+ rows.forEach(function(tr){if(!tr.hidden){lines.push([].slice.call(tr.cells).map(function(c){return c.textContent;}));}});
+ var csv=lines.map(function(l){return l.map(function(v){v=String(v);if(/^[=+\-@\t\r]/.test(v)){v="'"+v;}
+  return /[;"\n\r]/.test(v)?'"'+v.replace(/"/g,'""')+'"':v;}).join(';');}).join('\n')+'\n';
+ link.href='data:text/csv;charset=utf-8,'+encodeURIComponent('\ufeff'+csv);
+ if(write){var h=[];if(t){h.push(t);}if(u){h.push('uai='+encodeURIComponent(u));}
+  if(history.replaceState){history.replaceState(null,'',h.length?'#'+h.join('&'):location.pathname+location.search);}}
+}
+function fromHash(){
+ var h=decodeURIComponent(location.hash.replace(/^#/,''));uai.value='';terr.value='';
+ h.split('&').forEach(function(p){var kv=p.split('=');if(kv[0]==='uai'){uai.value=kv[1]||'';}
+  else if(kv.length===2){var v=kv[0]+'='+kv[1];for(var i=0;i<terr.options.length;i++){
+   if(terr.options[i].value===v){terr.value=v;}}}});
+ apply(false);
+}
+form.addEventListener('input',function(){apply(true);});form.addEventListener('change',function(){apply(true);});
+form.addEventListener('submit',function(e){e.preventDefault();apply(true);});
+window.addEventListener('hashchange',fromHash);fromHash();
+})();
+"""
+
+
+def quality_page_html(findings: pd.DataFrame, *, schools: pd.DataFrame | None = None,
+                      title: str = "Qualité des données : constats à corriger", simulated: bool = False,
+                      index_href: str = "index.html") -> str:
+    """Return the data manager's quality page: who fixes what, the full list filterable by UAI and territory.
+
+    Self-contained (inline CSS and script, no network: works from ``file://``). The filter is read from and
+    written to the URL hash (``#academie=04``, ``#departement=38``, ``#region=84``, ``&uai=0350001A``), so a
+    dashboard links to its territory's findings with :func:`quality_link`. Paths are shown relative to the data
+    folder, never absolute.
+    """
+    rows = quality_rows(findings, schools)
+    n = len(rows)
+    parts = [f'<h1 id="qualite-titre">{_e(title)}</h1>']
+    if simulated:
+        parts.append('<p class="banner" role="note"><strong>Données simulées</strong> : les anomalies de ce jeu de '
+                     "données d'exemple ont été plantées volontairement.</p>")
+    parts.append("<p>Chaque ligne est une donnée à corriger à la source, avec qui la corrige, l'établissement et le "
+                 "fichier concernés. Filtrez par UAI ou par territoire ; le lien de téléchargement suit le filtre. "
+                 "Les simples informations (rien à corriger) ne sont pas listées.</p>")
+    # ---------------------------------------------------------------- who fixes what
+    parts.append('<h2 id="qualite-qui">Qui corrige quoi</h2>')
+    if n:
+        g = rows.groupby("responsable")
+        summary = pd.DataFrame({"n": g.size(), "err": g["gravite"].apply(lambda s: int((s == "Erreur").sum())),
+                                "etab": g["uai"].apply(lambda s: s[s != ""].nunique())}).sort_values("n", ascending=False)
+        parts.append(_table("Constats à corriger par responsable de la correction",
+                            ["Qui corrige", "Constats", "dont erreurs", "Établissements concernés"],
+                            [[_e(k), fmt_int(r.n), fmt_int(r.err), fmt_int(r.etab)] for k, r in summary.iterrows()],
+                            numeric={1, 2, 3}))
+        todo = []
+        for rid in [r for r in RULES if r in set(findings["regle"])]:
+            rule = RULES[rid]
+            who = sorted(set(rows.loc[rows["regle"] == rule.titre, "responsable"]))
+            if who:
+                todo.append(f"<li><strong>{_e(rule.titre)}</strong> ({_e(', '.join(who))}) : {_e(rule.explication)} "
+                            f"<em>Que faire ?</em> {_e(rule.action)}</li>")
+        parts.append('<h3 id="qualite-que-faire">Que faire, contrôle par contrôle</h3><ul>' + "".join(todo) + "</ul>")
+    else:
+        parts.append("<p><strong>Aucune erreur ni aucun avertissement</strong> : rien à corriger.</p>")
+    # ---------------------------------------------------------------- the full list
+    parts.append('<h2 id="qualite-liste">Liste complète des constats</h2>')
+    terr_opts = []
+    for key, code_col, label, name in (("academie", "code_academie", "Académies", territories.academie_name),
+                                       ("departement", "code_departement", "Départements", territories.departement_name),
+                                       ("region", "code_region", "Régions", territories.region_name)):
+        codes = sorted(c for c in set(rows[code_col]) if c)
+        opts = sorted(((name(c), c) for c in codes))
+        terr_opts.append(f'<optgroup label="{label}">' + "".join(
+            f'<option value="{key}={_e(c)}">{_e(nm)} ({_e(c)})</option>' for nm, c in opts) + "</optgroup>")
+    resp_opts = "".join(f'<option value="{_e(r)}">{_e(r)}</option>' for r in sorted(set(rows["responsable"])))
+    parts.append('<form id="filtres" role="search" aria-label="Filtrer les constats">'
+                 '<label for="f-uai">UAI (début ou complet)<input id="f-uai" type="search" autocomplete="off" '
+                 'spellcheck="false"></label>'
+                 '<label for="f-territoire">Territoire<select id="f-territoire"><option value="">Tous</option>'
+                 + "".join(terr_opts) + '</select></label>'
+                 '<label for="f-resp">Qui corrige<select id="f-resp"><option value="">Tous</option>'
+                 + resp_opts + "</select></label></form>")
+    parts.append(f'<p id="compte" role="status" aria-live="polite">{fmt_int(n)} constats.</p>')
+    cols = list(QUALITY_COLUMNS)
+    from ..io import csv_text
+
+    # the script rebuilds the link from the rows shown; inlined too (pages without script) while the page stays light
+    uri = "#"
+    if n <= INLINE_CSV_ROWS:
+        full = csv_text(rows[cols].rename(columns=QUALITY_COLUMNS))
+        uri = "data:text/csv;charset=utf-8;base64," + base64.b64encode(("\ufeff" + full).encode("utf-8")).decode("ascii")
+    parts.append(f'<p><a id="csv-filtre" href="{uri}" download="constats.csv">Télécharger les constats affichés '
+                 "(CSV, séparateur point-virgule)</a></p>")
+    head = "".join(f'<th scope="col">{QUALITY_COLUMNS[c]}</th>' for c in cols)
+    body = []
+    for r in rows.itertuples(index=False):
+        d = r._asdict()
+        attrs = (f'data-uai="{_e(d["uai"])}" data-academie="{_e(d["code_academie"])}" '
+                 f'data-departement="{_e(d["code_departement"])}" data-region="{_e(d["code_region"])}" '
+                 f'data-resp="{_e(d["responsable"])}"')
+        body.append(f"<tr {attrs}>" + "".join(f"<td>{_e(d[c])}</td>" for c in cols) + "</tr>")
+    parts.append('<div class="tw" role="region" aria-label="Liste complète des constats" tabindex="0">'
+                 '<table class="wide" id="constats"><caption>Constats à corriger (erreurs d\'abord)</caption>'
+                 f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+    stamp = datetime.now().strftime("%d/%m/%Y %H:%M")
+    return f"""<!DOCTYPE html>
+<html lang="fr">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title>
+<style>body{{margin:0;background:#ffffff}}{CSS}{_PAGE_CSS}</style>
+</head>
+<body>
+<div class="gq">
+<a class="skip" href="#contenu">Aller au contenu</a>
+<header><p class="muted">GAR – pilotage par la donnée · <a href="{_e(index_href)}">accueil des rapports</a></p></header>
+<main id="contenu" tabindex="-1">
+{chr(10).join(parts)}
+</main>
+<footer><p class="muted">Contrôles de qualité des données, page produite le {stamp}.</p></footer>
+</div>
+<script>{_PAGE_JS}</script>
+</body>
+</html>
+"""
+
+
+def write_quality_page(findings: pd.DataFrame, out_path, *, schools: pd.DataFrame | None = None,
+                       title: str = "Qualité des données : constats à corriger", simulated: bool = False,
+                       index_href: str = "index.html"):
+    """Write :func:`quality_page_html` atomically to ``out_path`` (``<run>/qualite.html`` in a batch); return it."""
+    from pathlib import Path
+
+    from ..io import atomic_write_text
+
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, quality_page_html(findings, schools=schools, title=title, simulated=simulated,
+                                             index_href=index_href))
+    return out

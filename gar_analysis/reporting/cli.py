@@ -89,6 +89,25 @@ def check_processed_dir(path) -> Path:
     return folder
 
 
+def write_run_quality_page(processed_dir, run_dir) -> Path | None:
+    """Write ``<run>/qualite.html`` from the findings the build kept (``constats`` table); None without them.
+
+    A failure here is logged, never fatal: the reports are already written.
+    """
+    from ..build import load_manifest, load_processed
+    from ..checks.report import write_quality_page
+    from ..errors import DataError
+
+    try:
+        findings = load_processed("constats", processed_dir)
+        schools = load_processed("etablissements", processed_dir)
+        return write_quality_page(findings, Path(run_dir) / "qualite.html", schools=schools,
+                                  simulated=bool(load_manifest(processed_dir).get("simulated")))
+    except (DataError, OSError, KeyError, ValueError) as exc:
+        log.warning("page qualité non écrite : %s", exc)
+        return None
+
+
 def run(args) -> int:
     """Run ``gar-analysis reports``; return 0 (all produced), 1 (some failed) or 2 (refused)."""
     from .batch import check_run_id, default_run_id, plan_batch, run_batch
@@ -111,6 +130,7 @@ def run(args) -> int:
     from .reference_pages import write_reference_pages
 
     write_reference_pages(result.run_dir)  # glossaire.html, methodologie.html: linked from every page
+    write_run_quality_page(args.processed, result.run_dir)
     n_fail = len(result.failures)
     print(f"{len(result.entries) - n_fail}/{len(result.entries)} rapport(s) produit(s) en "
           f"{result.duration_s:.1f} s : {result.run_dir / 'index.html'}")

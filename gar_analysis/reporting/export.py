@@ -239,7 +239,8 @@ def report_context(params: dict, manifest: dict, *, title: str = "", territory_n
         "title": f"{title} – {place} – {audience_label} – GAR" if place else f"{title} – {audience_label} – GAR",
         "h1": h1,
         "subtitle": " · ".join(x for x in (f"Public : {audience_label}" if audience_label else "",
-                                          f"Territoire : {place}" if place else "",
+                                          (f"{'Catalogue' if params.get('audience') == 'editeur' else 'Territoire'} : "
+                                           f"{place}") if place else "",
                                           f"Lot {params['run_id']}" if params.get("run_id") else "") if x),
         "css": css(),
         "simulated": simulated,
