@@ -1,7 +1,8 @@
 """Lists of schools to act on (indicators.schools_*): registry definitions, scope, order, disclosure, CSV."""
 from __future__ import annotations
 
-import base64
+import html as html_lib
+import urllib.parse
 import io
 import re
 import sys
@@ -118,8 +119,8 @@ def test_table_html_anchor_and_csv_download(tables, frames):
                         labels={"eleves": "Élèves (nombre)"})
     assert 'id="a-suivre-non-inscrit"' in html
     assert html.count("<tr>") == 6  # header + 5 rows shown
-    uri = re.search(r'href="data:text/csv;charset=utf-8;base64,([^"]+)"', html).group(1)
-    raw = base64.b64decode(uri)
+    uri = re.search(r'href="data:text/csv;charset=utf-8,([^"]+)"', html).group(1)
+    raw = urllib.parse.unquote(html_lib.unescape(uri)).encode("utf-8")
     assert raw.startswith("\ufeff".encode())
     back = pd.read_csv(io.StringIO(raw.decode("utf-8-sig")), sep=";", dtype=str)
     assert len(back) == len(out)  # the full list, not the rows shown
