@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import subprocess
@@ -142,6 +143,12 @@ def speedup(codes: list[str], times: dict, html_loop: list[Path], html_batch: li
     return round(times["boucle"] / times["lot"], 2), ""
 
 
+def _cpu_children() -> float:
+    """CPU seconds (user + system) of every finished child process so far (kernels included)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _machine() -> dict:
     mem = "?"
     try:
@@ -181,19 +188,21 @@ def main(argv=None) -> int:
         runs.reverse()
     if args.skip_loop:
         runs = [r for r in runs if r[0] == "lot"]
-    times, loads = {}, {}
+    times, loads, cpu = {}, {}, {}
     for name, fn in runs:
         print(f"… {name}", flush=True)
-        load0 = os.getloadavg()[0]
+        load0, cpu0 = os.getloadavg()[0], _cpu_children()
         times[name] = fn()
+        cpu[name] = round(_cpu_children() - cpu0, 1)
         loads[name] = [round(load0, 1), round(os.getloadavg()[0], 1)]
-        print(f"{name} : {times[name]:.1f} s (charge {loads[name][0]} → {loads[name][1]})", flush=True)
+        print(f"{name} : {times[name]:.1f} s, CPU {cpu[name]} s (charge {loads[name][0]} → {loads[name][1]})",
+              flush=True)
     html_batch, statuses = _batch_pages(out / "lot")
     html_loop = sorted((out / "boucle" / "html").glob("*/*.html"))
     n = len(jobs)
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine,
               "pages": n, "pages_boucle": len(loop_jobs), "jobs": args.jobs or len(os.sched_getaffinity(0)),
-              "lot_s": round(times["lot"], 1), "statuts_lot": statuses,
+              "lot_s": round(times["lot"], 1), "cpu_s": cpu, "statuts_lot": statuses,
               "pages_par_minute_lot": round(n / times["lot"] * 60, 1),
               "taille_max_lot_octets": max((p.stat().st_size for p in html_batch), default=0),
               "page_la_plus_lourde": max(html_batch, key=lambda p: p.stat().st_size).relative_to(
@@ -217,10 +226,11 @@ def main(argv=None) -> int:
     if args.national:
         nat = _ensure_processed(out, args.national)
         n_nat = len(plan(nat))
-        load0 = os.getloadavg()[0]
+        load0, cpu0 = os.getloadavg()[0], _cpu_children()
         t_nat = _batch(nat, out / "national", args.jobs)
         pages_nat, statuses_nat = _batch_pages(out / "national")
         result["national"] = {"pages": n_nat, "lot_s": round(t_nat, 1), "statuts": statuses_nat,
+                              "cpu_s": round(_cpu_children() - cpu0, 1),
                               "charge": [round(load0, 1), round(os.getloadavg()[0], 1)],
                               "taille_max_octets": max((p.stat().st_size for p in pages_nat), default=0)}
         print(f"national : {n_nat} pages en {t_nat:.1f} s ({statuses_nat})", flush=True)
