@@ -661,9 +661,10 @@ def positions(tables, audience: str, code: str, level: str = "998") -> dict[str,
         return {}
     t = _tables(tables)
     key = _memo_key(t, "positions", audience, level)
-    if _memo_get(key) is None:  # every unit of the level at once: the same for every page of the audience
-        _memo_set(key, _all_positions(t, aud, audience, level))
-    units, by_indicator = _memo_get(key)
+    cached = _memo_get(key)
+    if cached is None:  # every unit of the level at once: the same for every page of the audience
+        cached = _memo_set(key, _all_positions(t, aud, audience, level))
+    units, by_indicator = cached
     if str(code) not in units:
         return {}
     return {name: pos[str(code)] for name, pos in by_indicator.items() if str(code) in pos}
@@ -1014,8 +1015,11 @@ def conventions(tables, audience: str, code: str, today: pd.Timestamp | None = N
     if not t.has("contrats"):
         return pd.DataFrame(columns=cols)
     c = t["contrats"]
-    c = c[c["objet"].astype(str).str.startswith("convention")]
-    c = _actor_territory(c, t["etablissements"])
+    key = _memo_key(t, "conventions_actors")
+    if _memo_get(key) is None:
+        c = c[c["objet"].astype(str).str.startswith("convention")]
+        c = _memo_set(key, _actor_territory(c, t["etablissements"]))
+    c = _memo_get(key).copy(deep=False) if key is not None else c
     level = AUDIENCES[audience][0]
     if audience == "region":
         c = c[(c["type_acteur"] == "region") & (c["code_acteur"].astype(str) == str(code))]
@@ -1107,8 +1111,11 @@ def budget(tables, audience: str, code: str) -> pd.DataFrame:
     elif audience == "departement":
         b = b[(b["niveau"] == "departement") & (b["code"].map(normalize_departement) == normalize_departement(code))]
     elif level != "national":
-        b = b.assign(type_acteur=b["niveau"], code_acteur=b["code"])
-        b = _actor_territory(b, t["etablissements"])
+        key = _memo_key(t, "budget_actors")  # the same for every territory: computed once per build in a warm kernel
+        if _memo_get(key) is None:
+            b = _memo_set(key, _actor_territory(b.assign(type_acteur=b["niveau"], code_acteur=b["code"]),
+                                                t["etablissements"]))
+        b = _memo_get(key).copy(deep=False) if key is not None else b
         b = b[_in_territory(b, audience, code, whole_regions=False)]
     if b.empty:
         return with_spec(pd.DataFrame(columns=cols), spec)

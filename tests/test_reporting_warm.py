@@ -163,3 +163,34 @@ def test_cli_runs_several_audiences_in_one_run(tmp_path, tiny_manifest, monkeypa
     index = json.loads((out / "r/index.json").read_text(encoding="utf-8"))
     assert {r["audience"] for r in index["reports"]} == {"academie", "region"}
     assert len(index["reports"]) == 30 + 18 and all(r["statut"] == "ok" for r in index["reports"])
+
+
+def test_memoised_national_computations_give_the_same_figures(sample_build):
+    """In a warm kernel, school facts, national values, positions and actors are computed once per build."""
+    from gar_analysis import indicators as ind
+
+    pages = [("academie", "10"), ("academie", "08"), ("departement", "69"), ("region", "84"),
+             ("region_academique", "84")]
+
+    def figures():
+        out = []
+        for audience, code in pages:
+            t = ind.Tables(sample_build.processed_dir)  # a new Tables per page, as a notebook makes
+            out.append((ind.territory_values(t, audience, code), ind.positions(t, audience, code),
+                        ind.conventions(t, audience, code), ind.budget(t, audience, code)))
+        return out
+
+    cold = figures()
+    build.cache_tables(True)
+    try:
+        warm, again = figures(), figures()
+        assert ind._MEMO["values"]  # the memo was used
+    finally:
+        build.cache_tables(False)
+    for a, b, c in zip(cold, warm, again):
+        pd.testing.assert_frame_equal(a[0], b[0])
+        pd.testing.assert_frame_equal(a[0], c[0])
+        assert a[1] == b[1] == c[1]
+        for i in (2, 3):
+            pd.testing.assert_frame_equal(a[i].reset_index(drop=True), c[i].reset_index(drop=True))
+    assert any(c[1] for c in cold)  # some positions are called
