@@ -35,9 +35,8 @@ check: sample ## Run the quality checks on the sample (CSV + HTML quality report
 data: check ## Build the processed tables from the sample (reusing the checks' findings)
 	$(GAR) build --data $(SAMPLE) --findings reports/qualite/constats.csv
 
-reports: data ## Main job: sample → processed tables → quality report → all HTML reports
-	$(GAR) reports --audience national --all --jobs $(JOBS) --run-id latest
-	$(GAR) reports --audience academie --all --jobs $(JOBS) --run-id latest
+reports: data ## Main job: sample → processed tables → quality report → the HTML reports of every audience
+	$(GAR) reports --audience all --all --jobs $(JOBS) --run-id latest
 	$(GAR) share --run reports/latest --dry-run
 
 browser: ## Install Debian's headless Chromium for the browser tests (root)

@@ -560,11 +560,41 @@ def load_processed(name: str, processed_dir: str | Path | None = None) -> pd.Dat
     path = Path(processed_dir or PROCESSED_DIR) / f"{name}.parquet"
     if not path.exists():
         raise DataError.single(path, "table absente : lancez d'abord « gar-analysis build » (ou « make data »).")
+    key = None
+    if _TABLE_CACHE is not None:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        if key in _TABLE_CACHE:
+            return _TABLE_CACHE[key].copy(deep=False)  # copy-on-write: the caller cannot alter the cache
     try:
-        return pd.read_parquet(path)
+        df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types on a corrupt file
         raise DataError.single(path, f"table illisible (Parquet corrompu : {type(exc).__name__}) : relancez "
                                "« gar-analysis build ».") from None
+    if key is not None:
+        for old in [k for k in _TABLE_CACHE if k[0] == key[0]]:  # an older build of the same file
+            del _TABLE_CACHE[old]
+        _TABLE_CACHE[key] = df
+        return df.copy(deep=False)
+    return df
+
+
+#: Tables kept in memory by :func:`load_processed` (None: no cache). Enabled in the batch's warm kernels.
+_TABLE_CACHE: dict | None = None
+
+
+def cache_tables(enabled: bool = True) -> None:
+    """Keep the tables read by :func:`load_processed` in memory, keyed on path, mtime and size.
+
+    Used by the report batch's warm kernels (:mod:`gar_analysis.reporting.warm`): a kernel
+    that renders many pages reads each table once; a new build (new mtime or size) is read again.
+    ``cache_tables(False)`` empties and disables the cache.
+    """
+    global _TABLE_CACHE
+    if not enabled:
+        _TABLE_CACHE = None
+    elif _TABLE_CACHE is None:
+        _TABLE_CACHE = {}
 
 
 def load_manifest(processed_dir: str | Path | None = None) -> dict:

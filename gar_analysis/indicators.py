@@ -238,6 +238,7 @@ class Tables:
     def __init__(self, processed_dir: str | Path | None = None, frames: dict | None = None, periode: str = ""):
         self.processed_dir = processed_dir or None
         self._frames = dict(frames or {})
+        self._given = bool(frames)  # tables given directly are never memoised (see _memo_key)
         self.periode = str(periode or "").strip()
         self.last_month = None
         if self.periode:
@@ -273,6 +274,41 @@ class Tables:
     def has(self, name: str) -> bool:
         """Return True when the table exists and has rows."""
         return len(self[name]) > 0
+
+
+#: National computations shared by every page of a warm report kernel (see :func:`_memo_key`).
+_MEMO: dict = {"fingerprint": None, "values": {}}
+
+
+def _memo_key(t: Tables, *parts) -> tuple | None:
+    """Key of a computation that depends only on the processed tables, or None when not memoised.
+
+    Memoised only while :func:`gar_analysis.build.cache_tables` is on (the batch's warm kernels) and
+    for tables read from files: the key holds the folder, the period and every table's mtime and size,
+    so a new build is computed again (and the memo of the previous one dropped).
+    """
+    from . import build
+
+    if build._TABLE_CACHE is None or getattr(t, "_given", True):
+        return None
+    fingerprint = getattr(t, "_fingerprint", None)
+    if fingerprint is None:
+        folder = Path(t.processed_dir or config.PROCESSED_DIR).resolve()
+        stats = tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in folder.glob("*.parquet")))
+        fingerprint = t._fingerprint = (str(folder), t.periode, stats)
+    if _MEMO["fingerprint"] != fingerprint:
+        _MEMO["fingerprint"], _MEMO["values"] = fingerprint, {}
+    return parts
+
+
+def _memo_get(key):
+    return None if key is None else _MEMO["values"].get(key)
+
+
+def _memo_set(key, value):
+    if key is not None:
+        _MEMO["values"][key] = value
+    return value
 
 
 def _tables(tables) -> Tables:
@@ -395,6 +431,10 @@ def school_facts(tables) -> pd.DataFrame:
     t = _tables(tables)
     if getattr(t, "_facts", None) is not None:
         return t._facts
+    key = _memo_key(t, "school_facts")
+    if _memo_get(key) is not None:
+        t._facts = _memo_get(key).copy(deep=False)  # copy-on-write: a page cannot alter the memo
+        return t._facts
     etab = t["etablissements"].copy()
     usage = t["usage_mensuel"]
     months = window(usage)
@@ -429,6 +469,9 @@ def school_facts(tables) -> pd.DataFrame:
     facts.attrs["an_disponible"] = bool(ref and _shift(ref, -12) in _months(usage))
     out = etab.merge(facts, on="uai", how="left", validate="one_to_one")
     out.attrs.update(facts.attrs)
+    if key is not None:
+        _memo_set(key, out)
+        out = out.copy(deep=False)
     t._facts = out
     return out
 
@@ -581,11 +624,18 @@ def territory_values(tables, audience: str, code: str) -> pd.DataFrame:
     t = _tables(tables)
     facts = school_facts(t)
     yoy = facts.attrs.get("an_disponible", False)
-    local, nat = select(facts, audience, code), reference(facts, audience)
-    lv, nv = aggregate(local, year_on_year=yoy), aggregate(nat, year_on_year=yoy)
+    local = select(facts, audience, code)
+    lv = aggregate(local, year_on_year=yoy)
     months = window(t["usage_mensuel"])
     lv["ressources_distinctes"] = _distinct_resources(t, local["uai"], months)
-    nv["ressources_distinctes"] = _distinct_resources(t, nat["uai"], months)
+    key = _memo_key(t, "national_values", audience)
+    nv = _memo_get(key)
+    if nv is None:
+        nat = reference(facts, audience)
+        nv = aggregate(nat, year_on_year=yoy)
+        nv["ressources_distinctes"] = _distinct_resources(t, nat["uai"], months)
+        _memo_set(key, nv)
+    nv = dict(nv)
     missing = [name for name, i in INDICATORS.items() if name not in lv and not i.editeur]
     if missing:
         raise ConfigError(f"Indicateur(s) déclaré(s) mais non calculé(s) : {', '.join(missing)}.")
@@ -641,11 +691,21 @@ def positions(tables, audience: str, code: str, level: str = "998") -> dict[str,
     if aud.level == "national":
         return {}
     t = _tables(tables)
+    key = _memo_key(t, "positions", audience, level)
+    cached = _memo_get(key)
+    if cached is None:  # every unit of the level at once: the same for every page of the audience
+        cached = _memo_set(key, _all_positions(t, aud, audience, level))
+    units, by_indicator = cached
+    if str(code) not in units:
+        return {}
+    return {name: pos[str(code)] for name, pos in by_indicator.items() if str(code) in pos}
+
+
+def _all_positions(t: Tables, aud, audience: str, level: str) -> tuple[set, dict]:
+    """Return (units of the level, indicator → {unit: position}) for :func:`positions`."""
     facts = reference(school_facts(t), audience)
     yoy = facts.attrs.get("an_disponible", False)
     per_unit = {str(k): aggregate(g, year_on_year=yoy) for k, g in facts.groupby(aud.level, observed=True)}
-    if str(code) not in per_unit:
-        return {}
     out = {}
     for name, ind in INDICATORS.items():
         if not _comparable(ind) or ind.editeur:
@@ -653,16 +713,14 @@ def positions(tables, audience: str, code: str, level: str = "998") -> dict[str,
         frame = pd.DataFrame([{"unit": u, "den": v[ind.denominator], "num": v[name] * v[ind.denominator]}
                               for u, v in per_unit.items()]).dropna()
         frame = frame[frame["den"] > 0]
-        if str(code) not in set(frame["unit"]) or len(frame) < 3:
+        if len(frame) < 3:
             continue
         kind = "proportion" if ind.kind == "percent" else "rate"
         table = _unit_funnel(frame.assign(num=frame["num"].round()), kind)
         if table is None:
             continue
-        row = table[table["unit"].astype(str) == str(code)]
-        if len(row):
-            out[name] = str(row[f"position_{level}"].iloc[0])
-    return out
+        out[name] = {str(u): str(p) for u, p in zip(table["unit"].astype(str), table[f"position_{level}"])}
+    return set(per_unit), out
 
 
 def _ratio(a: float, b: float, ind: Indicator) -> float:
@@ -1134,8 +1192,11 @@ def conventions(tables, audience: str, code: str, today: pd.Timestamp | None = N
     if not t.has("contrats"):
         return pd.DataFrame(columns=cols)
     c = t["contrats"]
-    c = c[c["objet"].astype(str).str.startswith("convention")]
-    c = _actor_territory(c, t["etablissements"])
+    key = _memo_key(t, "conventions_actors")
+    if _memo_get(key) is None:
+        c = c[c["objet"].astype(str).str.startswith("convention")]
+        c = _memo_set(key, _actor_territory(c, t["etablissements"]))
+    c = _memo_get(key).copy(deep=False) if key is not None else c
     level = AUDIENCES[audience][0]
     if audience == "region":
         c = c[(c["type_acteur"] == "region") & (c["code_acteur"].astype(str) == str(code))]
@@ -1227,8 +1288,11 @@ def budget(tables, audience: str, code: str) -> pd.DataFrame:
     elif audience == "departement":
         b = b[(b["niveau"] == "departement") & (b["code"].map(normalize_departement) == normalize_departement(code))]
     elif level != "national":
-        b = b.assign(type_acteur=b["niveau"], code_acteur=b["code"])
-        b = _actor_territory(b, t["etablissements"])
+        key = _memo_key(t, "budget_actors")  # the same for every territory: computed once per build in a warm kernel
+        if _memo_get(key) is None:
+            b = _memo_set(key, _actor_territory(b.assign(type_acteur=b["niveau"], code_acteur=b["code"]),
+                                                t["etablissements"]))
+        b = _memo_get(key).copy(deep=False) if key is not None else b
         b = b[_in_territory(b, audience, code, whole_regions=False)]
     if b.empty:
         return with_spec(pd.DataFrame(columns=cols), spec)

@@ -33,3 +33,12 @@ def test_relative_processed_is_resolved_against_the_current_directory(bench, tmp
     assert got.is_absolute() and got == (tmp_path / "data" / "processed").resolve()
     with pytest.raises(SystemExit, match="Tables traitées introuvables : .*absent"):
         bench._ensure_processed(tmp_path / "out", "absent")
+
+
+def test_loop_subset_is_evenly_spaced_and_named_like_the_batch_pages(bench):
+    from types import SimpleNamespace
+
+    jobs = [SimpleNamespace(audience="academie", stem=f"{i:02d}") for i in range(10)]
+    assert [j.stem for j in bench.subset(jobs, 4)] == ["00", "02", "05", "07"]
+    assert bench.subset(jobs, None) == jobs and bench.subset(jobs, 99) == jobs
+    assert bench.page_id(jobs[3]) == "academie__03"

@@ -1,11 +1,16 @@
 """The report batch: run the report notebooks for every territory of an audience, in parallel.
 
-Each job (one notebook × one territory) runs in its own forked worker process,
-which executes the notebook with Papermill (one kernel per notebook) and
+Each of ``n_jobs`` forked worker processes keeps one Jupyter kernel alive
+across the jobs (one notebook × one territory) it is given ("warm kernels":
+imports and processed tables are loaded once per kernel, and the namespace is
+reset before each page, see :mod:`.warm`). A worker executes the notebook with
+Papermill (parameters cell, injected-parameters cell, Papermill metadata) and
 exports it to HTML in-process. A job that fails is recorded (error excerpt,
-executed notebook kept) and the others go on; a job that outlives its timeout
-is stopped together with its kernel. Everything is checked before the first
-notebook starts: audience, territory codes, notebook names, parameters.
+executed notebook kept), its kernel is replaced and the others go on; a job
+that outlives its timeout is stopped together with its worker and kernel.
+Several audiences may share one batch (one worker pool). Everything is checked
+before the first notebook starts: audience, territory codes, notebook names,
+parameters.
 
 Layout of ``<out>/<run-id>/``::
 
@@ -291,6 +296,55 @@ def plan_batch(audience: str, *, all_territories: bool = False, only: list[str] 
     return jobs
 
 
+def parse_audiences(text: str | list[str]) -> list[str]:
+    """Return the audiences named by ``--audience``: ``all``, one audience, or several (spaces or commas).
+
+    Raises
+    ------
+    ConfigError
+        Unknown audience (the message lists the valid ones).
+    """
+    words = [w.strip() for part in ([text] if isinstance(text, str) else text) for w in str(part).split(",")]
+    words = [w for w in words if w]
+    if words == ["all"] or words == ["tous"]:
+        return list(AUDIENCES)
+    unknown = [w for w in words if w not in AUDIENCES]
+    if unknown or not words:
+        raise ConfigError(f"Audience inconnue : {', '.join(map(repr, unknown)) or 'aucune'}. Valeurs possibles : "
+                          f"all, {', '.join(AUDIENCES)}.")
+    return list(dict.fromkeys(words))
+
+
+def plan_audiences(audiences: list[str], *, all_territories: bool = False, only: list[str] | None = None,
+                   notebook: str | None = None, **kwargs) -> list[Job]:
+    """Plan one batch over several audiences (one worker pool for all their pages).
+
+    Parameters are those of :func:`plan_batch`. With several audiences, ``only`` is refused (a code
+    means different territories in different audiences) and ``notebook`` keeps the audiences that
+    have it. Jobs come audience by audience, in the order of ``territories.AUDIENCES``.
+
+    Returns
+    -------
+    list of Job
+    """
+    if len(audiences) == 1:
+        return plan_batch(audiences[0], all_territories=all_territories, only=only, notebook=notebook, **kwargs)
+    if only:
+        raise ConfigError("--only ne s'emploie qu'avec une seule audience : un même code désigne des territoires "
+                          "différents selon l'audience.")
+    audiences = sorted(audiences, key=list(AUDIENCES).index)
+    if notebook:
+        table = kwargs.get("table") or notebook_table()
+        kwargs["table"] = table
+        audiences = [a for a in audiences if any(r["audience"] == a and r["notebook"] == notebook for r in table)]
+        if not audiences:
+            raise ConfigError(f"Carnet inconnu pour ces audiences : {notebook!r}.")
+    jobs = []
+    for audience in audiences:
+        jobs += plan_batch(audience, all_territories=all_territories, notebook=notebook, **kwargs)
+    return jobs
+
+
 def typed_parameter(name: str, value, declared: dict):
     """Convert a ``-p NOM=VALEUR`` string to the type of the notebook's default value.
 
@@ -424,23 +478,142 @@ def _redirect_output(path: Path) -> None:
     os.close(fd)
 
 
-def _worker(job: Job, run_dir: str, manifest: dict, timeout: float, kernel_name: str | None,
-            result_file: str) -> None:
-    """Execute one notebook, export it, write the outcome as JSON to ``result_file``."""
-    import papermill
-
+def _worker_setup(run_dir: Path) -> None:
+    """Prepare a worker process: no Ctrl-C, output to the run's log, no secret for its kernels."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which stops the workers
-    run_dir = Path(run_dir)
     _redirect_output(run_dir / "noyaux.log")
     logging.getLogger("papermill").setLevel(logging.WARNING)
+    for name in _SECRET_ENV:  # a report never needs a secret: its kernel does not get any
+        os.environ.pop(name, None)
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+
+def _worker(job: Job, run_dir: str, manifest: dict, timeout: float, kernel_name: str | None,
+            result_file: str) -> None:
+    """Execute one notebook in a new kernel, export it, write the outcome as JSON to ``result_file``."""
+    secrets = config.secret_values()  # read before they leave the environment
+    _worker_setup(Path(run_dir))
+    _run_job(job, Path(run_dir), manifest, timeout, kernel_name, result_file, secrets, warm=False)
+
+
+# --- warm kernels: one kernel per worker, kept alive across pages ------------------------------------------------
+
+#: The worker's kernel (``km``, ``kc``, ``kernel_name``, ``pages``), kept across the pages of a warm worker.
+_WARM: dict = {}
+#: Seconds allowed to the reset that starts each page in a warm kernel.
+RESET_TIMEOUT_S = 60.0
+
+
+def _shutdown_warm() -> None:
+    """Stop the worker's kernel (after a failure, a timeout, or at the end); never raises."""
+    km, kc = _WARM.pop("km", None), _WARM.pop("kc", None)
+    _WARM.clear()
+    try:
+        if kc is not None:
+            kc.stop_channels()
+        if km is not None:
+            from jupyter_core.utils import run_sync
+
+            run_sync(km.shutdown_kernel)(now=True)
+    except Exception:  # noqa: BLE001 - the kernel is killed below anyway
+        pass
+    for pid in _descendants(os.getpid()):  # whatever is left (the kernel, its children)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _warm_engine(env: dict, cwd: str) -> str:
+    """A Papermill engine that runs the notebook in the worker's warm kernel, after a reset (:mod:`.warm`).
+
+    The kernel is started on the first page (or after :func:`_shutdown_warm`) and kept: Papermill's
+    parameterisation, per-cell metadata and output notebook are unchanged.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.utils import merge_kwargs, remove_args
+
+    code = f"from gar_analysis.reporting import warm as _w\n_w.new_page({env!r}, {cwd!r})"
+
+    class _WarmClient(PapermillNotebookClient):
+        def execute(self, **kwargs):
+            self.reset_execution_trackers()
+            with self.setup_kernel(**kwargs):  # starts a kernel only when the worker has none
+                _WARM.update(km=self.km, kc=self.kc, kernel_name=self.kernel_name)
+                cell = nbformat.v4.new_code_cell(code)
+                reset = NotebookClient(nbformat.v4.new_notebook(cells=[cell]), km=self.km,
+                                       timeout=RESET_TIMEOUT_S, allow_errors=False)
+                reset.kc = self.kc
+                reset.execute_cell(cell, 0, store_history=False)
+                _WARM["pages"] = _WARM.get("pages", 0) + 1
+                self.papermill_execute_cells()
+                info_msg = self.wait_for_reply(self.kc.kernel_info())
+                self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
+                self.set_widgets_metadata()
+            return self.nb
+
+    class _WarmEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            _CURRENT["nb"] = nb_man.nb
+            if _WARM.get("km") is not None and (_WARM.get("kernel_name") != kernel_name
+                                                or not _WARM["km"].has_kernel):
+                _shutdown_warm()
+            if _WARM.get("km") is None:
+                from jupyter_client.manager import AsyncKernelManager
+
+                _WARM["km"] = AsyncKernelManager(kernel_name=kernel_name)
+            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+            final = merge_kwargs(kwargs, timeout=execution_timeout, startup_timeout=start_timeout,
+                                 kernel_name=kernel_name, log=logging.getLogger("papermill"),
+                                 log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+            client = _WarmClient(nb_man, km=_WARM["km"], **final)
+            client.kc = _WARM.get("kc")
+            return client.execute()
+
+    papermill_engines.register("gar-warm", _WarmEngine)
+    return "gar-warm"
+
+
+def _warm_worker(conn, run_dir: str, manifest: dict, timeout: float, kernel_name: str | None,
+                 secrets: list[str]) -> None:
+    """Run the jobs sent on ``conn`` one after the other in one warm kernel; ``None`` ends the worker."""
+    _worker_setup(Path(run_dir))
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:
+                break
+            if message is None:
+                break
+            job, result_file = message
+            _run_job(job, Path(run_dir), manifest, timeout, kernel_name, result_file, secrets, warm=True)
+            conn.send(result_file)
+    finally:
+        _shutdown_warm()
+
+
+def _run_job(job: Job, run_dir: Path, manifest: dict, timeout: float, kernel_name: str | None,
+             result_file: str, secrets: list[str], *, warm: bool) -> None:
+    """Execute one notebook (in a new kernel or the worker's warm one), export it, write the outcome."""
+    import papermill
+
     executed = run_dir / job.executed_rel
     html_path = run_dir / job.html_rel
     summary_file = executed.parent / f".{executed.stem}.resume.json"
-    secrets = config.secret_values()
-    for name in _SECRET_ENV:  # a report never needs a secret: its kernel does not get any
-        os.environ.pop(name, None)
-    os.environ[SUMMARY_ENV] = str(summary_file)
-    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    summary_file.unlink(missing_ok=True)
+    cwd = str(Path(job.input_path).parent)
+    if warm:
+        engine = _warm_engine({SUMMARY_ENV: str(summary_file)}, cwd)
+    else:
+        os.environ[SUMMARY_ENV] = str(summary_file)
+        engine = _engine()
+    _CURRENT.clear()
     t0 = time.perf_counter()
     result = {"statut": "echec", "erreur": "", "html": ""}
     nb = None
@@ -449,9 +622,11 @@ def _worker(job: Job, run_dir: str, manifest: dict, timeout: float, kernel_name:
         nb = papermill.execute_notebook(
             job.input_path, str(executed), parameters=job.parameters, kernel_name=kernel_name,
             progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-            execution_timeout=timeout, cwd=str(Path(job.input_path).parent), engine_name=_engine())
+            execution_timeout=timeout, cwd=cwd, engine_name=engine)
         result["statut"] = "ok"
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, never raised
+        if warm:  # a failed or timed-out page may leave the kernel busy or broken: the next page gets a new one
+            _shutdown_warm()
         result["erreur"] = _excerpt(exc)
         if "Timeout" in type(exc).__name__ or "timed out" in str(exc).lower():
             result["erreur"] = f"Délai dépassé ({timeout:g} s) : le noyau a été arrêté.\n" + result["erreur"]
@@ -542,7 +717,7 @@ def _file_logger(run_dir: Path) -> logging.Handler:
 def run_batch(jobs: list[Job], *, out_dir: str | Path | None = None, run_id: str | None = None,
               n_jobs: int | None = None, timeout: float | None = None, processed_dir: str | Path | None = None,
               kernel_name: str | None = None, progress: bool | None = None,
-              manifest: dict | None = None) -> BatchResult:
+              manifest: dict | None = None, warm: bool = True) -> BatchResult:
     """Run jobs in parallel, export the reports, update the run's index.
 
     Parameters
@@ -566,6 +741,10 @@ def run_batch(jobs: list[Job], *, out_dir: str | Path | None = None, run_id: str
         Progress bar (default: only on a terminal).
     manifest : dict, optional
         Manifest to show (default: ``build.load_manifest(processed_dir)``, empty when absent).
+    warm : bool
+        Default True: each of the ``n_jobs`` workers keeps one kernel alive across its pages, reset
+        before each page (:mod:`gar_analysis.reporting.warm`) and replaced after a failure or a timeout.
+        False: a new worker and kernel per page.
 
     Returns
     -------
@@ -593,16 +772,100 @@ def run_batch(jobs: list[Job], *, out_dir: str | Path | None = None, run_id: str
 
         ctx = multiprocessing.get_context("fork")
         pending = list(jobs)
+        audiences = list(dict.fromkeys(j.audience for j in jobs))
+        bar = tqdm(total=len(jobs), desc=f"Rapports {audiences[0] if len(audiences) == 1 else ''}".strip(),
+                   unit="rapport", disable=(None if progress is None else not progress), leave=True)
+        secrets = config.secret_values()
+        slots: list[dict] = []  # warm: one long-lived worker (and kernel) per slot
+
+        def result_path(job: Job) -> Path:
+            path = run_dir / job.audience / "executed" / f".{job.notebook}-{job.territoire}.result.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)
+            return path
+
+        def spawn_warm() -> dict:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_warm_worker, name="gar-noyau-chaud",
+                               args=(child, str(run_dir), manifest, timeout, kernel_name, secrets))
+            proc.start()
+            child.close()
+            return {"proc": proc, "conn": parent, "job": None}
+
+        def record(job: Job, result: dict) -> None:
+            executed = run_dir / job.executed_rel
+            if not result.get("execute") and executed.exists():
+                result["execute"] = job.executed_rel
+            entry = _entry(job, result)
+            entries.append(entry)
+            if entry["statut"] == "ok":
+                log.info("ok     %s/%s %s (%.1f s)", job.audience, job.territoire, job.notebook,
+                         entry["duree_s"] or 0)
+            else:
+                log.error("échec  %s/%s %s (%.1f s) : %s", job.audience, job.territoire, job.notebook,
+                          entry["duree_s"] or 0, entry["erreur"].splitlines()[0] if entry["erreur"] else "")
+            update_index(run_dir, [entry], simulated=bool(manifest.get("simulated", False)))
+            bar.update(1)
+
+        def read_result(result_file: Path, started: float, exitcode) -> dict:
+            try:
+                result = json.loads(result_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                result = {"statut": "echec", "duree_s": round(time.monotonic() - started, 2),
+                          "erreur": f"Le processus de travail s'est arrêté (code {exitcode})."}
+            result_file.unlink(missing_ok=True)
+            return result
+
+        timed_out = {"statut": "echec",
+                     "erreur": f"Délai dépassé ({timeout:g} s) : le carnet et son noyau ont été arrêtés."}
         running: dict = {}
-        bar = tqdm(total=len(jobs), desc=f"Rapports {jobs[0].audience if jobs else ''}", unit="rapport",
-                   disable=(None if progress is None else not progress), leave=True)
         try:
-            while pending or running:
+            if warm:
+                slots = [spawn_warm() for _ in range(min(n_jobs, len(jobs)))]
+            while pending or running or any(slot["job"] for slot in slots):
+                if warm:
+                    for i, slot in enumerate(slots):
+                        if slot["job"] is None and pending:
+                            job = pending.pop(0)
+                            result_file = result_path(job)
+                            try:
+                                slot["conn"].send((job, str(result_file)))
+                            except OSError:  # the worker died between two pages: a new one takes the page
+                                _kill_tree(slot["proc"])
+                                slots[i] = slot = spawn_warm()
+                                slot["conn"].send((job, str(result_file)))
+                            slot.update(job=job, started=time.monotonic(), result_file=result_file)
+                    busy = [slot for slot in slots if slot["job"]]
+                    wait([x for slot in busy for x in (slot["conn"], slot["proc"].sentinel)], timeout=0.5)
+                    now = time.monotonic()
+                    for i, slot in enumerate(slots):
+                        job = slot["job"]
+                        if job is None:
+                            continue
+                        done = False
+                        try:
+                            done = slot["conn"].poll()
+                            if done:
+                                slot["conn"].recv()
+                        except (EOFError, OSError):
+                            done = False
+                        if done:
+                            result = read_result(slot["result_file"], slot["started"], None)
+                        elif slot["proc"].is_alive() and now - slot["started"] <= timeout + KILL_GRACE_S:
+                            continue
+                        else:  # hung past the grace period, or died: kill it with its kernel, start another
+                            alive = slot["proc"].is_alive()
+                            _kill_tree(slot["proc"])
+                            result = (dict(timed_out, duree_s=round(now - slot["started"], 2)) if alive
+                                      else read_result(slot["result_file"], slot["started"], slot["proc"].exitcode))
+                            slots[i] = spawn_warm() if pending else {"proc": slot["proc"], "conn": slot["conn"],
+                                                                     "job": None, "dead": True}
+                        slots[i]["job"] = None
+                        record(job, result)
+                    continue
                 while pending and len(running) < n_jobs:
                     job = pending.pop(0)
-                    result_file = run_dir / job.audience / "executed" / f".{job.notebook}-{job.territoire}.result.json"
-                    result_file.parent.mkdir(parents=True, exist_ok=True)
-                    result_file.unlink(missing_ok=True)
+                    result_file = result_path(job)
                     proc = ctx.Process(target=_worker, name=f"gar-{job.stem}",
                                        args=(job, str(run_dir), manifest, timeout, kernel_name, str(result_file)))
                     proc.start()
@@ -614,35 +877,31 @@ def run_batch(jobs: list[Job], *, out_dir: str | Path | None = None, run_id: str
                         continue
                     if proc.is_alive():
                         _kill_tree(proc)
-                        result = {"statut": "echec", "duree_s": round(now - started, 2),
-                                  "erreur": f"Délai dépassé ({timeout:g} s) : le carnet et son noyau ont été arrêtés."}
+                        result = dict(timed_out, duree_s=round(now - started, 2))
                     else:
                         proc.join()
-                        try:
-                            result = json.loads(result_file.read_text(encoding="utf-8"))
-                        except (OSError, ValueError):
-                            result = {"statut": "echec", "duree_s": round(now - started, 2),
-                                      "erreur": f"Le processus de travail s'est arrêté (code {proc.exitcode})."}
-                        result_file.unlink(missing_ok=True)
+                        result = read_result(result_file, started, proc.exitcode)
                     del running[sentinel]
-                    executed = run_dir / job.executed_rel
-                    if not result.get("execute") and executed.exists():
-                        result["execute"] = job.executed_rel
-                    entry = _entry(job, result)
-                    entries.append(entry)
-                    if entry["statut"] == "ok":
-                        log.info("ok     %s/%s %s (%.1f s)", job.audience, job.territoire, job.notebook,
-                                 entry["duree_s"] or 0)
-                    else:
-                        log.error("échec  %s/%s %s (%.1f s) : %s", job.audience, job.territoire, job.notebook,
-                                  entry["duree_s"] or 0, entry["erreur"].splitlines()[0] if entry["erreur"] else "")
-                    update_index(run_dir, [entry], simulated=bool(manifest.get("simulated", False)))
-                    bar.update(1)
+                    record(job, result)
         except KeyboardInterrupt:
             for proc, *_ in running.values():
                 _kill_tree(proc)
+            for slot in slots:
+                _kill_tree(slot["proc"])
+            slots = []
             raise
         finally:
+            for slot in slots:  # end the warm workers (each stops its kernel)
+                if not slot.get("dead"):
+                    try:
+                        slot["conn"].send(None)
+                    except OSError:
+                        pass
+            for slot in slots:
+                slot["proc"].join(10)
+                if slot["proc"].is_alive():
+                    _kill_tree(slot["proc"])
+                slot["conn"].close()
             bar.close()
         if not jobs:
             update_index(run_dir, [], simulated=bool(manifest.get("simulated", False)))
@@ -662,4 +921,5 @@ def run_batch(jobs: list[Job], *, out_dir: str | Path | None = None, run_id: str
 
 
 __all__ = ["Job", "BatchResult", "notebook_table", "audience_territories", "editeur_territories", "plan_batch",
+           "parse_audiences", "plan_audiences",
            "run_batch", "declared_parameters", "default_run_id", "check_run_id"]

@@ -27,8 +27,9 @@ def _param(text: str) -> tuple[str, str]:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``reports`` command's arguments."""
-    parser.add_argument("--audience", required=True, metavar="PUBLIC",
-                        help=f"public visé : {', '.join(AUDIENCES)}")
+    parser.add_argument("--audience", required=True, nargs="+", metavar="PUBLIC",
+                        help=f"public(s) visé(s), en un seul lot : all (tous) ou un ou plusieurs parmi "
+                             f"{', '.join(AUDIENCES)}")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="tous les territoires du public")
     which.add_argument("--only", nargs="+", metavar="CODE", help="seulement ces territoires (codes officiels)")
@@ -110,7 +111,7 @@ def write_run_quality_page(processed_dir, run_dir) -> Path | None:
 
 def run(args) -> int:
     """Run ``gar-analysis reports``; return 0 (all produced), 1 (some failed) or 2 (refused)."""
-    from .batch import check_run_id, default_run_id, plan_batch, run_batch
+    from .batch import check_run_id, default_run_id, parse_audiences, plan_audiences, run_batch
 
     from ..cli import absolute, output_dir
 
@@ -119,9 +120,9 @@ def run(args) -> int:
     args.processed = str(absolute(args.processed or config.PROCESSED_DIR))
     if args.notebooks_dir:
         args.notebooks_dir = str(absolute(args.notebooks_dir))
-    jobs = plan_batch(args.audience, all_territories=args.all, only=args.only, notebook=args.notebook,
-                      period=args.period, extra=dict(args.param), processed_dir=args.processed,
-                      notebooks_dir=args.notebooks_dir, run_id=run_id)
+    jobs = plan_audiences(parse_audiences(args.audience), all_territories=args.all, only=args.only,
+                          notebook=args.notebook, period=args.period, extra=dict(args.param),
+                          processed_dir=args.processed, notebooks_dir=args.notebooks_dir, run_id=run_id)
     check_processed_dir(args.processed)
     args.out = str(output_dir(args.out, "--out"))
     result = run_batch(jobs, out_dir=args.out, run_id=run_id, n_jobs=args.jobs or len(os.sched_getaffinity(0)),
