@@ -175,6 +175,15 @@ def reset_anchors() -> None:
     _ANCHORS.clear()
 
 
+def _register_page_reset() -> None:
+    from .warm import on_new_page
+
+    on_new_page(reset_anchors)  # a warm kernel's next page starts with no anchor taken
+
+
+_register_page_reset()
+
+
 def _caption_key(caption: str) -> str:
     """The territory-independent head of a caption: up to « — », « : », a parenthesis or a full stop."""
     head = re.split(r"\s[—–]\s|\s:\s|\s\(|\.\s|\.$", str(caption), maxsplit=1)[0]
