@@ -9,7 +9,8 @@ and the quality findings, aggregates only, never pupil-level data) in
   computed before and after for every territory of the audience's level. A territory's change
   (new − old) is compared with the national change in a funnel: sampling variance of both rates
   (binomial for a share, Poisson for a rate per unit) plus the between-territory variance of the
-  changes (DerSimonian-Laird, :func:`gar_analysis.stats.dersimonian_laird_tau2`). A change is
+  changes (DerSimonian-Laird, :func:`gar_analysis.stats.dersimonian_laird_tau2`, estimated on the
+  other territories so that one territory's large change does not hide itself). A change is
   reported only outside the 99.8 % limits (|z| > 3.09): never a bare difference, and a change that
   every territory shares (the season, the national trend) is not a territory's change;
 * **schools** newly registered, newly active and newly inactive in the reference month, by the
@@ -250,8 +251,11 @@ def indicator_changes(old: State, new: State, audience: str) -> pd.DataFrame:
         frame["ecart_national"] = target
         frame["z"] = np.nan
         if ok.sum() >= 3 and not pd.isna(target):
-            tau2 = dersimonian_laird_tau2(frame.loc[ok, "ecart"], frame.loc[ok, "s2"], float(target))
-            frame.loc[ok, "z"] = (frame.loc[ok, "ecart"] - target) / np.sqrt(frame.loc[ok, "s2"] + tau2)
+            est, s2 = frame.loc[ok, "ecart"].to_numpy(float), frame.loc[ok, "s2"].to_numpy(float)
+            # between-territory variance of the changes, estimated without the territory tested
+            tau2 = np.array([dersimonian_laird_tau2(np.delete(est, i), np.delete(s2, i), float(target))
+                             for i in range(len(est))])
+            frame.loc[ok, "z"] = (est - target) / np.sqrt(s2 + tau2)
         rows.append(frame)
     cols = ["code", "indicateur", "avant", "apres", "den_avant", "den_apres", "ecart", "ecart_national", "z", "signal"]
     if not rows:

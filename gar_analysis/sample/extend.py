@@ -65,12 +65,13 @@ def _append(path: Path, rows: pd.DataFrame) -> None:
 
 
 def _drop_lines(path: Path, keep: np.ndarray) -> None:
-    """Rewrite a CSV file without some data lines (the other lines kept byte for byte)."""
+    """Rewrite a CSV file without some data lines (the other lines kept byte for byte; lines past ``keep`` kept)."""
     lines = path.read_text(encoding="utf-8").split("\n")
     header, data = lines[0], lines[1:]
     trailing = data and data[-1] == ""
     if trailing:
         data = data[:-1]
+    keep = np.concatenate([np.asarray(keep, bool), np.ones(max(0, len(data) - len(keep)), bool)])
     kept = [line for line, k in zip(data, keep) if k]
     atomic_write_text(path, "\n".join([header, *kept]) + ("\n" if trailing else ""))
 
