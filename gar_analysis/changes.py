@@ -302,24 +302,37 @@ def _scoped(df: pd.DataFrame, audience: str, code: str) -> pd.DataFrame:
     return aud.scope(df, code)
 
 
+def _diff(old: State, new: State) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Schools whose status changed, findings fixed and new findings (computed once per pair of states)."""
+    key = ("diff", id(old))
+    if key not in new._values:
+        cols = ["uai", "nom", *TERRITORY_COLUMNS, "inscrit", "actif_mois"]
+        b = new.facts[[c for c in cols if c in new.facts]]
+        a = old.facts[[c for c in ("uai", "inscrit", "actif_mois") if c in old.facts]]
+        m = b.merge(a, on="uai", how="left", suffixes=("", "_avant"))
+        ins, ins0 = m["inscrit"].fillna(False).astype(bool), m["inscrit_avant"].fillna(False).astype(bool)
+        act, act0 = m["actif_mois"].fillna(False).astype(bool), m["actif_mois_avant"].fillna(False).astype(bool)
+        m["nouveaux_inscrits"] = (ins & ~ins0).to_numpy()
+        m["nouveaux_actifs"] = (ins & act & ~(ins0 & act0)).to_numpy()
+        m["nouveaux_inactifs"] = (ins & ins0 & act0 & ~act).to_numpy()
+        moved = m[m[["nouveaux_inscrits", "nouveaux_actifs", "nouveaux_inactifs"]].any(axis=1)]
+        fa, fb = old.findings, new.findings
+        fixed = fa[~fa["cle"].isin(set(fb["cle"]))]
+        added = fb[~fb["cle"].isin(set(fa["cle"]))]
+        new._values[key] = (moved.sort_values("nom").reset_index(drop=True), fixed, added)
+    return new._values[key]
+
+
 def _schools(old: State, new: State, audience: str, code: str) -> dict[str, pd.DataFrame]:
-    cols = ["uai", "nom", "inscrit", "actif_mois"]
-    a = _scoped(old.facts, audience, code)
-    b = _scoped(new.facts, audience, code)
-    m = b[[c for c in cols if c in b]].merge(a[[c for c in cols if c in a]], on="uai", how="left",
-                                             suffixes=("", "_avant"))
-    ins, ins0 = m["inscrit"].fillna(False).astype(bool), m["inscrit_avant"].fillna(False).astype(bool)
-    act, act0 = m["actif_mois"].fillna(False).astype(bool), m["actif_mois_avant"].fillna(False).astype(bool)
-    pick = lambda mask: m.loc[mask.to_numpy(), ["uai", "nom"]].sort_values("nom").reset_index(drop=True)  # noqa: E731
-    return {"nouveaux_inscrits": pick(ins & ~ins0), "nouveaux_actifs": pick(ins & act & ~(ins0 & act0)),
-            "nouveaux_inactifs": pick(ins & ins0 & act0 & ~act)}
+    moved = _scoped(_diff(old, new)[0], audience, code)
+    return {k: moved.loc[moved[k].to_numpy(), ["uai", "nom"]].reset_index(drop=True)
+            for k in ("nouveaux_inscrits", "nouveaux_actifs", "nouveaux_inactifs")}
 
 
-def _territory_findings(state: State, audience: str, code: str) -> pd.DataFrame:
-    f = state.findings
+def _territory_findings(frame: pd.DataFrame, audience: str, code: str) -> pd.DataFrame:
     if get_audience(audience).level == "national":
-        return f
-    return _scoped(f, audience, code)
+        return frame
+    return _scoped(frame, audience, code)
 
 
 def territory_changes(old: State | None, new: State, audience: str, code: str, *,
@@ -373,11 +386,10 @@ def territory_changes(old: State | None, new: State, audience: str, code: str, *
     out["reculs"] = [s for _, s in sorted(bad)]
     for key, frame in _schools(old, new, audience, code).items():
         out[key] = frame.to_dict("records")
-    fa, fb = _territory_findings(old, audience, code), _territory_findings(new, audience, code)
-    ka, kb = set(fa["cle"]), set(fb["cle"])
+    _, fixed, added = _diff(old, new)
     cols = ["regle", "source", "uai", "mois"]
-    out["constats_corriges"] = fa[fa["cle"].isin(ka - kb)][cols].to_dict("records")
-    out["nouveaux_constats"] = fb[fb["cle"].isin(kb - ka)][cols].to_dict("records")
+    out["constats_corriges"] = _territory_findings(fixed, audience, code)[cols].to_dict("records")
+    out["nouveaux_constats"] = _territory_findings(added, audience, code)[cols].to_dict("records")
     out["nombre"] = sum(len(out[k]) for k in ("points_forts", "reculs", "nouveaux_inscrits", "nouveaux_actifs",
                                              "nouveaux_inactifs", "constats_corriges", "nouveaux_constats"))
     return out
