@@ -508,6 +508,10 @@ def _list_html(items: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
 
 
+def _by_rule(items: list[dict]) -> dict[str, int]:
+    return {str(k): int(v) for k, v in pd.Series([i["regle"] for i in items], dtype=object).value_counts().items()}
+
+
 def release_notes(reference_dir, processed_dir, run_dir, *, release_id: str, reference_id: str | None = None,
                   threshold: int | None = None, audiences: tuple[str, ...] = NOTE_AUDIENCES) -> dict:
     """Write the release notes ``nouveautes.html`` and ``changements.json`` of a run; return a summary.
@@ -524,6 +528,14 @@ def release_notes(reference_dir, processed_dir, run_dir, *, release_id: str, ref
         Identifiers of this release and of the one it is compared with.
     threshold : int, optional
         Disclosure threshold.
+
+    ``changements.json`` holds ``release``, ``reference``, ``premiere``, ``mois_reference(_avant)``,
+    ``territoires_compares`` and ``territoires``: for each territory with a change, ``audience``,
+    ``territoire``, ``nom``, ``html`` (its dashboard, relative), ``points_forts`` / ``reculs`` (the page's
+    sentences), ``indicateurs`` (the interval-based sentences alone), ``etablissements`` (lists of
+    ``{"uai", "nom"}``: ``nouveaux_inscrits``, ``nouveaux_actifs``, ``nouveaux_inactifs``) and
+    ``constats`` (``corriges`` / ``nouveaux``: rule → number). Only aggregates, school names and
+    suppressed-safe sentences: it is published with the pages.
 
     Returns
     -------
@@ -543,10 +555,11 @@ def release_notes(reference_dir, processed_dir, run_dir, *, release_id: str, ref
         good, bad, _ = change_items(c, max_items=5)
         entries.append({"audience": c["audience"], "territoire": c["territoire"], "nom": c["nom"],
                         "html": f"{c['audience']}/{c['territoire']}.html", "points_forts": good, "reculs": bad,
-                        "nouveaux_inscrits": len(c["nouveaux_inscrits"]), "nouveaux_actifs": len(c["nouveaux_actifs"]),
-                        "nouveaux_inactifs": len(c["nouveaux_inactifs"]),
-                        "constats_corriges": len(c["constats_corriges"]),
-                        "nouveaux_constats": len(c["nouveaux_constats"])})
+                        "indicateurs": {"points_forts": c["points_forts"], "reculs": c["reculs"]},
+                        "etablissements": {k: c[k] for k in ("nouveaux_inscrits", "nouveaux_actifs",
+                                                             "nouveaux_inactifs")},
+                        "constats": {"corriges": _by_rule(c["constats_corriges"]),
+                                     "nouveaux": _by_rule(c["nouveaux_constats"])}})
     doc = {"release": release_id, "reference": reference_id, "premiere": old is None,
            "mois_reference": new.periode.get("mois_reference"),
            "mois_reference_avant": None if old is None else old.periode.get("mois_reference"),

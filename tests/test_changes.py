@@ -236,3 +236,97 @@ def test_planted_changes_are_found_and_none_invented(sample_build, tmp_path):
     flagged = [c for c in allc if c["points_forts"] or c["reculs"]]
     assert len(flagged) <= 0.05 * len(allc), [(c["audience"], c["territoire"]) for c in flagged]
     assert not any(c["nouveaux_inscrits"] or c["constats_corriges"] or c["nouveaux_constats"] for c in allc)
+
+
+@pytest.mark.slow
+def test_dashboard_opens_with_what_changed(sample_build, tmp_path, monkeypatch):
+    import papermill as pm
+
+    from gar_analysis import config
+
+    snap = C.write_snapshot(sample_build.processed_dir, tmp_path / "snap")
+    facts = pd.read_parquet(snap / "etablissements.parquet")
+    now_active = facts[(facts["code_academie"] == "14") & facts["actif_mois"] & facts["inscrit"]]["uai"].iloc[0]
+    facts.loc[facts["uai"] == now_active, "actif_mois"] = False  # inactive at the previous publication
+    facts.to_parquet(snap / "etablissements.parquet")
+    monkeypatch.setenv("GAR_REPORT_SUMMARY", str(tmp_path / "resume.json"))
+    html = {}
+    for name, ref in (("premiere", ""), ("suivante", str(snap))):
+        out = tmp_path / f"{name}.ipynb"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pm.execute_notebook(str(config.REPORT_NOTEBOOKS_DIR / "tableau_de_bord.ipynb"), str(out),
+                                kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
+                                parameters={"audience": "academie", "territoire": "14", "seuil_secret": 5,
+                                            "processed_dir": str(sample_build.processed_dir), "run_id": "t",
+                                            "reference_dir": ref})
+        nb = json.loads(out.read_text(encoding="utf-8"))
+        html[name] = "\n".join("".join(o["data"]["text/html"]) for c in nb["cells"] for o in c.get("outputs", [])
+                               if "text/html" in o.get("data", {}))
+    assert "Première publication" in html["premiere"]
+    page = html["suivante"]
+    order = [page.index(t) for t in ("L&#x27;essentiel", "Depuis la publication précédente", "Déploiement")]
+    assert order == sorted(order)
+    assert now_active in page and "devenu(s) actif(s)" in page
+
+
+def _release(tmp_path, monkeypatch, *, first: bool):
+    new_facts = _facts(2, jump="14", start=None)
+    unreg = new_facts[(new_facts["code_departement"] == "35") & ~new_facts["inscrit"]]["uai"].iloc[0]
+    new_facts.loc[new_facts["uai"] == unreg, ["inscrit", "acces_mois", "actif_mois"]] = [True, 30, True]
+    monkeypatch.setattr(C.State, "from_processed", classmethod(
+        lambda cls, p=None, tables=None: _state(new_facts, _findings([("doublon", "gar/acces.csv", "0350003C",
+                                                                        "2025-09", "R0002")]), month="2025-09")))
+    snap = tmp_path / "snap"
+    snap.mkdir(exist_ok=True)
+    _facts(1).to_parquet(snap / "etablissements.parquet")
+    _findings([]).to_parquet(snap / "constats.parquet")
+    (snap / "snapshot.json").write_text(json.dumps({"periode": {"mois_reference": "2025-06"}, "an_disponible": True}))
+    run = tmp_path / "2025-10-01"
+    run.mkdir()
+    (run / "index.json").write_text(json.dumps({"run_id": "2025-10-01", "simule": True, "reports": [
+        {"audience": "academie", "territoire": "14", "nom": "académie de Rennes", "notebook": "tableau_de_bord",
+         "statut": "ok", "html": "academie/14.html", "points_forts": ["Tous les lycées sont inscrits."],
+         "a_corriger": []}]}), encoding="utf-8")
+    C.release_notes(None if first else snap, "unused", run, release_id="2025-10-01",
+                    reference_id=None if first else "2025-07-01", audiences=("national", "academie", "departement"))
+    return run, unreg
+
+
+def test_share_posts_the_changes_not_a_snapshot(tmp_path, monkeypatch, capsys):
+    from gar_analysis import cli
+
+    for var in ("GAR_ROCKETCHAT_WEBHOOK", "GAR_ROCKETCHAT_URL", "GAR_ROCKETCHAT_TOKEN", "GAR_ROCKETCHAT_USER_ID",
+                "GAR_ROCKETCHAT_CHANNEL", "GAR_REPORTS_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    run, unreg = _release(tmp_path, monkeypatch, first=False)
+    assert cli.main(["share", "--run", str(run), "--dry-run", "--base-url", "https://r.example.fr/reports"]) == 0
+    out = capsys.readouterr().out
+    messages = [json.loads(chunk.split("\n", 1)[1]) for chunk in out.split("# message ")[1:]]
+    text = messages[0]["text"]
+    assert text.startswith("*Nouveautés de la publication GAR « 2025-10-01 »*")
+    assert "« 2025-07-01 » (mois de référence : juin 2025 → septembre 2025)" in text
+    assert "https://r.example.fr/reports/2025-10-01/nouveautes.html" in text
+    assert "Tous les lycées sont inscrits" not in out  # the snapshot's sentences are not posted
+    atts = [a for m in messages for a in m["attachments"]]
+    titles = [a["title"] for a in atts]
+    assert "Académie de Rennes – Académie" in titles
+    rennes = atts[titles.index("Académie de Rennes – Académie")]
+    assert rennes["title_link"] == "https://r.example.fr/reports/2025-10-01/academie/14.html"
+    assert rennes["text"].startswith("*Ce qui progresse*\n• Accès des élèves par élève sur 12 mois en hausse")
+    assert "Nouvellement inscrit(s) au GAR : " in rennes["text"] and unreg in rennes["text"]
+    assert "*Points d'attention*\n• Nouveaux constats de qualité : doublon." in rennes["text"]
+    # territories with bright spots come first
+    goods = ["*Ce qui progresse*" in a["text"] for a in atts]
+    assert goods == sorted(goods, reverse=True)
+
+
+def test_share_on_a_first_release_keeps_the_usual_digest(tmp_path, monkeypatch, capsys):
+    from gar_analysis import cli
+
+    monkeypatch.delenv("GAR_ROCKETCHAT_WEBHOOK", raising=False)
+    run, _ = _release(tmp_path, monkeypatch, first=True)
+    assert json.loads((run / "changements.json").read_text(encoding="utf-8"))["premiere"] is True
+    assert cli.main(["share", "--run", str(run), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Synthèse du lot de rapports GAR" in out and "Tous les lycées sont inscrits" in out
