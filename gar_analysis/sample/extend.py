@@ -148,8 +148,12 @@ def extend(data_dir, to: str, *, plant: bool = True) -> dict:
     next_id = int(ab["id_abonnement"].str[2:].str.extract(r"(\d+)")[0].astype(float).max()) + 1
     for y in years:
         end = f"{y}-08-31"
-        cur = ab[(ab["date_fin"] == end) & (ab["date_debut"] <= ab["date_fin"]) & ab["uai"].isin(registered)
-                 & ab["id_ressource"].isin(cat) & (_int(ab["licences"]) >= 0) & (_int(ab["montant_ht"]) >= 0)]
+        # a subscription carrying a planted anomaly (inverted dates, negative value) is renewed clean:
+        # its own line keeps the anomaly, the school keeps its access
+        last_day = ab[["date_debut", "date_fin"]].max(axis=1)
+        cur = ab[(last_day == end) & ab["uai"].isin(registered) & ab["id_ressource"].isin(cat)].copy()
+        for col in ("licences", "montant_ht"):
+            cur[col] = cur[col].str.lstrip("-")
         cur = cur.drop_duplicates(["uai", "id_ressource"])
         have = ab[ab["date_debut"] == f"{y}-09-01"][["uai", "id_ressource"]]
         cur = cur.merge(have, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
