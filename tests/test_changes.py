@@ -196,6 +196,26 @@ def test_dashboard_section_first_release_and_with_changes(tmp_path, capsys, monk
     assert ch["points_forts"] and "Ce qui progresse" in html and "juin 2025" in html
 
 
+@pytest.mark.parametrize("to, message", [("2025-13", "mois invalide"), ("2025-08", "va déjà jusqu'à 2025-08"),
+                                         ("2027-01", "au plus 12 mois")])
+def test_extend_refuses_a_bad_month(tmp_path, to, message):
+    from gar_analysis.errors import ConfigError
+    from gar_analysis.sample.extend import extend
+
+    (tmp_path / "truth.json").write_text(json.dumps({"seed": 1, "periode": {"debut": "2023-09", "fin": "2025-08"}}))
+    with pytest.raises(ConfigError, match=message):
+        extend(tmp_path, to)
+
+
+def test_extend_cli_errors(tmp_path, capsys):
+    from gar_analysis import cli
+
+    assert cli.main(["sample", "--out", str(tmp_path), "--extend-to", "2025-09"]) != 0
+    assert "truth.json absent" in capsys.readouterr().err
+    assert cli.main(["sample", "--out", str(tmp_path), "--no-changes"]) != 0
+    assert "--no-changes ne s'emploie qu'avec --extend-to" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- against the sample's truth (slow)
 
 
@@ -215,6 +235,9 @@ def _built(src, dest, *, to, plant):
 def test_planted_changes_are_found_and_none_invented(sample_build, tmp_path):
     old = C.State.from_snapshot(C.write_snapshot(sample_build.processed_dir, tmp_path / "snap"))
     truth, new = _built(sample_build.data_dir, tmp_path / "planted", to="2025-09", plant=True)
+    for rel in ("gar/affectations.csv", "gar/abonnements.csv", "gar/etablissements.csv"):  # lines kept, new ones appended
+        before = (sample_build.data_dir / rel).read_bytes()
+        assert (tmp_path / "planted" / "data" / rel).read_bytes().startswith(before)
     ch = truth["changements"]
     assert new.periode["mois_reference"] == "2025-09" and ch["mois_reference_avant"] == "2025-06"
     aca = ch["academies"]

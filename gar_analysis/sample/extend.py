@@ -15,7 +15,6 @@ beyond noise: the change detection must then stay quiet.
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
@@ -199,7 +198,6 @@ def extend(data_dir, to: str, *, plant: bool = True) -> dict:
         fixable = [a for a in anomalies if a["regle"] == "uai_invalide" and a["source"] == "gar/acces.csv"]
         plan["corrigee"] = fixable[int(rng.integers(len(fixable)))] if fixable else None
 
-    growth_ref = base
     new_rows = {"gar/acces.csv": [], "gar/affectations.csv": [], "gar/accedants_actifs.csv": []}
     new_etab = []
     for i, month in enumerate(months):
@@ -275,7 +273,6 @@ def extend(data_dir, to: str, *, plant: bool = True) -> dict:
             same_dep = etab[etab["uai"].map(dep_of).eq(dep_of.get(plan["nouvel_inscrit"]))]
             ref = same_dep.iloc[[0]] if len(same_dep) else donor_row
             new_etab.append(ref.assign(uai=plan["nouvel_inscrit"], date_inscription=f"{month}-01"))
-    del growth_ref
 
     # ---- write: appended lines; the planted fix removes one line
     for rel, frames in new_rows.items():
