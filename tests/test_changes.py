@@ -353,3 +353,16 @@ def test_share_on_a_first_release_keeps_the_usual_digest(tmp_path, monkeypatch, 
     assert cli.main(["share", "--run", str(run), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "Synthèse du lot de rapports GAR" in out and "Tous les lycées sont inscrits" in out
+
+
+def test_a_broken_changements_json_is_named(tmp_path, monkeypatch, capsys):
+    from gar_analysis import cli
+
+    monkeypatch.delenv("GAR_ROCKETCHAT_WEBHOOK", raising=False)
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "index.json").write_text(json.dumps({"run_id": "r", "reports": []}), encoding="utf-8")
+    (run / "changements.json").write_text('{"release": "r",\n "territoires": [,]}', encoding="utf-8")
+    assert cli.main(["share", "--run", str(run), "--dry-run"]) != 0
+    err = capsys.readouterr().err
+    assert "changements.json" in err and "ligne 2" in err
