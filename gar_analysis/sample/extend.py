@@ -75,6 +75,41 @@ def _drop_lines(path: Path, keep: np.ndarray) -> None:
     atomic_write_text(path, "\n".join([header, *kept]) + ("\n" if trailing else ""))
 
 
+def _mondays(month: str) -> list[str]:
+    """Mondays of the whole weeks of a month (``YYYY-MM-DD``), the weeks the DNMA files date by their first day.
+
+    A week that runs into the next month is left out: the build counts a month present as soon as one day is
+    measured, and a month of ENT audience without GAR data would become the reference month.
+    """
+    days = pd.date_range(f"{month}-01", periods=31, freq="D")
+    return [d.strftime("%Y-%m-%d") for d in days if d.dayofweek == 0
+            and (d + pd.Timedelta(days=6)).strftime("%Y-%m") == month]
+
+
+def _dnma_weeks(data_dir: Path, months: list[str], base: str, exclude: set[str]) -> None:
+    """Append the weeks of the new months to each DNMA file: the base month's whole weeks, week for week.
+
+    Schools carrying a planted anomaly in a DNMA file (or an invalid UAI) are not carried forward, so that
+    no anomaly is copied; a school's weeks keep their values (the ENT audience is not the object of the
+    planted changes).
+    """
+    for path in sorted((data_dir / "dnma").glob("*.csv")):
+        df = _read(path)
+        date_col = df.columns[0]
+        uai_col = next(c for c in df.columns if c.lower() == "uai")
+        weeks = [w for w in sorted(df[date_col].unique()) if w[:7] == base
+                 and (pd.Timestamp(w) + pd.Timedelta(days=6)).strftime("%Y-%m") == base]
+        if not weeks or df[date_col].max() >= f"{months[0]}-01":
+            continue
+        src = df[df[date_col].isin(weeks) & ~df[uai_col].isin(exclude)]
+        new = []
+        for month in months:
+            for k, monday in enumerate(_mondays(month)):
+                new.append(src[src[date_col] == weeks[k % len(weeks)]].assign(**{date_col: monday}))
+        if new:
+            _append(path, pd.concat(new, ignore_index=True))
+
+
 def _int(s: pd.Series) -> pd.Series:
     return pd.to_numeric(s, errors="coerce")
 
@@ -280,6 +315,9 @@ def extend(data_dir, to: str, *, plant: bool = True) -> dict:
     _append(data_dir / "gar/abonnements.csv", new_ab[ab.columns])
     if new_etab:
         _append(data_dir / "gar/etablissements.csv", pd.concat(new_etab)[etab.columns])
+    if (data_dir / "dnma").is_dir():
+        dnma_touched = {a["uai"] for a in anomalies if a.get("source", "").startswith("dnma/") and a.get("uai")}
+        _dnma_weeks(data_dir, months, base, dnma_touched | (set(acces["uai"]) - registered))
     changes: dict = {"planted": bool(plant), "mois": months, "mois_reference_avant": base,
                      "mois_reference": [m for m in months if m[5:7] not in ("07", "08")][-1]
                      if any(m[5:7] not in ("07", "08") for m in months) else base}
