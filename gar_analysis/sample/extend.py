@@ -82,7 +82,7 @@ def _mondays(month: str) -> list[str]:
     measured, and a month of ENT audience without GAR data would become the reference month.
     """
     days = pd.date_range(f"{month}-01", periods=31, freq="D")
-    return [d.strftime("%Y-%m-%d") for d in days if d.dayofweek == 0
+    return [d.strftime("%Y-%m-%d") for d in days if d.day_of_week == 0
             and (d + pd.Timedelta(days=6)).strftime("%Y-%m") == month]
 
 
