@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import config
+from .errors import DataError
 from .formatting import fmt_number, fmt_percent
 from .indicators import (INDICATORS, Tables, _comparable, _hidden, _months, aggregate, reference_month,
                          school_facts)
@@ -493,9 +494,17 @@ def all_changes(old: State | None, new: State, *, threshold: int | None = None,
     return out
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, *, simulated: bool = False) -> str:
+    """Wrap the release notes in the reports' page shell (the DSFR shell when the package has it)."""
+    from .reporting import export
     from .reporting.export import css, escape
 
+    shell = getattr(export, "page_shell", None)
+    if shell is not None:  # the shared page chrome (portal header, breadcrumb, simulated-data callout)
+        return shell(title, body, depth=0, breadcrumb=[(title, "")], simulated=simulated)
+    simulated_html = ("<p><strong>Données simulées</strong> : chiffres d'illustration, à ne pas diffuser comme "
+                      "résultats.</p>\n") if simulated else ""
+    body = simulated_html + body
     return (f'<!DOCTYPE html>\n<html lang="fr">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{escape(title)}</title>\n'
             f"<style>{css()}</style>\n</head>\n<body>\n<main id=\"contenu\">\n<h1>{escape(title)}</h1>\n{body}\n"
@@ -590,7 +599,15 @@ def release_notes(reference_dir, processed_dir, run_dir, *, release_id: str, ref
                 parts.append("<h3>Points d'attention</h3>" + _list_html(e["reculs"]))
             parts.append("</section>")
         body = "\n".join(parts)
-    pages = [publish(run_dir / "nouveautes.html", _page(title, body)),
+    simulated = False
+    try:
+        from .build import load_manifest
+
+        simulated = bool(load_manifest(processed_dir).get("simulated", False))
+    except DataError:  # no manifest (tables given directly): no banner
+        pass
+    doc["simule"] = simulated
+    pages = [publish(run_dir / "nouveautes.html", _page(title, body, simulated=simulated)),
              publish(run_dir / "changements.json", json.dumps(doc, ensure_ascii=False, indent=1) + "\n")]
     return {"release": release_id, "reference": reference_id, "premiere": old is None,
             "territoires": len(entries), "points_forts": sum(len(e["points_forts"]) for e in entries),
