@@ -18,6 +18,8 @@ DATA_DIR = ROOT / "data"
 RAW_DIR = DATA_DIR / "raw"
 SAMPLE_DIR = RAW_DIR / "sample"
 PROCESSED_DIR = DATA_DIR / "processed"
+#: Snapshots of past releases (comparison bases of « Depuis la publication précédente »), not published.
+HISTORY_DIR = DATA_DIR / "history"
 REPORTS_DIR = ROOT / "reports"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 REPORT_NOTEBOOKS_DIR = NOTEBOOKS_DIR / "reports"

@@ -2,7 +2,9 @@
 
 The digest of a run (``reports/<run-id>/index.json``) is a short national
 summary followed, for each territory, by its bright spots, the main points to
-fix and the link to its report. It is posted through an incoming webhook
+fix and the link to its report. When the run holds release notes
+(``changements.json``, see :mod:`gar_analysis.changes`) of a release that has a
+previous one, the digest reports what changed since it instead. It is posted through an incoming webhook
 (Slack-compatible JSON) or the REST API (``POST /api/v1/chat.sendMessage``
 with a message ``_id`` chosen here, so that a retry never posts twice); with
 ``--dry-run``, the default when nothing is configured, the exact payloads are
@@ -296,7 +298,8 @@ def _bullets(items: list[str]) -> str:
     return "\n".join(f"• {s}" for s in items)
 
 
-def _attachment(t: _Territory, max_size: int) -> dict:
+def _attachment(t: _Territory, max_size: int,
+                headings: tuple[str, str] = ("*Points forts*", "*À corriger en priorité*")) -> dict:
     """One territory's attachment: a link only when absolute, never an empty field."""
     if not t.ok:
         text = "Le rapport n'a pas pu être produit pour ce lot : il sera relancé."
@@ -304,9 +307,9 @@ def _attachment(t: _Territory, max_size: int) -> dict:
     else:
         parts = []
         if t.points_forts:
-            parts.append("*Points forts*\n" + _bullets(t.points_forts))
+            parts.append(f"{headings[0]}\n" + _bullets(t.points_forts))
         if t.a_corriger:
-            parts.append("*À corriger en priorité*\n" + _bullets(t.a_corriger))
+            parts.append(f"{headings[1]}\n" + _bullets(t.a_corriger))
         text = "\n\n".join(parts) or "Pas de constat saillant dans ce lot : voir le rapport pour le détail."
         color = COLOR_TODO if t.a_corriger else COLOR_OK
     label = _audience_label(t.audience)
@@ -352,7 +355,9 @@ def compose_digest(index: dict, run_dir: str | Path, *, base_url: str | None = N
     Returns
     -------
     list of dict
-        Slack-compatible payloads ``{"text", "attachments"}``, each within the limits.
+        Slack-compatible payloads ``{"text", "attachments"}``, each within the limits. When the run holds
+        ``changements.json`` (release notes, :func:`gar_analysis.changes.release_notes`) of a release that has a
+        previous one, the digest reports the changes since it (:func:`compose_changes_digest`), not a snapshot.
     """
     run_dir = Path(run_dir)
     threshold = config.DISCLOSURE_THRESHOLD if threshold is None else threshold
@@ -361,6 +366,10 @@ def compose_digest(index: dict, run_dir: str | Path, *, base_url: str | None = N
         log.warning("URL de base des rapports ignorée pour les liens : elle doit commencer par http:// ou "
                     "https:// (Rocket.Chat refuse les autres liens) ; chemins donnés en texte.")
     terr = _territories(index, run_dir, base_url, threshold)
+    changes = load_changes(run_dir)
+    if changes is not None and not changes.get("premiere"):
+        return compose_changes_digest(changes, index, run_dir, terr, base_url=base_url, threshold=threshold,
+                                      max_size=max_size, max_attachments=max_attachments)
     national = [t for t in terr if t.audience == "national"]
     others = [t for t in terr if t.audience != "national"]
     n_ok = sum(1 for e in index["reports"] if isinstance(e, dict) and e.get("statut") == "ok")
@@ -392,6 +401,109 @@ def compose_digest(index: dict, run_dir: str | Path, *, base_url: str | None = N
         for i, m in enumerate(messages[1:], start=2):
             title = f"*Synthèse du lot « {plain(run_id)} » (suite {i}/{total})*"
             m["text"] = m["text"] or fit_text(title, max_size)
+    return messages
+
+
+def load_changes(run_dir: str | Path) -> dict | None:
+    """Read ``changements.json`` of a run (None when absent), or raise a French error naming the file."""
+    path = Path(run_dir) / "changements.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError.single(path, f"JSON illisible ({exc.msg}).", line=exc.lineno, column=str(exc.colno)) from None
+    if not isinstance(data, dict) or not isinstance(data.get("territoires"), list):
+        raise DataError.single(path, "clé « territoires » (liste des territoires ayant changé) absente.")
+    return data
+
+
+def _schools_line(label: str, schools: list, n: int = MAX_ITEMS) -> str:
+    """« label : A (UAI), B (UAI) … » — no count quoted (a small count of schools would be screened out)."""
+    names = [f"{plain(s.get('nom', ''))} ({plain(s.get('uai', ''))})" for s in schools[:n] if isinstance(s, dict)]
+    return f"{label} : {', '.join(names)}{' …' if len(schools) > n else ''}." if names else ""
+
+
+def _rules_line(label: str, rules: dict) -> str:
+    return f"{label} : {', '.join(str(r).replace('_', ' ') for r in rules)}." if rules else ""
+
+
+def _change_lists(entry: dict, threshold: int) -> tuple[list[str], list[str]]:
+    """A territory's bright spots and points of attention for the digest (screened)."""
+    ind = entry.get("indicateurs") or {}
+    sch = entry.get("etablissements") or {}
+    con = entry.get("constats") or {}
+    good = list(ind.get("points_forts") or []) + [
+        _schools_line("Nouvellement inscrit(s) au GAR", sch.get("nouveaux_inscrits") or []),
+        _schools_line("Devenu(s) actif(s) le mois de référence", sch.get("nouveaux_actifs") or []),
+        _rules_line("Constats de qualité corrigés", con.get("corriges") or {})]
+    bad = list(ind.get("reculs") or []) + [
+        _schools_line("Sans accès ce mois de référence après avoir été actif(s)", sch.get("nouveaux_inactifs") or []),
+        _rules_line("Nouveaux constats de qualité", con.get("nouveaux") or {})]
+    where = f"{entry.get('audience', '')}/{entry.get('territoire', '')}"
+    return ([plain(s) for s in screen([g for g in good if g], threshold, where=where)],
+            [plain(s) for s in screen([b for b in bad if b], threshold, where=where)])
+
+
+def _month(month: object) -> str:
+    from ..formatting import MONTH_NAMES
+
+    m = str(month or "")
+    return f"{MONTH_NAMES[int(m[5:7]) - 1]} {m[:4]}" if re.fullmatch(r"\d{4}-\d{2}", m) else "–"
+
+
+def compose_changes_digest(changes: dict, index: dict, run_dir: str | Path, terr: list | None = None, *,
+                           base_url: str | None = None, threshold: int | None = None,
+                           max_size: int = MAX_MESSAGE_SIZE, max_attachments: int = MAX_ATTACHMENTS) -> list[dict]:
+    """Compose the digest of what changed since the previous publication (from ``changements.json``).
+
+    One line per release (compared with which one, how many territories changed, link to the release
+    notes), the reports to re-run, then one attachment per territory that changed: bright spots first
+    (territories with some before the others, and within one), then points of attention, with the link
+    to its dashboard. Every sentence is screened (:func:`screen`).
+    """
+    run_dir = Path(run_dir)
+    threshold = config.DISCLOSURE_THRESHOLD if threshold is None else threshold
+    run_id = str(index.get("run_id") or changes.get("release") or run_dir.name)
+    terr = terr if terr is not None else _territories(index, run_dir, base_url, threshold)
+    entries = [e for e in changes["territoires"] if isinstance(e, dict)]
+    lines = [f"*Nouveautés de la publication GAR « {plain(changes.get('release') or run_id)} »*"]
+    if index.get("simule"):
+        lines.append("_Données simulées : chiffres d'illustration, à ne pas diffuser comme résultats._")
+    ref = f" « {plain(changes['reference'])} »" if changes.get("reference") else ""
+    lines.append(f"Depuis la publication précédente{ref} (mois de référence : {_month(changes.get('mois_reference_avant'))}"
+                 f" → {_month(changes.get('mois_reference'))}) : {len(entries)} territoire(s) sur "
+                 f"{changes.get('territoires_compares', '–')} ont changé au-delà du hasard.")
+    if not entries:
+        lines.append("Aucun changement au-delà du hasard, aucun établissement nouvellement inscrit, actif ou inactif, "
+                     "aucun constat de qualité nouveau ou corrigé.")
+    lines.append(f"Notes de publication : {_link_text(report_link('nouveautes.html', run_dir, run_id, base_url))}")
+    failed = [t for t in terr if not t.ok]
+    if failed:
+        lines.append("Rapports à relancer : " + ", ".join(f"{plain(t.nom)} ({_audience_label(t.audience)})"
+                                                          for t in failed) + ".")
+    messages = [{"text": chunk, "attachments": []} for chunk in split_text("\n".join(lines), max_size)]
+    order = list(AUDIENCES)
+    items = []
+    for e in entries:
+        good, bad = _change_lists(e, threshold)
+        if good or bad:
+            items.append((e, good, bad))
+    items.sort(key=lambda x: (not x[1], order.index(x[0].get("audience")) if x[0].get("audience") in order else 99,
+                              str(x[0].get("nom", ""))))
+    for e, good, bad in items:
+        t = _Territory(str(e.get("audience", "")), str(e.get("territoire", "")), str(e.get("nom") or ""),
+                       report_link(str(e.get("html", "")), run_dir, run_id, base_url), True,
+                       good[:MAX_ITEMS + 2], bad[:MAX_ITEMS + 2])
+        t.nom = t.nom[:1].upper() + t.nom[1:]
+        att = _attachment(t, max_size, ("*Ce qui progresse*", "*Points d'attention*"))
+        if len(messages[-1]["attachments"]) >= max_attachments:
+            messages.append({"text": "", "attachments": []})
+        messages[-1]["attachments"].append(att)
+    total = len(messages)
+    if total > 1:
+        for i, m in enumerate(messages[1:], start=2):
+            m["text"] = m["text"] or fit_text(f"*Nouveautés « {plain(run_id)} » (suite {i}/{total})*", max_size)
     return messages
 
 

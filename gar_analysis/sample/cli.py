@@ -26,6 +26,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="nombre d'événements bruts d'accès à générer en plus (défaut : aucun)")
     parser.add_argument("--events-out", type=Path, default=None,
                         help="répertoire des événements bruts (défaut : <out>/evenements)")
+    parser.add_argument("--extend-to", default=None, metavar="AAAA-MM",
+                        help="prolonger l'échantillon existant de --out jusqu'à ce mois, avec des changements "
+                             "plantés consignés dans truth.json (« changements »)")
+    parser.add_argument("--no-changes", action="store_true",
+                        help="avec --extend-to : ne planter aucun changement (bruit seulement)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +42,17 @@ def run(args: argparse.Namespace) -> int:
     if args.events < 0:
         raise ConfigError(f"--events doit être positif ou nul (reçu : {args.events}).")
     t0 = time.perf_counter()
+    if args.extend_to:
+        from .extend import extend
+
+        truth = extend(args.out, args.extend_to, plant=not args.no_changes)
+        ch = truth["changements"]
+        what = "avec changements plantés" if ch["planted"] else "sans changement planté"
+        print(f"Échantillon {args.out} prolongé jusqu'à {truth['periode']['fin']} ({len(ch['mois'])} mois, {what}, "
+              f"{time.perf_counter() - t0:.1f} s).")
+        return 0
+    if args.no_changes:
+        raise ConfigError("--no-changes ne s'emploie qu'avec --extend-to.")
     truth = generate(args.out, seed=args.seed, scale=args.scale, years=args.years)
     eff = truth["effectifs"]
     print(f"Échantillon simulé écrit dans {args.out} : {eff['etablissements']} établissements, "
