@@ -18,6 +18,8 @@ DATA_DIR = ROOT / "data"
 RAW_DIR = DATA_DIR / "raw"
 SAMPLE_DIR = RAW_DIR / "sample"
 PROCESSED_DIR = DATA_DIR / "processed"
+#: Comparison bases of the releases (``changes.write_snapshot``), never published.
+HISTORY_DIR = DATA_DIR / "history"
 REPORTS_DIR = ROOT / "reports"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 REPORT_NOTEBOOKS_DIR = NOTEBOOKS_DIR / "reports"
