@@ -44,6 +44,10 @@ from .errors import ConfigError, DataError
 from .io import atomic_write_text, sha256_file
 
 log = logging.getLogger(__name__)
+#: The cycle's own journal (``<release>/cycle.log``); messages are printed, not sent up to the root logger.
+journal = logging.getLogger(__name__ + ".journal")
+journal.propagate = False
+journal.setLevel(logging.INFO)
 
 #: Exit status when another cycle holds the lock (sysexits EX_TEMPFAIL: try again later).
 EXIT_LOCKED = 75
@@ -613,15 +617,13 @@ class CycleResult:
 def _log_handler(path: Path) -> logging.Handler:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    if log.getEffectiveLevel() > logging.INFO:
-        log.setLevel(logging.INFO)
+    journal.addHandler(handler)
     return handler
 
 
 def _say(result: CycleResult, text: str) -> None:
     print(text, flush=True)
-    log.info(text)
+    journal.info(text)
     result.messages.append(text)
 
 
@@ -771,7 +773,7 @@ def _run_locked(layout, data_dir, processed_dir, audiences, keep, n_jobs, timeou
                         erreur=f"{type(exc).__name__} : {exc}"[:2000],
                         note="publication en échec : conservée pour diagnostic, jamais publiée")
         write_manifest(release_dir, manifest)
-        log.removeHandler(handler)
+        journal.removeHandler(handler)
         handler.close()
         raise
     result.duration_s = round(time.perf_counter() - t0, 2)
@@ -791,7 +793,7 @@ def _run_locked(layout, data_dir, processed_dir, audiences, keep, n_jobs, timeou
         removed = prune(layout, keep)
         if removed:
             _say(result, f"Anciennes publications supprimées (--keep {keep}) : {', '.join(removed)}.")
-    log.removeHandler(handler)
+    journal.removeHandler(handler)
     handler.close()
     return result
 
