@@ -223,7 +223,7 @@ def test_systemd_units_parse_and_verify(tmp_path, capsys):
                          capture_output=True, text=True)
     problems = [ln for ln in (out.stderr + out.stdout).splitlines()
                 if "gar-cycle" in ln and "WorkingDirectory" not in ln]
-    assert problems == [], out.stderr
+    assert problems == [] and out.returncode == 0, out.stderr
 
 
 def test_airflow_dag_example_calls_the_exact_command():
