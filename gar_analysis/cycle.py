@@ -767,7 +767,14 @@ def _run_locked(layout, data_dir, processed_dir, audiences, keep, n_jobs, timeou
                                         reference_id=(ref or {}).get("release"))
         manifest["nouveautes"] = summary
         if not result.failed:
-            _say(result, share_release(release_dir, dry_run=share_dry_run))
+            try:
+                text = share_release(release_dir, dry_run=share_dry_run)
+                manifest["etapes"]["partage"] = text
+            except Exception as exc:  # noqa: BLE001 - the pages are good: a failed post does not unpublish them
+                text = f"Partage impossible ({type(exc).__name__} : {str(exc).splitlines()[0][:300]})."
+                manifest["etapes"]["partage"] = "echec : " + text
+                alert_failure(f"publication {release_id} : {text}")
+            _say(result, text)
     except BaseException as exc:
         manifest.update(statut="echec", fin=_now(), publiee=False,
                         erreur=f"{type(exc).__name__} : {exc}"[:2000],
