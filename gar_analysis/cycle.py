@@ -614,6 +614,16 @@ class CycleResult:
     messages: list = field(default_factory=list)
 
 
+def keep_from_env() -> int:
+    """Return the number of complete releases to keep: ``GAR_CYCLE_KEEP`` (an integer ≥ 1) or the default."""
+    raw = os.environ.get(ENV_KEEP, "").strip()
+    if not raw:
+        return DEFAULT_KEEP
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{ENV_KEEP} = « {raw} » : un entier supérieur ou égal à 1 est attendu.")
+    return int(raw)
+
+
 def _log_handler(path: Path) -> logging.Handler:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -646,7 +656,7 @@ def run_cycle(data_dir: str | Path, *, reports_dir: str | Path | None = None, pr
     data_dir = Path(data_dir).absolute()
     processed_dir = Path(processed_dir or config.PROCESSED_DIR).absolute()
     audiences = list(audiences or AUDIENCE_REGISTRY)
-    keep = int(keep if keep is not None else os.environ.get(ENV_KEEP) or DEFAULT_KEEP)
+    keep = keep if keep is not None else keep_from_env()
     with Lock(layout.lock):
         return _run_locked(layout, data_dir, processed_dir, audiences, keep, n_jobs, timeout, refresh,
                            share_dry_run, check_run_id(release_id or default_run_id()), table,

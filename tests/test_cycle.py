@@ -115,6 +115,17 @@ def test_prune_keeps_the_last_n_latest_its_base_and_failed_releases(tmp_path):
     assert not (layout.history_dir / "r2").exists() and (layout.history_dir / "r1").exists()
 
 
+def test_keep_from_the_environment(monkeypatch):
+    monkeypatch.delenv(cycle.ENV_KEEP, raising=False)
+    assert cycle.keep_from_env() == cycle.DEFAULT_KEEP
+    monkeypatch.setenv(cycle.ENV_KEEP, "12")
+    assert cycle.keep_from_env() == 12
+    for bad in ("0", "-3", "douze"):
+        monkeypatch.setenv(cycle.ENV_KEEP, bad)
+        with pytest.raises(cycle.ConfigError, match="GAR_CYCLE_KEEP"):
+            cycle.keep_from_env()
+
+
 def test_inventory_and_up_to_date_processed_tables(tmp_path):
     data = tmp_path / "data"
     (data / "gar").mkdir(parents=True)
