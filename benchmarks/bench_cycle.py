@@ -5,7 +5,9 @@ Usage: .venv/bin/python benchmarks/bench_cycle.py --data data/raw/sample --work 
 
 Works on a copy of the data directory (raw data stay read-only) with its own processed tables,
 reports and history folders under --work. The third cycle moves one accès from 2024-11 to 2024-12
-for a few schools of the largest académie (as in tests/test_cycle_slow.py). Prints one JSON line per
+for a few schools of the largest académie (as in tests/test_cycle_slow.py): it is also the first
+with a comparison base, so every dashboard is redone once. The fourth does the same in another
+académie (another région académique): the steady state. Prints one JSON line per
 cycle (wall time, CPU time of the children, pages produced and reused) and the load average.
 The figures go to docs/benchmarks.md (section "Cycle").
 """
@@ -63,12 +65,14 @@ def main() -> None:
     from test_cycle_slow import _move_one_access
 
     schools = load_processed("etablissements", work / "processed")
-    academie = schools["code_academie"].value_counts().index[0]
-    moved = _move_one_access(data, schools, academie)
-    print(json.dumps({"academie_modifiee": academie, "lignes": len(moved)}), flush=True)
-    print(json.dumps(cycle(work, data, "c3-une-academie", args.audiences, args.jobs), ensure_ascii=False),
-          flush=True)
-
+    order = schools["code_academie"].value_counts().index
+    first = order[0]
+    second = next(a for a in order[1:] if schools.loc[schools["code_academie"] == a, "code_region"].iloc[0]
+                  != schools.loc[schools["code_academie"] == first, "code_region"].iloc[0])
+    for rid, academie in (("c3-une-academie", first), ("c4-une-autre-academie", second)):
+        moved = _move_one_access(data, schools, academie)
+        print(json.dumps({"academie_modifiee": academie, "lignes": len(moved)}), flush=True)
+        print(json.dumps(cycle(work, data, rid, args.audiences, args.jobs), ensure_ascii=False), flush=True)
 
 if __name__ == "__main__":
     main()

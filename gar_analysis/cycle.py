@@ -231,7 +231,9 @@ class Fingerprints:
       the usage window;
     - for ``national_opendata``: the files of ``data/raw/opendata``;
     - the notebook file, the code version, the parameters (without run-specific
-      paths and ids) and the slice of the comparison base (snapshot) it reads.
+      paths and ids) and, for a page declaring ``reference_dir``, its territory's slice of the
+      comparison base (snapshot): a page compared for the first time, or with a base whose
+      slice changed, is redone.
     """
 
     def __init__(self, processed_dir: str | Path, *, code: dict, reference_dir: str | Path | None = None,
@@ -285,12 +287,18 @@ class Fingerprints:
                 out[name] = self._whole(name)
                 continue
             out[name] = frame_hash(part)
-        if self.snapshot is not None:
-            snap = self.snapshot
-            part = aud.scope(snap, code) if (aud.level in snap.columns or aud.level == "national") else snap
-            out["base_de_comparaison"] = frame_hash(part)
         self._cache[key] = out
         return out
+
+    def base_slice(self, audience: str, code: str) -> str | None:
+        """Hash of a territory's slice of the comparison base (None: first release, nothing to compare)."""
+        from .territories import get_audience
+
+        if self.snapshot is None:
+            return None
+        aud = get_audience(audience, territorial=True)
+        snap = self.snapshot
+        return frame_hash(aud.scope(snap, code) if (aud.level in snap.columns or aud.level == "national") else snap)
 
     def reference_figures(self, audience: str) -> str:
         """Hash of the figures a territorial page compares itself with (national value, every unit of its level)."""
@@ -356,6 +364,8 @@ class Fingerprints:
                 comp["reference"] = self.reference_figures(job.audience)
             if job.notebook in NATIONAL_MODELS:
                 comp["population_nationale"] = self.national_inputs()
+            if "reference_dir" in job.parameters:  # the page compares with the previous publication
+                comp["base_de_comparaison"] = self.base_slice(job.audience, job.territoire)
         return comp
 
     def fingerprint(self, job) -> str:
