@@ -224,3 +224,21 @@ def test_cycles_reuse_unchanged_pages_and_resume_after_a_kill(sample_build, tmp_
     assert {p["statut"] for k, p in m4["pages"].items() if k not in reused} == {"ok"}
     assert cycle.latest_release(layout) == "r4"
     assert "v2" in (layout.releases / "r4" / next(iter(m4["pages"]))).read_text(encoding="utf-8")
+
+
+def test_the_comparison_base_counts_only_for_pages_that_read_it(sample_build, tmp_path):
+    from gar_analysis import changes
+
+    base = changes.write_snapshot(sample_build.processed_dir, tmp_path / "history" / "r0")
+    jobs = cycle.plan_jobs(["academie"], processed_dir=sample_build.processed_dir, release_id="t",
+                           reference_dir=base)
+    first = cycle.Fingerprints(sample_build.processed_dir, code=CODE)
+    compared = cycle.Fingerprints(sample_build.processed_dir, code=CODE, reference_dir=base)
+    for job in jobs:
+        if job.notebook == "tableau_de_bord":  # declares reference_dir: compared for the first time → redone
+            assert job.parameters["reference_dir"] == str(base)
+            assert first.components(job)["base_de_comparaison"] is None
+            assert compared.fingerprint(job) != first.fingerprint(job)
+        else:  # reads no base: reused
+            assert "base_de_comparaison" not in compared.components(job)
+            assert compared.fingerprint(job) == first.fingerprint(job)
