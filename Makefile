@@ -57,4 +57,4 @@ lab: $(STAMP) ## Start JupyterLab on the landing page of the exploration noteboo
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/exploration/00_accueil.ipynb
 
 clean: ## Remove generated data and reports (keeps .venv)
-	rm -rf $(SAMPLE) data/processed/*.parquet data/processed/manifest.json reports/*/
+	rm -rf $(SAMPLE) data/processed/*.parquet data/processed/manifest.json data/history reports/*/
