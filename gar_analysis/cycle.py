@@ -499,7 +499,8 @@ def refresh_opendata(out_dir: Path | None = None, *, timeout: float = 5.0) -> st
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError:
-        return f"Données ouvertes : portail {host} injoignable, rafraîchissement ignoré (données déjà présentes gardées)."
+        return (f"Données ouvertes : portail {host} injoignable, rafraîchissement ignoré "
+                "(données déjà présentes gardées).")
     dl = opendata.Downloader(timeout=(timeout, 60.0), retries=1)
     try:
         manifests = opendata.download(None, out_dir or opendata.DEFAULT_OUT, downloader=dl)
@@ -893,7 +894,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     from .territories import AUDIENCE_REGISTRY
 
     parser.add_argument("--data", default=None, metavar="DOSSIER", help="répertoire des données brutes (obligatoire)")
-    parser.add_argument("--processed", default=None, metavar="DOSSIER", help="tables traitées (défaut : data/processed)")
+    parser.add_argument("--processed", default=None, metavar="DOSSIER",
+                        help="tables traitées (défaut : data/processed)")
     parser.add_argument("--reports", default=None, metavar="DOSSIER", help="dossier des rapports (défaut : reports/)")
     parser.add_argument("--keep", type=positive_int, default=None, metavar="N",
                         help=f"publications complètes gardées (défaut : ${ENV_KEEP} ou {DEFAULT_KEEP})")
