@@ -8,7 +8,7 @@ SAMPLE := data/raw/sample
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sample data check reports test test-all lab clean browser
+.PHONY: help install sample data check reports cycle test test-all lab clean browser
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ reports: data ## Main job: sample → processed tables → quality report → th
 	$(GAR) reports --audience all --all --jobs $(JOBS) --run-id latest
 	$(GAR) share --run reports/latest --dry-run
 
+cycle: sample ## Monthly cycle on the sample: checks, tables, every audience, release notes; versioned release, reports/latest switched when complete
+	$(GAR) cycle --data $(SAMPLE) --jobs $(JOBS) --share-dry-run
+
 browser: ## Install Debian's headless Chromium for the browser tests (root)
 	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium non installé : les tests navigateur seront ignorés"; }
 
@@ -54,4 +57,4 @@ lab: $(STAMP) ## Start JupyterLab on the landing page of the exploration noteboo
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/exploration/00_accueil.ipynb
 
 clean: ## Remove generated data and reports (keeps .venv)
-	rm -rf $(SAMPLE) data/processed/*.parquet data/processed/manifest.json reports/*/
+	rm -rf $(SAMPLE) data/processed/*.parquet data/processed/manifest.json data/history reports/*/

@@ -36,13 +36,14 @@ COMMANDS = {
     "crm": ("gar_analysis.integrations.dolibarr", "Synchroniser le CRM Dolibarr (crm pull, crm push)."),
     "share": ("gar_analysis.integrations.rocketchat", "Partager la synthèse d'un lot de rapports sur Rocket.Chat."),
     "aggregate": ("gar_analysis.events", "Agréger les événements bruts d'accès (DuckDB ou Spark)."),
+    "cycle": ("gar_analysis.cycle", "Cycle mensuel : contrôles, tables, rapports, nouveautés, partage (publication versionnée)."),
 }
 #: Exit status of refused input or arguments, and of an unexpected failure.
 EXIT_REFUSED = 2
 EXIT_UNEXPECTED = 3
 
 #: Commands whose outputs are published or feed publications: they refuse a bad ``GAR_SEUIL_SECRET`` up front.
-THRESHOLD_COMMANDS = {"check", "build", "reports", "share", "aggregate"}
+THRESHOLD_COMMANDS = {"check", "build", "reports", "share", "aggregate", "cycle"}
 
 
 def build_parser() -> argparse.ArgumentParser:
