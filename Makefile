@@ -35,11 +35,10 @@ check: sample ## Run the quality checks on the sample (CSV + HTML quality report
 data: check ## Build the processed tables from the sample (reusing the checks' findings)
 	$(GAR) build --data $(SAMPLE) --findings reports/qualite/constats.csv
 
-reports: data ## Main job: sample → processed tables → quality report → the HTML reports of every audience
-	$(GAR) reports --audience all --all --jobs $(JOBS) --run-id latest
-	$(GAR) share --run reports/latest --dry-run
+reports: sample ## Main job on the sample: checks → tables → every audience's pages, portal, glossary, quality page, release notes → digest (dry run); a versioned release in reports/releases/, reports/latest switched when complete
+	$(GAR) cycle --data $(SAMPLE) --jobs $(JOBS) --share-dry-run --no-refresh
 
-cycle: sample ## Monthly cycle on the sample: checks, tables, every audience, release notes; versioned release, reports/latest switched when complete
+cycle: sample ## The monthly cycle on the sample, open data refreshed first when reachable (same release as make reports)
 	$(GAR) cycle --data $(SAMPLE) --jobs $(JOBS) --share-dry-run
 
 browser: ## Install Debian's headless Chromium for the browser tests (root)

@@ -523,7 +523,7 @@ def check_and_build(data_dir: Path, processed_dir: Path, quality_dir: Path) -> d
     write_findings_csv(findings, quality_dir / "constats.csv")
     atomic_write_text(quality_dir / "qualite.html",
                       quality_report_html(findings, title="Qualité des données",
-                                          simulated=(data_dir / "truth.json").exists(), data_label=str(data_dir)))
+                                          simulated=(data_dir / "truth.json").exists(), data_label=data_dir.name))
     findings = findings.copy()
     return build(data_dir, processed_dir, findings)
 
@@ -551,23 +551,19 @@ def run_pages(jobs: list, *, releases_dir: Path, release_id: str, processed_dir:
               timeout: float | None, on_batch=None) -> list[dict]:
     """Execute pages into the release folder; return their index entries.
 
-    The one place the cycle runs notebooks: one ``run_batch`` per audience here
-    (developer A1's multi-audience ``run_batch`` can replace the loop).
+    The one place the cycle runs notebooks: one batch for every audience, so the
+    warm kernels serve pages of all audiences.
     """
     from .reporting.batch import run_batch
 
-    entries = []
-    audiences = list(dict.fromkeys(j.audience for j in jobs))
-    for audience in audiences:
-        part = [j for j in jobs if j.audience == audience]
-        result = run_batch(part, out_dir=releases_dir, run_id=release_id, n_jobs=n_jobs, timeout=timeout,
-                           processed_dir=processed_dir, progress=False)
-        entries.extend(result.entries)
-        if result.leaks:
-            entries.append({"audience": audience, "territoire": "", "notebook": "", "statut": "fuite",
-                            "html": "", "erreur": "; ".join(result.leaks[:5])})
-        if on_batch:
-            on_batch(result.entries)
+    result = run_batch(jobs, out_dir=releases_dir, run_id=release_id, n_jobs=n_jobs, timeout=timeout,
+                       processed_dir=processed_dir, progress=False)
+    entries = list(result.entries)
+    if result.leaks:
+        entries.append({"audience": "", "territoire": "", "notebook": "", "statut": "fuite",
+                        "html": "", "erreur": "; ".join(result.leaks[:5])})
+    if on_batch:
+        on_batch(result.entries)
     return entries
 
 
@@ -784,8 +780,11 @@ def _run_locked(layout, data_dir, processed_dir, audiences, keep, n_jobs, timeou
         result.executed = sum(1 for e in entries if e.get("statut") == "ok")
         result.failed = [e for e in entries if e.get("statut") != "ok"]
 
+        from .reporting.cli import finish_run
+
         summary = changes.release_notes(reference_dir, processed_dir, release_dir, release_id=release_id,
                                         reference_id=(ref or {}).get("release"))
+        finish_run(release_dir, processed_dir)  # glossary, methodology, quality page; portal tiles
         manifest["nouveautes"] = summary
         if not result.failed:
             try:

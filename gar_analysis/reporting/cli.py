@@ -109,6 +109,19 @@ def write_run_quality_page(processed_dir, run_dir) -> Path | None:
         return None
 
 
+def finish_run(run_dir, processed_dir) -> None:
+    """Write a run's reference pages (glossary, methodology) and its quality page, then refresh its portal.
+
+    Called after the pages by ``gar-analysis reports`` and by ``gar-analysis cycle``.
+    """
+    from .index import load_index, update_index
+    from .reference_pages import write_reference_pages
+
+    write_reference_pages(run_dir)  # glossaire.html, methodologie.html: linked from every page
+    write_run_quality_page(processed_dir, run_dir)
+    update_index(run_dir, [], simulated=load_index(run_dir).get("simulated"))  # portal tiles for the pages above
+
+
 def run(args) -> int:
     """Run ``gar-analysis reports``; return 0 (all produced), 1 (some failed) or 2 (refused)."""
     from .batch import check_run_id, default_run_id, parse_audiences, plan_audiences, run_batch
@@ -128,10 +141,7 @@ def run(args) -> int:
     result = run_batch(jobs, out_dir=args.out, run_id=run_id, n_jobs=args.jobs or len(os.sched_getaffinity(0)),
                        timeout=args.timeout, processed_dir=args.processed,
                        progress=False if args.no_progress else None)
-    from .reference_pages import write_reference_pages
-
-    write_reference_pages(result.run_dir)  # glossaire.html, methodologie.html: linked from every page
-    write_run_quality_page(args.processed, result.run_dir)
+    finish_run(result.run_dir, args.processed)
     n_fail = len(result.failures)
     print(f"{len(result.entries) - n_fail}/{len(result.entries)} rapport(s) produit(s) en "
           f"{result.duration_s:.1f} s : {result.run_dir / 'index.html'}")
