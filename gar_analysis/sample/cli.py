@@ -42,16 +42,16 @@ def run(args: argparse.Namespace) -> int:
     if args.events < 0:
         raise ConfigError(f"--events doit être positif ou nul (reçu : {args.events}).")
     t0 = time.perf_counter()
-    if args.extend_to:
+    if getattr(args, "extend_to", None):  # a Namespace built in code may not carry it
         from .extend import extend
 
-        truth = extend(args.out, args.extend_to, plant=not args.no_changes)
+        truth = extend(args.out, args.extend_to, plant=not getattr(args, "no_changes", False))
         ch = truth["changements"]
         what = "avec changements plantés" if ch["planted"] else "sans changement planté"
         print(f"Échantillon {args.out} prolongé jusqu'à {truth['periode']['fin']} ({len(ch['mois'])} mois, {what}, "
               f"{time.perf_counter() - t0:.1f} s).")
         return 0
-    if args.no_changes:
+    if getattr(args, "no_changes", False):
         raise ConfigError("--no-changes ne s'emploie qu'avec --extend-to.")
     truth = generate(args.out, seed=args.seed, scale=args.scale, years=args.years)
     eff = truth["effectifs"]
