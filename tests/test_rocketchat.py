@@ -122,6 +122,20 @@ def _write_run(tmp_path, index=None):
 
 # --------------------------------------------------------------------------- composition
 
+def test_digest_never_names_a_publisher_page(tmp_path):
+    """Issue #19: each publisher gets its own link; the shared channel never gets a publisher's page or figures."""
+    index = _index()
+    index["reports"].append({"audience": "editeur", "territoire": "numerilivre", "nom": "Numérilivre",
+                             "notebook": "editeur", "statut": "ok", "html": "editeur/numerilivre.html",
+                             "duree_s": 4.0, "erreur": None,
+                             "points_forts": ["Votre catalogue progresse de 40 % sur un an."], "a_corriger": []})
+    run = _write_run(tmp_path, index)
+    msgs = rc.compose_digest(index, run, base_url=BASE + "/", threshold=5)
+    text = json.dumps(msgs, ensure_ascii=False)
+    assert "Rennes" in text  # the public territories are there
+    assert "numerilivre" not in text.lower() and "Numérilivre" not in text and "40 %" not in text
+
+
 def test_digest_national_first_then_territories(tmp_path):
     run = _write_run(tmp_path)
     msgs = rc.compose_digest(_index(), run, base_url=BASE + "/", threshold=5)

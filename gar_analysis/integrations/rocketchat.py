@@ -268,11 +268,15 @@ class _Territory:
     a_corriger: list[str]
 
 
+#: Audience whose pages are private to their reader (each publisher gets its own link): never in the digest.
+PRIVATE_AUDIENCE = "editeur"
+
+
 def _territories(index: dict, run_dir: Path, base_url: str | None, threshold: int) -> list[_Territory]:
     groups: dict[tuple, list[dict]] = {}
     for entry in index["reports"]:
-        if not isinstance(entry, dict):
-            continue
+        if not isinstance(entry, dict) or entry.get("audience") == PRIVATE_AUDIENCE:
+            continue  # a publisher's page is sent to that publisher only, never to a shared channel
         groups.setdefault((str(entry.get("audience", "")), str(entry.get("territoire", ""))), []).append(entry)
     out = []
     for (audience, territoire), entries in groups.items():
