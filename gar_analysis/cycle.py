@@ -194,7 +194,7 @@ def frame_hash(df: pd.DataFrame) -> str:
         try:
             h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
         except TypeError:  # unhashable cells (lists…): hash their text
-            h.update(df.to_csv(index=False).encode())
+            h.update(pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes())
     return h.hexdigest()
 
 

@@ -20,9 +20,7 @@ the portal at the next call: ``update_index(run_dir, [])`` refreshes it.
 """
 from __future__ import annotations
 
-import csv
 import fcntl
-import io
 import json
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -333,19 +331,15 @@ def render_journal(index: dict, *, dsfr_available: bool | None = None) -> str:
                       run_label=f"lot {index.get('run_id', '')}")
 
 
-def _csv_cell(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def publisher_links_csv(index: dict) -> str:
     """Return ``liens-editeurs.csv``: one row per publisher page (``;``, UTF-8 with BOM, formulas neutralised)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
-    writer.writerow(["Code éditeur", "Éditeur", "Page (chemin dans le lot)", "Statut"])
-    for e in index.get("reports", []):
-        if e.get("audience") == "editeur":
-            writer.writerow([_csv_cell(e.get("territoire")), _csv_cell(e.get("nom") or e.get("territoire")),
-                             _csv_cell(e.get("html") or ""),
-                             "produite" if e.get("statut") == "ok" and e.get("html") else "non produite"])
-    return "\ufeff" + buf.getvalue()
+    import pandas as pd
+
+    from ..io import csv_text
+
+    rows = [{"Code éditeur": str(e.get("territoire") or ""), "Éditeur": str(e.get("nom") or e.get("territoire") or ""),
+             "Page (chemin dans le lot)": str(e.get("html") or ""),
+             "Statut": "produite" if e.get("statut") == "ok" and e.get("html") else "non produite"}
+            for e in index.get("reports", []) if e.get("audience") == "editeur"]
+    frame = pd.DataFrame(rows, columns=["Code éditeur", "Éditeur", "Page (chemin dans le lot)", "Statut"])
+    return "\ufeff" + csv_text(frame)
