@@ -425,8 +425,7 @@ def quality_page_html(findings: pd.DataFrame, *, schools: pd.DataFrame | None = 
     n = len(rows)
     parts = [f'<h1 id="qualite-titre">{_e(title)}</h1>']
     if simulated:
-        parts.append('<p class="banner" role="note"><strong>Données simulées</strong> : les anomalies de ce jeu de '
-                     "données d'exemple ont été plantées volontairement.</p>")
+        parts.append("<p>Les anomalies de ce jeu de données d'exemple ont été plantées volontairement.</p>")
     parts.append("<p>Chaque ligne est une donnée à corriger à la source, avec qui la corrige, l'établissement et le "
                  "fichier concernés. Filtrez par UAI ou par territoire ; le lien de téléchargement suit le filtre. "
                  "Les simples informations (rien à corriger) ne sont pas listées.</p>")
@@ -491,27 +490,13 @@ def quality_page_html(findings: pd.DataFrame, *, schools: pd.DataFrame | None = 
                  '<table class="wide" id="constats"><caption>Constats à corriger (erreurs d\'abord)</caption>'
                  f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
     stamp = datetime.now().strftime("%d/%m/%Y %H:%M")
-    return f"""<!DOCTYPE html>
-<html lang="fr">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title>
-<style>body{{margin:0;background:#ffffff}}{CSS}{_PAGE_CSS}</style>
-</head>
-<body>
-<div class="gq">
-<a class="skip" href="#contenu">Aller au contenu</a>
-<header><p class="muted">GAR – pilotage par la donnée · <a href="{_e(index_href)}">accueil des rapports</a></p></header>
-<main id="contenu" tabindex="-1">
-{chr(10).join(parts)}
-</main>
-<footer><p class="muted">Contrôles de qualité des données, page produite le {stamp}.</p></footer>
-</div>
-<script>{_PAGE_JS}</script>
-</body>
-</html>
-"""
+    from ..reporting.export import page_shell  # the publication's one page shell (DSFR)
+
+    body = (f'<div class="gq"><style>{CSS}{_PAGE_CSS}</style>\n' + "\n".join(parts[1:]) + "\n</div>")
+    return page_shell(title, body, depth=index_href.count("../"), breadcrumb=[("Qualité des données", "")],
+                      simulated=simulated, script=_PAGE_JS,
+                      footer_html=f'<p class="fr-footer__content-desc">Contrôles de qualité des données, page '
+                                  f"produite le {stamp}.</p>")
 
 
 def write_quality_page(findings: pd.DataFrame, out_path, *, schools: pd.DataFrame | None = None,

@@ -54,7 +54,8 @@ _CONTENT_END = "<!--gar-contenu-fin-->"
 @lru_cache(maxsize=1)
 def css() -> str:
     """Return the reports' stylesheet (inlined in every page): page chrome, then figures and tables."""
-    return "\n".join((STATIC_DIR / name).read_text(encoding="utf-8") for name in ("gar.css", "gar-figures.css"))
+    text = "\n".join((STATIC_DIR / name).read_text(encoding="utf-8") for name in ("gar.css", "gar-figures.css"))
+    return re.sub(r"/\*.*?\*/", "", text, flags=re.S)  # comments name source files: readers never see them
 
 
 #: Link to the content licence in the footer of every page.
