@@ -303,6 +303,20 @@ def _scoped(df: pd.DataFrame, audience: str, code: str) -> pd.DataFrame:
     return aud.scope(df, code)
 
 
+#: Findings that mean a school's data for a month are missing or unusable (not a change of its activity).
+DATA_GAP_RULES = ("mois_manquant", "valeur_manquante", "format_invalide", "valeur_negative", "valeur_non_exploitable")
+
+
+def _unsure_schools(state: State) -> set[str]:
+    """UAIs whose data for the state's reference month are missing or unusable (:data:`DATA_GAP_RULES`)."""
+    month = state.periode.get("mois_reference")
+    f = state.findings
+    if not month or not len(f) or "mois" not in f:
+        return set()
+    gap = f["regle"].isin(DATA_GAP_RULES) & (f["mois"].astype(str) == str(month)) & (f["uai"].astype(str) != "")
+    return set(f.loc[gap, "uai"].astype(str))
+
+
 def _diff(old: State, new: State) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Schools whose status changed, findings fixed and new findings (computed once per pair of states)."""
     key = ("diff", id(old))
@@ -314,8 +328,12 @@ def _diff(old: State, new: State) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
         ins, ins0 = m["inscrit"].fillna(False).astype(bool), m["inscrit_avant"].fillna(False).astype(bool)
         act, act0 = m["actif_mois"].fillna(False).astype(bool), m["actif_mois_avant"].fillna(False).astype(bool)
         m["nouveaux_inscrits"] = (ins & ~ins0).to_numpy()
-        m["nouveaux_actifs"] = (ins & act & ~(ins0 & act0)).to_numpy()
-        m["nouveaux_inactifs"] = (ins & ins0 & act0 & ~act).to_numpy()
+        # a school whose reference month has missing or unusable data (a finding) has no reliable activity
+        # status on that side: its « change » would be the data's, not the school's
+        unsure = _unsure_schools(old) | _unsure_schools(new)
+        sure = ~m["uai"].isin(unsure)
+        m["nouveaux_actifs"] = (ins & act & ~(ins0 & act0) & sure).to_numpy()
+        m["nouveaux_inactifs"] = (ins & ins0 & act0 & ~act & sure).to_numpy()
         moved = m[m[["nouveaux_inscrits", "nouveaux_actifs", "nouveaux_inactifs"]].any(axis=1)]
         fa, fb = old.findings, new.findings
         fixed = fa[~fa["cle"].isin(set(fb["cle"]))]

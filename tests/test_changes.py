@@ -116,6 +116,24 @@ def test_schools_newly_registered_active_inactive_by_the_registry_definitions():
     assert "nouvellement inscrit" not in " ".join(bad) and stop in " ".join(bad)
 
 
+def test_a_school_whose_reference_month_has_missing_data_is_not_called_active_or_inactive():
+    """A school whose month is missing (a finding) did not start or stop: its data did. Others are still reported."""
+    f = _facts(1)
+    in35 = f[(f["code_departement"] == "35") & f["actif_mois"] & (f["niveau"] == "college")]["uai"]  # a département's
+    gap, stop = in35.iloc[0], in35.iloc[1]                                                         # schools: collèges
+    old = _facts(1)
+    old.loc[old["uai"] == gap, "acces_mois"] = 0  # its June is missing from the data, not unused
+    old["actif_mois"] = old["acces_mois"] > 0
+    new = _facts(1, stop=stop)
+    missing = _findings([("mois_manquant", "gar/acces.csv", gap, "2025-06", "")])
+    out = C.territory_changes(_state(old, missing), _state(new, month="2025-09"), "departement", "35", threshold=5)
+    assert gap not in [s["uai"] for s in out["nouveaux_actifs"]]
+    assert [s["uai"] for s in out["nouveaux_inactifs"]] == [stop]
+    unrelated = _findings([("doublon", "gar/acces.csv", gap, "2025-06", "R0001")])  # a duplicate loses no data
+    out = C.territory_changes(_state(old, unrelated), _state(new, month="2025-09"), "departement", "35", threshold=5)
+    assert gap in [s["uai"] for s in out["nouveaux_actifs"]]
+
+
 def test_findings_fixed_and_new_by_their_stable_key():
     a = ("doublon", "gar/acces.csv", "0350001A", "2025-05", "R0001")
     b = ("uai_inconnu", "gar/acces.csv", "0350002B", "2025-05", "")
@@ -258,6 +276,11 @@ def test_planted_changes_are_found_and_none_invented(sample_build, tmp_path):
     allc = C.all_changes(old, quiet)
     flagged = [c for c in allc if c["points_forts"] or c["reculs"]]
     assert len(flagged) <= 0.05 * len(allc), [(c["audience"], c["territoire"]) for c in flagged]
+    # and any change at all (school lists included) in at most 5 % of territories: schools whose month had
+    # missing data are not called newly active or inactive
+    anything = [c for c in allc if any(c[k] for k in ("points_forts", "reculs", "nouveaux_inscrits", "nouveaux_actifs",
+                                                      "nouveaux_inactifs", "constats_corriges", "nouveaux_constats"))]
+    assert len(anything) <= 0.05 * len(allc), [(c["audience"], c["territoire"]) for c in anything]
     assert not any(c["nouveaux_inscrits"] or c["constats_corriges"] or c["nouveaux_constats"] for c in allc)
 
 

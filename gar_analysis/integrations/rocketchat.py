@@ -236,13 +236,7 @@ def load_run_index(run_dir: str | Path) -> dict:
     if not path.exists():
         raise ConfigError(f"{path} : index du lot absent. Lancer d'abord « gar-analysis reports » "
                           f"avec ce --run-id, ou vérifier le chemin passé à --run.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise DataError.single(path, f"JSON illisible ({exc.msg}).", line=exc.lineno, column=str(exc.colno)) from None
-    if not isinstance(data, dict) or not isinstance(data.get("reports"), list):
-        raise DataError.single(path, "clé « reports » (liste des rapports) absente.")
-    return data
+    return _json_with_list(path, "reports", "liste des rapports")
 
 
 def report_link(html: str, run_dir: Path, run_id: str, base_url: str | None) -> str:
@@ -413,12 +407,17 @@ def load_changes(run_dir: str | Path) -> dict | None:
     path = Path(run_dir) / "changements.json"
     if not path.exists():
         return None
+    return _json_with_list(path, "territoires", "liste des territoires ayant changé")
+
+
+def _json_with_list(path: Path, key: str, what: str) -> dict:
+    """Read a JSON object holding the list ``key``, or raise a French error naming the file, line and column."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise DataError.single(path, f"JSON illisible ({exc.msg}).", line=exc.lineno, column=str(exc.colno)) from None
-    if not isinstance(data, dict) or not isinstance(data.get("territoires"), list):
-        raise DataError.single(path, "clé « territoires » (liste des territoires ayant changé) absente.")
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise DataError.single(path, f"clé « {key} » ({what}) absente.")
     return data
 
 
