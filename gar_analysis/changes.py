@@ -430,7 +430,9 @@ def _school_text(items: list[dict], max_items: int) -> str:
 
 def _findings_text(items: list[dict]) -> str:
     by_rule = pd.Series([i["regle"] for i in items]).value_counts()
-    return ", ".join(f"{rule.replace('_', ' ')} ({fmt_number(n)})" for rule, n in by_rule.items())
+    from .checks.registry import rule_title
+
+    return ", ".join(f"{rule_title(rule)} ({fmt_number(n)})" for rule, n in by_rule.items())
 
 
 def change_items(ch: dict, *, max_items: int = 10) -> tuple[list[str], list[str], list[str]]:

@@ -77,6 +77,21 @@ SOURCE_RESPONSABLES = {"referentiel/ips": "DEPP (indices de position sociale)", 
                        "crm": _GAR, "budget": _COLL, "dnma": _ENT}
 
 
+def rule_title(regle: str) -> str:
+    """Return a rule's French title for readers, lower-cased (« rupture de série »); the id if unknown.
+
+    Examples
+    --------
+    >>> rule_title("rupture_serie"), rule_title("uai_invalide")
+    ('rupture de série', 'UAI invalide')
+    """
+    r = RULES.get(str(regle))
+    if r is None:
+        return str(regle)
+    t = r.titre
+    return t[0].lower() + t[1:] if t[1:2].islower() else t  # « UAI invalide » keeps its acronym
+
+
 def responsable_of(regle: str, source: object = None) -> str:
     """Return who fixes a finding: the rule's :data:`RESPONSABLES`, else the producer of its source file."""
     r = RULES.get(str(regle))

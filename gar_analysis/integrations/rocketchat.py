@@ -428,7 +428,9 @@ def _schools_line(label: str, schools: list, n: int = MAX_ITEMS) -> str:
 
 
 def _rules_line(label: str, rules: dict) -> str:
-    return f"{label} : {', '.join(str(r).replace('_', ' ') for r in rules)}." if rules else ""
+    from ..checks.registry import rule_title
+
+    return f"{label} : {', '.join(rule_title(r) for r in rules)}." if rules else ""
 
 
 def _change_lists(entry: dict, threshold: int) -> tuple[list[str], list[str]]:
