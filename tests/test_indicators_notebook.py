@@ -225,7 +225,7 @@ def test_territorial_reports_run(sample_build, tmp_path, monkeypatch, audience, 
     if audience in ("academie", "region", "departement"):  # the lists to act on, each with its CSV
         for motif in ("non-inscrit", "inactif-mois", "sans-referent"):
             assert f'id="a-suivre-{motif}"' in html or "aucun établissement" in html
-        assert "Établissements à suivre, par motif" in html and "data:text/csv;charset=utf-8;base64," in html
+        assert "Établissements à suivre, par motif" in html and "data:text/csv;charset=utf-8," in html
         assert f"../qualite.html#{'region' if audience == 'region' else audience}=" in html
     assert run["summary"] is not None
 
