@@ -856,7 +856,7 @@ def schedule_text(kind: str, *, workdir: Path | None = None, data_dir: str = "da
     exe = executable or str(Path(sys.executable).with_name("gar-analysis"))
     command = f"{exe} cycle --data {data_dir}"
     if kind == "cron":
-        return ("# m h dom mon dow  (le 3 du mois à 02:30 ; flock -n : jamais deux cycles à la fois)\n"
+        return ("# m h dom mon dow  (le 3 du mois à 02:30 ; le cycle prend son verrou : jamais deux cycles à la fois)\n"
                 f"30 2 3 * * cd {workdir} && {command} >> {workdir}/logs/cycle.log 2>&1\n")
     if kind == "systemd":
         return (f"# /etc/systemd/system/gar-cycle.service\n"
