@@ -197,6 +197,11 @@ class Audience:
     school_list: bool = False
 
     @property
+    def private(self) -> bool:
+        """Whether its pages go to their reader alone (a publisher): never in the portal or a shared channel."""
+        return self.level == "editeur"
+
+    @property
     def territorial(self) -> bool:
         """Whether the audience reads a territory of schools (every audience but ``editeur``)."""
         return self.level != "editeur"
@@ -244,6 +249,12 @@ AUDIENCES = {k: (a.level, a.label) for k, a in AUDIENCE_REGISTRY.items()}
 UNIT_LABELS = {"code_academie": ("académie", "académies"), "code_departement": ("département", "départements"),
                "code_region": ("région", "régions"), "secteur": ("secteur", "secteurs"),
                "uai": ("établissement", "établissements")}
+
+
+def is_private(audience: object) -> bool:
+    """Whether pages of ``audience`` (a registry key) are private to their reader (:attr:`Audience.private`)."""
+    a = AUDIENCE_REGISTRY.get(str(audience))
+    return bool(a and a.private)
 
 
 def get_audience(key: str, *, territorial: bool = False) -> Audience:

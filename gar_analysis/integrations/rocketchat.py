@@ -43,7 +43,7 @@ import requests
 
 from .. import config
 from ..errors import ConfigError, DataError
-from ..territories import AUDIENCES
+from ..territories import AUDIENCES, is_private
 from .http import (RateLimit, RetryPolicy, ServiceError, install_redaction, make_session, pace_wait,
                    rate_limit_wait, redact, send)
 
@@ -262,14 +262,10 @@ class _Territory:
     a_corriger: list[str]
 
 
-#: Audience whose pages are private to their reader (each publisher gets its own link): never in the digest.
-PRIVATE_AUDIENCE = "editeur"
-
-
 def _territories(index: dict, run_dir: Path, base_url: str | None, threshold: int) -> list[_Territory]:
     groups: dict[tuple, list[dict]] = {}
     for entry in index["reports"]:
-        if not isinstance(entry, dict) or entry.get("audience") == PRIVATE_AUDIENCE:
+        if not isinstance(entry, dict) or is_private(entry.get("audience")):
             continue  # a publisher's page is sent to that publisher only, never to a shared channel
         groups.setdefault((str(entry.get("audience", "")), str(entry.get("territoire", ""))), []).append(entry)
     out = []

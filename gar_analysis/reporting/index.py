@@ -29,7 +29,7 @@ from pathlib import Path
 
 import jinja2
 
-from ..territories import (AUDIENCE_REGISTRY, AUDIENCES, academies, departements, region_name, slug,
+from ..territories import (AUDIENCE_REGISTRY, AUDIENCES, academies, departements, is_private, region_name, slug,
                            territory_title)
 from . import dsfr
 from .export import TEMPLATES_DIR, page_shell, publish
@@ -180,7 +180,7 @@ def portal_model(index: dict, run_dir: str | Path | None = None) -> dict:
     by_territory: dict[tuple, dict] = {}
     for e in index.get("reports", []):
         audience, code = e.get("audience"), str(e.get("territoire"))
-        if audience == "editeur" or audience not in AUDIENCE_REGISTRY:
+        if is_private(audience) or audience not in AUDIENCE_REGISTRY:
             continue
         t = by_territory.setdefault((audience, code), {
             "id": f"t-{audience}-{code}", "audience": audience, "code": code,
@@ -318,7 +318,7 @@ def render_journal(index: dict, *, dsfr_available: bool | None = None) -> str:
     audiences = [{"key": a, "label": AUDIENCES.get(a, (None, a))[1], "rows": rows} for a, rows in groups.items()]
     reports = index.get("reports", [])
     n_ok = sum(1 for e in reports if e.get("statut") == "ok")
-    publishers = [e for e in reports if e.get("audience") == "editeur"]
+    publishers = [e for e in reports if is_private(e.get("audience"))]
     body = _env().get_template("journal.html.j2").render(
         audiences=audiences, total=len(reports), n_ok=n_ok, n_fail=len(reports) - n_ok, publishers=publishers,
         links_csv=PUBLISHER_LINKS_NAME, updated=_updated(index))
@@ -340,6 +340,6 @@ def publisher_links_csv(index: dict) -> str:
     rows = [{"Code éditeur": str(e.get("territoire") or ""), "Éditeur": str(e.get("nom") or e.get("territoire") or ""),
              "Page (chemin dans le lot)": str(e.get("html") or ""),
              "Statut": "produite" if e.get("statut") == "ok" and e.get("html") else "non produite"}
-            for e in index.get("reports", []) if e.get("audience") == "editeur"]
+            for e in index.get("reports", []) if is_private(e.get("audience"))]
     frame = pd.DataFrame(rows, columns=["Code éditeur", "Éditeur", "Page (chemin dans le lot)", "Statut"])
     return "\ufeff" + csv_text(frame)
